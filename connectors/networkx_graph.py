@@ -1,0 +1,252 @@
+"""The embedded graph sink: a NetworkX MultiDiGraph persisted as node-link JSON.
+
+Nodes carry ``kind`` = Document | Chunk | Entity. Edges carry ``type``:
+HAS_CHUNK (document -> chunk), NEXT_CHUNK (chunk -> chunk), MENTIONS (chunk -> entity,
+one per mention, with start/end/confidence/text), and one edge per relation type
+between two entities (``type`` = the relation label, with confidence, count and
+evidence). Node-link JSON is NetworkX's own lossless format: ``load_graph`` gives
+back the same graph, attributes and edge keys included.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import networkx as nx
+
+from kgbuild.reconcile import summarize_surfaces
+from kgbuild.types import GraphBatch, IndexStats
+
+STRUCTURAL_EDGES = frozenset({"HAS_CHUNK", "NEXT_CHUNK", "MENTIONS"})
+
+
+def load_graph(path: str | Path) -> nx.MultiDiGraph:
+    with open(path, encoding="utf-8") as fh:
+        data = json.load(fh)
+    return nx.node_link_graph(data, directed=True, multigraph=True, edges="edges")
+
+
+def save_graph(graph: nx.MultiDiGraph, path: str | Path) -> None:
+    """Atomic: write a temporary file beside the target, fsync, rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = nx.node_link_data(graph, edges="edges")
+    fd, tmp = tempfile.mkstemp(prefix=".graph-", suffix=".json", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, ensure_ascii=False, separators=(",", ":"))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class NetworkXGraphSink:
+    """
+    >>> sink = NetworkXGraphSink(".kgbuild/graph.json"); sink.open(); sink.write(batch); sink.close()
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.graph: nx.MultiDiGraph | None = None
+        self._dirty = False
+
+    def open(self) -> None:
+        if self.graph is not None:
+            return
+        self.graph = load_graph(self.path) if self.path.exists() else nx.MultiDiGraph()
+
+    def _g(self) -> nx.MultiDiGraph:
+        if self.graph is None:
+            self.open()
+        assert self.graph is not None
+        return self.graph
+
+    # -- writing -------------------------------------------------------------------
+
+    def write(self, batch: GraphBatch) -> None:
+        g = self._g()
+        self.remove_documents([d.document.id for d in batch.documents])
+        touched: set[str] = set()
+        for extracted in batch.documents:
+            doc = extracted.document
+            g.add_node(
+                doc.id,
+                kind="Document",
+                path=doc.path,
+                source_path=doc.source_path,
+                title=doc.title,
+                mtime=doc.mtime,
+                content_hash=doc.content_hash,
+                classifications=_scores(extracted.classifications),
+                metadata=dict(doc.metadata),
+            )
+            previous: str | None = None
+            for extraction in extracted.extractions:
+                chunk = extraction.chunk
+                g.add_node(
+                    chunk.id,
+                    kind="Chunk",
+                    doc_id=chunk.doc_id,
+                    position=chunk.position,
+                    start=chunk.start,
+                    end=chunk.end,
+                    text=chunk.text,
+                    token_count=chunk.token_count,
+                    classifications=_scores(extraction.classifications),
+                    structures=[{"name": s.name, "fields": s.fields} for s in extraction.structures],
+                )
+                g.add_edge(doc.id, chunk.id, key="HAS_CHUNK", type="HAS_CHUNK")
+                if previous is not None:
+                    g.add_edge(previous, chunk.id, key="NEXT_CHUNK", type="NEXT_CHUNK")
+                previous = chunk.id
+                for mention in extraction.mentions:
+                    eid = batch.mention_entity[mention.id]
+                    entity = batch.entities[eid]
+                    if eid not in g:
+                        g.add_node(eid, kind="Entity", type=entity.type, key=entity.key)
+                    g.add_edge(
+                        chunk.id,
+                        eid,
+                        key=mention.id,
+                        type="MENTIONS",
+                        doc_id=mention.doc_id,
+                        label=mention.label,
+                        text=mention.text,
+                        start=mention.start,
+                        end=mention.end,
+                        confidence=round(mention.confidence, 6),
+                    )
+                    touched.add(eid)
+        for relation in batch.relations:
+            evidence = [_evidence_dict(e) for e in relation.evidence]
+            if g.has_edge(relation.head_id, relation.tail_id, key=relation.label):
+                data = g.edges[relation.head_id, relation.tail_id, relation.label]
+                evidence = _merge_evidence(data["evidence"], evidence)
+            g.add_edge(
+                relation.head_id,
+                relation.tail_id,
+                key=relation.label,
+                type=relation.label,
+                id=relation.id,
+                evidence=evidence,
+                count=len(evidence),
+                confidence=max(e["confidence"] for e in evidence),
+            )
+        self._refresh_entities(touched)
+        self._dirty = True
+
+    def remove_documents(self, doc_ids: Sequence[str]) -> None:
+        g = self._g()
+        doc_set = {d for d in doc_ids if d in g}
+        if not doc_set:
+            return
+        touched: set[str] = set()
+        for doc_id in doc_set:
+            chunks = [c for _, c, k in g.out_edges(doc_id, keys=True) if k == "HAS_CHUNK"]
+            for chunk in chunks:
+                touched.update(e for _, e, d in g.out_edges(chunk, data=True) if d.get("type") == "MENTIONS")
+            g.remove_nodes_from(chunks)
+            g.remove_node(doc_id)
+        for eid in touched:
+            for head, tail, key, data in list(g.out_edges(eid, keys=True, data=True)) + list(
+                g.in_edges(eid, keys=True, data=True)
+            ):
+                if data.get("type") in STRUCTURAL_EDGES or not g.has_edge(head, tail, key):
+                    continue
+                kept = [e for e in data["evidence"] if e["doc_id"] not in doc_set]
+                if not kept:
+                    g.remove_edge(head, tail, key)
+                elif len(kept) != len(data["evidence"]):
+                    data.update(evidence=kept, count=len(kept), confidence=max(e["confidence"] for e in kept))
+        self._refresh_entities(touched)
+        self._dirty = True
+
+    def _refresh_entities(self, entity_ids: Iterable[str]) -> None:
+        """Recompute name, aliases and counts from the mentions that remain, whoever wrote them."""
+        g = self._g()
+        for eid in entity_ids:
+            if eid not in g:
+                continue
+            mentions = [d for _, _, d in g.in_edges(eid, data=True) if d.get("type") == "MENTIONS"]
+            if not mentions:
+                g.remove_node(eid)
+                continue
+            summary = summarize_surfaces((d["doc_id"], d["start"], d["end"], d["text"], d["confidence"]) for d in mentions)
+            g.nodes[eid].update(
+                name=summary.name,
+                aliases=summary.aliases,
+                mention_count=summary.mention_count,
+                confidence=summary.confidence,
+            )
+
+    # -- reading ---------------------------------------------------------------------
+
+    def stats(self) -> IndexStats:
+        g = self._g()
+        kinds: Counter[str] = Counter()
+        entity_types: Counter[str] = Counter()
+        for _, data in g.nodes(data=True):
+            kinds[data.get("kind", "")] += 1
+            if data.get("kind") == "Entity":
+                entity_types[data["type"]] += 1
+        relation_types: Counter[str] = Counter()
+        mention_spans: set[tuple[Any, ...]] = set()
+        for _, target, data in g.edges(data=True):
+            edge_type = data.get("type")
+            if edge_type == "MENTIONS":
+                mention_spans.add((data["doc_id"], data["start"], data["end"], target))
+            elif edge_type not in STRUCTURAL_EDGES:
+                relation_types[edge_type] += 1
+        return IndexStats(
+            documents=kinds["Document"],
+            chunks=kinds["Chunk"],
+            mentions=len(mention_spans),
+            entities=kinds["Entity"],
+            relations=sum(relation_types.values()),
+            entities_by_type=dict(sorted(entity_types.items())),
+            relations_by_type=dict(sorted(relation_types.items())),
+        )
+
+    def flush(self) -> None:
+        if self.graph is not None and self._dirty:
+            save_graph(self.graph, self.path)
+            self._dirty = False
+
+    def close(self) -> None:
+        self.flush()
+
+
+def _scores(classifications: dict) -> dict[str, list[dict[str, Any]]]:
+    return {
+        task: [{"label": s.label, "confidence": round(s.confidence, 6)} for s in scores]
+        for task, scores in classifications.items()
+    }
+
+
+def _evidence_dict(e: Any) -> dict[str, Any]:
+    return {
+        "doc_id": e.doc_id,
+        "chunk_id": e.chunk_id,
+        "head_start": e.head_start,
+        "head_end": e.head_end,
+        "tail_start": e.tail_start,
+        "tail_end": e.tail_end,
+        "confidence": e.confidence,
+    }
+
+
+def _merge_evidence(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    merged = {(e["doc_id"], e["head_start"], e["head_end"], e["tail_start"], e["tail_end"]): e for e in old}
+    for e in new:
+        key = (e["doc_id"], e["head_start"], e["head_end"], e["tail_start"], e["tail_end"])
+        if key not in merged or merged[key]["confidence"] < e["confidence"]:
+            merged[key] = e
+    return sorted(merged.values(), key=lambda e: (e["doc_id"], e["head_start"], e["tail_start"], e["chunk_id"]))

@@ -1,0 +1,184 @@
+"""The server vector sink: a Qdrant collection reached through qdrant-client (``--qdrant-url``).
+
+The API key is read from the environment by the caller and handed over; it is never
+stored in settings, logged or shown. Tests run this sink against qdrant-client's
+local mode (``location=":memory:"`` or ``path=``), which speaks the same API.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from kgbuild.errors import SinkError, TransientError
+from kgbuild.types import ChunkPoint
+from kgbuild.write import VectorFilter, VectorHit, keyword_fields
+
+UPSERT_BATCH = 512
+
+
+class QdrantServerVectorSink:
+    def __init__(
+        self,
+        collection: str,
+        *,
+        url: str | None = None,
+        api_key: str | None = None,
+        path: str | None = None,
+        location: str | None = None,
+        classification_tasks: Sequence[str] = (),
+    ):
+        if sum(x is not None for x in (url, path, location)) != 1:
+            raise ValueError("give exactly one of url, path or location")
+        self.collection = collection
+        self._url, self._path, self._location = url, path, location
+        self._api_key = api_key
+        self.classification_tasks = list(classification_tasks)
+        self._client: Any = None
+
+    def __repr__(self) -> str:  # never show the key
+        target = self._url or self._path or self._location
+        return f"QdrantServerVectorSink(collection={self.collection!r}, target={target!r})"
+
+    @property
+    def target(self) -> str:
+        return str(self._url or self._path or self._location)
+
+    def _connect(self) -> Any:
+        if self._client is None:
+            from qdrant_client import QdrantClient
+
+            try:
+                if self._url:
+                    self._client = QdrantClient(url=self._url, api_key=self._api_key, timeout=30)
+                elif self._path:
+                    self._client = QdrantClient(path=self._path)
+                else:
+                    self._client = QdrantClient(location=self._location)
+            except RuntimeError as exc:  # local mode: folder locked by another process
+                raise SinkError(f"cannot open Qdrant storage at {self.target}: {exc}") from None
+        return self._client
+
+    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+            if isinstance(exc, ResponseHandlingException) or (
+                isinstance(exc, UnexpectedResponse) and exc.status_code in (429, 502, 503, 504)
+            ):
+                raise TransientError(f"Qdrant at {self.target} did not answer while trying to {what}: {exc}") from None
+            if isinstance(exc, UnexpectedResponse):
+                raise SinkError(f"Qdrant at {self.target} refused to {what}: {exc}") from None
+            raise
+
+    def exists(self) -> bool:
+        client = self._connect()
+        return bool(self._call("look up the collection", client.collection_exists, self.collection))
+
+    def open(self, dimension: int | None = None) -> None:
+        from qdrant_client import models
+
+        client = self._connect()
+        if not self._call("look up the collection", client.collection_exists, self.collection):
+            if dimension is None:
+                raise SinkError(f"no collection '{self.collection}' at {self.target}: run `kgbuild ingest` first")
+            self._call(
+                "create the collection",
+                client.create_collection,
+                self.collection,
+                vectors_config=models.VectorParams(size=dimension, distance=models.Distance.COSINE),
+            )
+        for field in keyword_fields(self.classification_tasks):
+            self._call(
+                "create a payload index",
+                client.create_payload_index,
+                self.collection,
+                field_name=field,
+                field_schema=models.PayloadSchemaType.KEYWORD,
+            )
+
+    def flush(self) -> None:
+        """Upserts wait for the server's acknowledgement: nothing is buffered here."""
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def upsert(self, points: Sequence[ChunkPoint]) -> None:
+        from qdrant_client import models
+
+        client = self._connect()
+        for i in range(0, len(points), UPSERT_BATCH):
+            batch = [models.PointStruct(id=p.id, vector=list(p.vector), payload=p.payload) for p in points[i : i + UPSERT_BATCH]]
+            self._call("upsert points", client.upsert, self.collection, points=batch, wait=True)
+
+    def delete_documents(self, doc_ids: Sequence[str]) -> None:
+        if not doc_ids:
+            return
+        from qdrant_client import models
+
+        selector = models.FilterSelector(
+            filter=models.Filter(must=[models.FieldCondition(key="doc_id", match=models.MatchAny(any=list(doc_ids)))])
+        )
+        self._call("delete points", self._connect().delete, self.collection, points_selector=selector, wait=True)
+
+    def count(self) -> int:
+        return int(self._call("count points", self._connect().count, self.collection, exact=True).count)
+
+    def search(self, vector: Sequence[float], query_filter: VectorFilter | None, limit: int) -> list[VectorHit]:
+        response = self._call(
+            "query",
+            self._connect().query_points,
+            self.collection,
+            query=list(vector),
+            query_filter=_to_filter(query_filter),
+            limit=limit,
+            with_payload=True,
+        )
+        return [VectorHit(str(p.id), float(p.score), dict(p.payload or {})) for p in response.points]
+
+    def scroll_payloads(self, batch_size: int = 1000) -> list[dict[str, Any]]:
+        client = self._connect()
+        payloads: list[dict[str, Any]] = []
+        offset = None
+        while True:
+            records, offset = self._call(
+                "scroll", client.scroll, self.collection, limit=batch_size, offset=offset, with_payload=True
+            )
+            payloads.extend(dict(r.payload or {}) for r in records)
+            if offset is None:
+                return payloads
+
+
+def _to_filter(query_filter: VectorFilter | None) -> Any:
+    if query_filter is None or query_filter.is_empty():
+        return None
+    from qdrant_client import models
+
+    must: list[Any] = []
+    for key in query_filter.entity_keys:
+        must.append(models.FieldCondition(key="entity_keys", match=models.MatchValue(value=key)))
+    for entity_type in query_filter.entity_types:
+        must.append(models.FieldCondition(key="entity_types", match=models.MatchValue(value=entity_type)))
+    for task, label in query_filter.classes:
+        must.append(
+            models.Filter(
+                should=[
+                    models.FieldCondition(key=f"class.{task}", match=models.MatchValue(value=label)),
+                    models.FieldCondition(key=f"doc_class.{task}", match=models.MatchValue(value=label)),
+                ]
+            )
+        )
+    if query_filter.paths:
+        paths = list(query_filter.paths)
+        must.append(
+            models.Filter(
+                should=[
+                    models.FieldCondition(key="path", match=models.MatchAny(any=paths)),
+                    models.FieldCondition(key="source_path", match=models.MatchAny(any=paths)),
+                ]
+            )
+        )
+    return models.Filter(must=must)

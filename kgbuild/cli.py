@@ -1,0 +1,284 @@
+"""The command line: parse flags, call the library, print. The only place that prints or exits."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from kgbuild.errors import KgbuildError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Build a knowledge graph and a vector index with GLiNER2.")
+schema_app = typer.Typer(no_args_is_help=True, help="Check and show extraction schemas.")
+app.add_typer(schema_app, name="schema")
+
+out = Console(emoji=False)
+err = Console(stderr=True, emoji=False)
+_state: dict[str, bool] = {"debug": False}
+
+
+@app.callback()
+def _main(debug: bool = typer.Option(False, "--debug", help="Show the full traceback on errors.")) -> None:
+    _state["debug"] = debug
+
+
+def _run(action: Callable[[], Any]) -> Any:
+    """Run a library call; turn a failure into one line on stderr and a non-zero exit."""
+    try:
+        return action()
+    except KgbuildError as exc:
+        if _state["debug"]:
+            raise
+        err.print(Text.assemble(("error: ", "bold red"), str(exc)), highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        raise typer.Exit(130) from None
+    except Exception as exc:  # an unexpected bug: still one line unless --debug
+        if _state["debug"]:
+            raise
+        message = f"{type(exc).__name__}: {exc} (run with --debug for the traceback)"
+        err.print(Text.assemble(("error: ", "bold red"), message), highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+def _settings(**flags: Any) -> Any:
+    from kgbuild.settings import make_settings
+
+    return _run(lambda: make_settings(**flags))
+
+
+class _RichProgress:
+    """The progress bar over chunks; its total grows as documents are chunked."""
+
+    def __init__(self, progress: Progress):
+        self.progress = progress
+        self.task = progress.add_task("extracting", total=0)
+        self.files = 0
+
+    def on_chunks_added(self, count: int) -> None:
+        total = (self.progress.tasks[0].total or 0) + count
+        self.progress.update(self.task, total=total)
+
+    def on_chunks_done(self, count: int) -> None:
+        self.progress.advance(self.task, count)
+
+    def on_file(self, rel_path: str) -> None:
+        self.files += 1
+        self.progress.update(self.task, description=f"files {self.files}")
+
+
+@app.command()
+def ingest(
+    path: Path = typer.Argument(..., help="A folder (walked recursively) or one file."),
+    schema: Optional[str] = typer.Option(None, "--schema", help="Schema YAML file or bundled name (default business-news)."),
+    model: Optional[str] = typer.Option(None, "--model", help="GLiNER2 hub id or local checkpoint directory."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Output directory (default ./.kgbuild)."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Confidence threshold, overrides the schema's."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Chunks per model forward pass."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or auto."),
+    chunk_size: Optional[int] = typer.Option(None, "--chunk-size", help="Maximum tokens per chunk."),
+    chunk_overlap: Optional[int] = typer.Option(None, "--chunk-overlap", help="Tokens shared by neighbouring chunks."),
+    embedding_model: Optional[str] = typer.Option(None, "--embedding-model", help="sentence-transformers model."),
+    qdrant_url: Optional[str] = typer.Option(None, "--qdrant-url", help="Write vectors to this Qdrant server."),
+    qdrant_api_key_env: Optional[str] = typer.Option(None, "--qdrant-api-key-env", help="Env var holding the API key."),
+    collection: Optional[str] = typer.Option(None, "--collection", help="Qdrant collection name."),
+    text_field: Optional[str] = typer.Option(None, "--text-field", help="JSON/JSONL field holding the text."),
+    id_field: Optional[str] = typer.Option(None, "--id-field", help="JSON/JSONL field holding the record id."),
+    title_field: Optional[str] = typer.Option(None, "--title-field", help="JSON/JSONL field holding the title."),
+    csv_text_column: Optional[str] = typer.Option(None, "--csv-text-column", help="CSV column holding the text."),
+    prune: Optional[bool] = typer.Option(None, "--prune/--no-prune", help="Remove documents deleted from the folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
+) -> None:
+    """Read, chunk, extract, reconcile and write a folder of documents."""
+    settings = _settings(
+        schema_path=schema, model=model, out_dir=out_dir, threshold=threshold, batch_size=batch_size, device=device,
+        chunk_size=chunk_size, chunk_overlap=chunk_overlap, embedding_model=embedding_model, qdrant_url=qdrant_url,
+        qdrant_api_key_env=qdrant_api_key_env, collection=collection, text_field=text_field, id_field=id_field,
+        title_field=title_field, csv_text_column=csv_text_column, prune=prune,
+    )
+    from kgbuild.pipeline import ingest as run_ingest
+
+    show_progress = not as_json and err.is_terminal
+    if show_progress:
+        with Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("chunks"), TimeElapsedColumn(), console=err, transient=True,
+        ) as progress:
+            report = _run(lambda: run_ingest(path, settings, progress=_RichProgress(progress)))
+    else:
+        report = _run(lambda: run_ingest(path, settings))
+    if as_json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False))
+        return
+    _print_report(report)
+
+
+def _print_report(report: Any) -> None:
+    table = Table(title=f"kgbuild ingest {report.root}", show_header=False, title_justify="left")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    rows = [
+        ("files seen", report.files_seen),
+        ("documents read (new or changed)", report.documents_read),
+        ("documents unchanged", report.documents_unchanged),
+        ("documents removed", report.documents_removed),
+        ("skipped", len(report.skipped)),
+        ("chunks", report.chunks),
+        ("mentions", report.mentions),
+        ("canonical entities", report.entities),
+        ("relations kept", report.relations_kept),
+        ("relations dropped", sum(report.relations_dropped.values())),
+        ("classifications", report.classifications),
+        ("elapsed", f"{report.elapsed_s:.1f} s"),
+        ("chunks per second", f"{report.chunks_per_s:.1f}"),
+    ]
+    for name, value in rows:
+        table.add_row(name, str(value))
+    for reason, count in report.relations_dropped.items():
+        table.add_row(f"  dropped: {reason}", str(count))
+    out.print(table)
+    t = report.totals
+    out.print(
+        f"index {report.out_dir}: {t.documents} documents, {t.chunks} chunks, {t.mentions} mentions,"
+        f" {t.entities} entities, {t.relations} relations, {t.vector_points} vector points",
+        highlight=False,
+    )
+    if report.skipped:
+        out.print(f"skipped ({len(report.skipped)}):", highlight=False)
+        for item in report.skipped:
+            out.print(f"  {item.path}: {item.reason}", highlight=False, markup=False)
+
+
+@app.command()
+def query(
+    text: str = typer.Argument(..., help="What to search for."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Index directory (default ./.kgbuild)."),
+    entity: list[str] = typer.Option([], "--entity", help="TYPE:NAME; the chunk must mention it (repeatable)."),
+    entity_type: list[str] = typer.Option([], "--type", help="Entity type the chunk must mention (repeatable)."),
+    class_: list[str] = typer.Option([], "--class", help="TASK=LABEL the chunk or its document has (repeatable)."),
+    doc: list[str] = typer.Option([], "--doc", help="Only this document path (repeatable)."),
+    k: int = typer.Option(10, "-k", help="How many chunks."),
+    qdrant_url: Optional[str] = typer.Option(None, "--qdrant-url", help="Read vectors from this Qdrant server."),
+    collection: Optional[str] = typer.Option(None, "--collection", help="Qdrant collection name."),
+    as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+) -> None:
+    """Ranked chunks by meaning, filtered by what was extracted."""
+    settings = _settings(out_dir=out_dir, qdrant_url=qdrant_url, collection=collection)
+    from kgbuild.retrieve.vector import query as run_query
+
+    hits = _run(lambda: run_query(text, settings, entities=entity, types=entity_type, classes=class_, docs=doc, k=k))
+    if as_json:
+        print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False))
+        return
+    if not hits:
+        out.print("no matching chunks")
+        return
+    for rank, hit in enumerate(hits, 1):
+        out.print(f"[bold]{rank}. {hit.path}[/] [{hit.start}:{hit.end}] score {hit.score:.3f}", highlight=False)
+        if hit.matched_entities:
+            out.print(f"   matched: {', '.join(hit.matched_entities)}", highlight=False, markup=False)
+        names = ", ".join(f"{e.type}:{e.name}" for e in hit.entities[:8])
+        if names:
+            out.print(f"   entities: {names}", highlight=False, markup=False)
+        if hit.classes:
+            out.print("   classes: " + "; ".join(f"{t}={','.join(v)}" for t, v in hit.classes.items()), highlight=False, markup=False)
+        snippet = " ".join(hit.text.split())
+        out.print(f"   {snippet[:240]}{'…' if len(snippet) > 240 else ''}", highlight=False, markup=False)
+
+
+@app.command()
+def stats(
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Index directory (default ./.kgbuild)."),
+    qdrant_url: Optional[str] = typer.Option(None, "--qdrant-url", help="Qdrant server holding the vectors."),
+    collection: Optional[str] = typer.Option(None, "--collection", help="Qdrant collection name."),
+    as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
+) -> None:
+    """What the index holds, and what it was built with."""
+    settings = _settings(out_dir=out_dir, qdrant_url=qdrant_url, collection=collection)
+    from kgbuild.stats import stats as run_stats
+
+    result = _run(lambda: run_stats(settings))
+    if as_json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False))
+        return
+    table = Table(title=f"kgbuild index {settings.out_dir}", show_header=False, title_justify="left")
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    for name in ("documents", "chunks", "mentions", "entities", "relations", "vector_points"):
+        table.add_row(name.replace("_", " "), str(getattr(result, name)))
+    for entity_type, count in result.entities_by_type.items():
+        table.add_row(f"  entities {entity_type}", str(count))
+    for label, count in result.relations_by_type.items():
+        table.add_row(f"  relations {label}", str(count))
+    table.add_row("schema", f"{result.schema_name} {result.schema_version}")
+    table.add_row("model", result.model)
+    table.add_row("embedding model", result.embedding_model)
+    table.add_row("built with kgbuild", result.kgbuild_version)
+    out.print(table)
+
+
+@schema_app.command("validate")
+def schema_validate(file: str = typer.Argument(..., help="Schema YAML file or bundled name.")) -> None:
+    """Check a schema; print what it declares, or the errors that name the key."""
+    from kgbuild.schema import load_schema
+
+    loaded = _run(lambda: load_schema(file))
+    out.print(
+        f"{file}: valid schema '{loaded.name}' version {loaded.version}: {len(loaded.entities)} entity types,"
+        f" {len(loaded.relations)} relation types, {len(loaded.classifications)} classification tasks,"
+        f" {len(loaded.structures)} structures",
+        highlight=False,
+    )
+
+
+@schema_app.command("show")
+def schema_show(
+    file: str = typer.Argument(..., help="Schema YAML file or bundled name."),
+    as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
+) -> None:
+    """Print a schema, with defaults filled in."""
+    from kgbuild.schema import load_schema
+
+    loaded = _run(lambda: load_schema(file))
+    if as_json:
+        print(json.dumps(loaded.model_dump(mode="json"), ensure_ascii=False))
+        return
+    out.print(f"[bold]{loaded.name}[/] version {loaded.version} (fingerprint {loaded.fingerprint}), threshold {loaded.threshold}")
+    if loaded.description:
+        out.print(loaded.description, highlight=False)
+    table = Table("entity type", "threshold", "description", title="entities", title_justify="left")
+    for label in loaded.entities:
+        table.add_row(label, f"{loaded.entity_threshold(label):g}", loaded.entities[label].description)
+    out.print(table)
+    if loaded.relations:
+        table = Table("relation", "source", "target", "threshold", "description", title="relations", title_justify="left")
+        for label, rel in loaded.relations.items():
+            table.add_row(label, ", ".join(rel.source), ", ".join(rel.target), f"{loaded.relation_threshold(label):g}", rel.description)
+        out.print(table)
+    for task, spec in loaded.classifications.items():
+        kind = "multi-label" if spec.multi_label else "single-label"
+        out.print(f"classification [bold]{task}[/] ({kind}): {', '.join(spec.labels)}", highlight=False)
+    for name, structure in loaded.structures.items():
+        out.print(f"structure [bold]{name}[/]: {', '.join(structure.fields)}", highlight=False)
+
+
+def main() -> None:
+    # the library's own progress bar is the only one: silence the model loaders' bars
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,293 @@
+"""The GLiNER2 adapter: one multi-task schema, one forward pass per chunk, chunks in batches."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+from kgbuild.chunk import TokenSpans, split_word_spans
+from kgbuild.errors import ConfigError, ModelLoadError
+from kgbuild.extract.base import RawExtraction, RawRelation, RawSpan
+from kgbuild.schema import ExtractionSchema
+from kgbuild.types import LabelScore, StructureInstance
+
+log = logging.getLogger(__name__)
+
+# Tokens kept free beside schema + text: the encoder's [CLS]/[SEP], and the "." that
+# gliner2 appends to a text that does not end with punctuation.
+_RESERVED_TOKENS = 4
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' was asked for, but torch sees no CUDA GPU; use --device cpu")
+    return device
+
+
+class GLiNER2Extractor:
+    """Runs a GLiNER2 checkpoint (hub id or local directory) with a kgbuild schema.
+
+    Nothing is loaded until ``warm_up()`` or the first call that needs the model.
+
+    >>> extractor = GLiNER2Extractor(load_schema("business-news"), model="./my-gliner2")
+    >>> extractor.extract(["Tim Cook is the CEO of Apple Inc."])
+    """
+
+    def __init__(
+        self,
+        schema: ExtractionSchema,
+        model: str | Any = "fastino/gliner2-base-v1",
+        *,
+        device: str = "auto",
+        batch_size: int = 8,
+        torch_threads: int | None = None,
+    ):
+        self.schema = schema
+        self._model_ref = model
+        self.device = device
+        self.batch_size = batch_size
+        self.torch_threads = torch_threads
+        self._model: Any = None
+        self._gliner_schema: Any = None
+        self._schema_tokens: int | None = None
+
+    # -- loading ----------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        if isinstance(self._model_ref, (str, Path)):
+            return str(self._model_ref)
+        return type(self._model_ref).__name__
+
+    def warm_up(self) -> None:
+        if self._model is not None:
+            return
+        import torch
+
+        if self.torch_threads:
+            torch.set_num_threads(self.torch_threads)
+        model = self._model_ref if not isinstance(self._model_ref, (str, Path)) else load_gliner2(str(self._model_ref))
+        device = resolve_device(self.device)
+        model = model.to(device)
+        model.eval()
+        self._model = model
+        self._gliner_schema = build_gliner_schema(model, self.schema)
+        self._schema_tokens = self._count_schema_tokens()
+
+    @property
+    def model(self) -> Any:
+        self.warm_up()
+        return self._model
+
+    def _count_schema_tokens(self) -> int:
+        processor = self._model.processor
+        record = processor.transform_record(".", copy.deepcopy(self._gliner_schema.build()))
+        return len(record.input_ids) - 1  # minus the one token of the "." text
+
+    def max_text_tokens(self) -> int:
+        self.warm_up()
+        window = _encoder_window(self._model)
+        budget = window - _RESERVED_TOKENS - int(self._schema_tokens or 0)
+        if budget < 16:
+            raise ConfigError(
+                f"schema '{self.schema.name}' needs {self._schema_tokens} tokens of the model's {window}-token window,"
+                " leaving no room for text: split it into smaller schemas or shorten its descriptions"
+            )
+        return budget
+
+    # -- token counting (the model's own tokenizer) ----------------------------------
+
+    def token_counter(self) -> GLiNER2TokenCounter:
+        self.warm_up()
+        return GLiNER2TokenCounter(self._model.processor)
+
+    # -- extraction -------------------------------------------------------------------
+
+    def extract(self, texts: Sequence[str]) -> list[RawExtraction]:
+        if not texts:
+            return []
+        model = self.model
+        threshold = min(
+            [self.schema.threshold]
+            + [self.schema.entity_threshold(label) for label in self.schema.entities]
+            + [self.schema.relation_threshold(label) for label in self.schema.relations]
+        )
+        outputs = model.batch_extract(
+            list(texts),
+            self._gliner_schema,
+            batch_size=self.batch_size,
+            threshold=threshold,
+            include_confidence=True,
+            include_spans=True,
+        )
+        return [parse_gliner_output(output, self.schema) for output in outputs]
+
+
+class GLiNER2TokenCounter:
+    """Counts tokens exactly as gliner2 does: its word splitter, then the tokenizer per word."""
+
+    def __init__(self, processor: Any):
+        self._split_words = processor.word_splitter
+        self._tokenizer = processor.tokenizer
+
+    def token_spans(self, text: str) -> TokenSpans:
+        words = list(self._split_words(text, lower=True))
+        if not words:
+            return TokenSpans([], [], [])
+        encoded = self._tokenizer([w for w, _, _ in words], add_special_tokens=False)["input_ids"]
+        return split_word_spans([(s, e) for _, s, e in words], [len(ids) for ids in encoded])
+
+
+def _encoder_window(model: Any) -> int:
+    config = getattr(getattr(model, "encoder", None), "config", None)
+    window = getattr(config, "max_position_embeddings", None) or 512
+    tokenizer_limit = getattr(model.processor.tokenizer, "model_max_length", None)
+    if isinstance(tokenizer_limit, int) and 0 < tokenizer_limit < window:
+        window = tokenizer_limit
+    return int(window)
+
+
+def load_gliner2(model: str) -> Any:
+    """Load a GLiNER2 checkpoint from a local directory or the Hugging Face Hub (or its cache)."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        import transformers
+        from gliner2 import GLiNER2
+    except ImportError as exc:  # pragma: no cover - a broken install
+        raise ModelLoadError(f"gliner2 is not installed ({exc}); reinstall kgbuild") from None
+    transformers.logging.set_verbosity_error()
+    path = Path(model).expanduser()
+    looks_local = path.exists() or model.startswith((".", "/", "~")) or model.count("/") != 1
+    if looks_local and not path.is_dir():
+        raise ModelLoadError(f"model '{model}': no such directory (pass a GLiNER2 checkpoint directory or a hub id)")
+    try:
+        return GLiNER2.from_pretrained(str(path) if path.is_dir() else model)
+    except OSError as exc:
+        if path.is_dir():
+            raise ModelLoadError(f"model '{model}': not a loadable GLiNER2 checkpoint ({exc})") from None
+        raise ModelLoadError(
+            f"model '{model}' is not in the local Hugging Face cache and the Hub cannot be reached;"
+            " pass a local GLiNER2 checkpoint directory with --model PATH (or set KGBUILD_MODEL=PATH)"
+        ) from None
+    except Exception as exc:  # gliner2/transformers raise many kinds on a bad checkpoint
+        raise ModelLoadError(f"model '{model}': cannot be loaded as GLiNER2 ({type(exc).__name__}: {exc})") from None
+
+
+def build_gliner_schema(model: Any, schema: ExtractionSchema) -> Any:
+    """The gliner2 multi-task Schema for a kgbuild schema (prompts in place of labels)."""
+    builder = model.create_schema()
+    if schema.entities:
+        builder = builder.entities(
+            {(t.prompt or label.lower()): t.description for label, t in schema.entities.items()}
+        )
+    if schema.relations:
+        builder = builder.relations(
+            {(t.prompt or label.lower()): t.description for label, t in schema.relations.items()}
+        )
+    for task, spec in schema.classifications.items():
+        builder = builder.classification(
+            task,
+            {label: desc for label, desc in spec.labels.items()} if any(spec.labels.values()) else list(spec.labels),
+            multi_label=spec.multi_label,
+            cls_threshold=spec.threshold,
+        )
+    for name, structure in schema.structures.items():
+        struct = builder.structure(name)
+        for field_name, spec in structure.fields.items():
+            struct = struct.field(
+                field_name,
+                dtype=spec.type,
+                choices=spec.choices,
+                description=spec.description or None,
+                threshold=spec.threshold,
+            )
+    return builder
+
+
+def _label_for(key: str, prompts: dict[str, str]) -> str | None:
+    """gliner2 may key a described relation as "prompt: description"; map either form back."""
+    if key in prompts:
+        return prompts[key]
+    head = key.split(":", 1)[0].strip()
+    return prompts.get(head)
+
+
+def _span(label: str, item: Any) -> RawSpan | None:
+    if not isinstance(item, dict) or "start" not in item or "end" not in item:
+        return None
+    return RawSpan(label, str(item.get("text", "")), int(item["start"]), int(item["end"]), float(item.get("confidence", 1.0)))
+
+
+def _label_scores(value: Any) -> list[LabelScore]:
+    items = value if isinstance(value, list) else [value]
+    scores = []
+    for item in items:
+        if isinstance(item, dict) and "label" in item:
+            scores.append(LabelScore(str(item["label"]), float(item.get("confidence", 1.0))))
+        elif isinstance(item, (tuple, list)) and len(item) == 2:
+            scores.append(LabelScore(str(item[0]), float(item[1])))
+        elif isinstance(item, str) and item:
+            scores.append(LabelScore(item, 1.0))
+    return scores
+
+
+def parse_gliner_output(output: dict[str, Any], schema: ExtractionSchema) -> RawExtraction:
+    """Turn one gliner2 result (with confidences and spans) into a RawExtraction with schema labels."""
+    entity_prompts = schema.entity_prompts()
+    relation_prompts = schema.relation_prompts()
+    raw = RawExtraction()
+    for key, items in (output.get("entities") or {}).items():
+        label = entity_prompts.get(key)
+        if label is None:
+            continue
+        for item in items or []:
+            span = _span(label, item)
+            if span is not None:
+                raw.entities.append(span)
+
+    # Relations normally sit under "relation_extraction", but gliner2 2.1 sometimes puts a
+    # described relation at the top level: look in both places.
+    relation_sources = dict(output.get("relation_extraction") or {})
+    for key, value in output.items():
+        if key not in ("entities", "relation_extraction") and _label_for(key, relation_prompts) and isinstance(value, list):
+            relation_sources.setdefault(key, value)
+    for key, items in relation_sources.items():
+        label = _label_for(key, relation_prompts)
+        if label is None:
+            continue
+        for item in items or []:
+            if not isinstance(item, dict):
+                continue
+            head, tail = _span(label, item.get("head")), _span(label, item.get("tail"))
+            if head is not None and tail is not None:
+                raw.relations.append(RawRelation(label, head, tail))
+
+    for task in schema.classifications:
+        if task in output and output[task] is not None:
+            raw.classifications[task] = _label_scores(output[task])
+
+    for name in schema.structures:
+        for instance in output.get(name) or []:
+            if isinstance(instance, dict):
+                raw.structures.append(StructureInstance(name, _plain_fields(instance)))
+    return raw
+
+
+def _plain_fields(instance: dict[str, Any]) -> dict[str, Any]:
+    def plain(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        if isinstance(value, float):
+            return round(value, 6)
+        return value
+
+    return {key: plain(value) for key, value in instance.items()}

@@ -1,0 +1,379 @@
+"""The one place that wires the stages: read -> chunk -> extract -> reconcile -> write.
+
+Documents stream from the walker; those whose content hash is already in the state
+are skipped before any model is loaded. New and changed documents are chunked and
+gathered until ``write_batch_chunks`` chunks are pending, then extracted in batches,
+reconciled, embedded and written, so memory stays bounded by one write batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from kgbuild import __version__
+from kgbuild.chunk import TokenChunker
+from kgbuild.embed import Embedder, SentenceTransformerEmbedder
+from kgbuild.errors import ConfigError, DocumentError
+from kgbuild.extract.base import Extractor, aggregate_classifications, link_extraction
+from kgbuild.ids import file_hash
+from kgbuild.read import ReadOptions, read_file, walk_files
+from kgbuild.reconcile import reconcile
+from kgbuild.schema import ExtractionSchema, load_schema
+from kgbuild.settings import Settings
+from kgbuild.state import DocumentState, FileState, IngestState
+from kgbuild.stores import describe_vector_store, make_graph_sink, make_vector_sink
+from kgbuild.types import Chunk, Document, ExtractedDocument, GraphBatch, IngestReport, SkippedFile, SourceFile
+from kgbuild.write import GraphSink, VectorSink, build_chunk_points
+
+CHECKPOINT_SECONDS = 120.0
+
+
+class ProgressListener(Protocol):
+    """What the pipeline tells a progress display. The library itself never prints."""
+
+    def on_chunks_added(self, count: int) -> None: ...
+
+    def on_chunks_done(self, count: int) -> None: ...
+
+    def on_file(self, rel_path: str) -> None: ...
+
+
+class _Silent:
+    def on_chunks_added(self, count: int) -> None:
+        pass
+
+    def on_chunks_done(self, count: int) -> None:
+        pass
+
+    def on_file(self, rel_path: str) -> None:
+        pass
+
+
+@dataclass(slots=True)
+class _PendingFile:
+    file: SourceFile
+    hash: str
+    documents: dict[str, tuple[Document, list[Chunk]]] = field(default_factory=dict)
+    kept: dict[str, DocumentState] = field(default_factory=dict)  # unchanged records of a changed file
+    removed: list[str] = field(default_factory=list)  # records that disappeared from the file
+
+
+def extraction_fingerprint(settings: Settings, schema: ExtractionSchema, extractor_name: str, embedder_name: str) -> str:
+    parts = {
+        "schema": schema.fingerprint,
+        "model": extractor_name,
+        "chunk_size": settings.chunk_size,
+        "chunk_overlap": settings.chunk_overlap,
+        "embedding_model": embedder_name,
+        "reader": [settings.text_field, settings.id_field, settings.title_field, settings.csv_text_column],
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def build_extractor(settings: Settings, schema: ExtractionSchema) -> Extractor:
+    from kgbuild.extract.gliner import GLiNER2Extractor
+
+    return GLiNER2Extractor(
+        schema,
+        settings.model,
+        device=settings.device,
+        batch_size=settings.batch_size,
+        torch_threads=settings.torch_threads,
+    )
+
+
+def build_embedder(settings: Settings) -> Embedder:
+    device = "cpu"
+    if settings.device != "cpu":
+        from kgbuild.extract.gliner import resolve_device
+
+        device = resolve_device(settings.device)
+    return SentenceTransformerEmbedder(settings.embedding_model, device=device, batch_size=settings.embedding_batch_size)
+
+
+class IngestPipeline:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        schema: ExtractionSchema | None = None,
+        extractor: Extractor | None = None,
+        embedder: Embedder | None = None,
+        graph_sink: GraphSink | None = None,
+        vector_sink: VectorSink | None = None,
+        progress: ProgressListener | None = None,
+    ):
+        self.settings = settings
+        self.schema = (schema or load_schema(settings.schema_path)).with_threshold(settings.threshold)
+        self.extractor = extractor or build_extractor(settings, self.schema)
+        self.embedder = embedder or build_embedder(settings)
+        self.graph_sink = graph_sink or make_graph_sink(settings)
+        self.vector_sink = vector_sink or make_vector_sink(settings, list(self.schema.classifications))
+        self.progress = progress or _Silent()
+        self.read_options = ReadOptions(
+            text_field=settings.text_field,
+            id_field=settings.id_field,
+            title_field=settings.title_field,
+            csv_text_column=settings.csv_text_column,
+        )
+        self.fingerprint = extraction_fingerprint(settings, self.schema, self.extractor.name, self.embedder.name)
+        self._chunker: TokenChunker | None = None
+        self._sinks_open = False
+        self._vectors_touched = False
+        self._pending: list[_PendingFile] = []
+        self._pending_chunks = 0
+        self._entities_seen: set[str] = set()
+        self._dropped: Counter[str] = Counter()
+        self._last_checkpoint = time.monotonic()
+
+    # -- the run ---------------------------------------------------------------------------
+
+    def run(self, path: str | Path) -> IngestReport:
+        started = time.perf_counter()
+        root_path = Path(path)
+        if not root_path.exists():
+            raise ConfigError(f"{path}: no such file or directory")
+        root = str(root_path.resolve())
+        out_dir = Path(self.settings.out_dir)
+        self.state = IngestState.load(out_dir)
+        self._check_manifest()
+        self.report = IngestReport(root=root, out_dir=str(out_dir))
+        known = self.state.files(root)
+        seen: set[str] = set()
+        try:
+            for item in walk_files(root_path, exclude=[out_dir.resolve()]):
+                if isinstance(item, SkippedFile):
+                    self.report.skipped.append(item)
+                    seen.add(item.path)  # present but unreadable: keep what an earlier run ingested
+                    continue
+                seen.add(item.rel_path)
+                self.report.files_seen += 1
+                self.progress.on_file(item.rel_path)
+                self._consider_file(root, item, known.get(item.rel_path))
+                if self._pending_chunks >= self.settings.write_batch_chunks:
+                    self._flush(root)
+            self._flush(root)
+            if self.settings.prune:
+                self._prune(root, [rel for rel in known if rel not in seen])
+            self._finish(root)
+        finally:
+            self._close_sinks()
+        self.report.elapsed_s = time.perf_counter() - started
+        return self.report
+
+    def _check_manifest(self) -> None:
+        manifest = self.state.manifest
+        if manifest and manifest.get("vector_store") != describe_vector_store(self.settings) and not self.settings.qdrant_url:
+            # a folder built against a server has no local shard to continue
+            raise ConfigError(
+                f"{self.settings.out_dir} was built with vectors in {manifest.get('vector_store')};"
+                " pass the same --qdrant-url, or use another --out"
+            )
+
+    def _consider_file(self, root: str, file: SourceFile, previous: FileState | None) -> None:
+        try:
+            digest = file_hash(file.path)
+        except OSError as exc:
+            self.report.skipped.append(SkippedFile(file.rel_path, f"unreadable: {exc.strerror or exc}"))
+            return
+        if previous is not None and previous.hash == digest and previous.fingerprint == self.fingerprint:
+            self.report.documents_unchanged += len(previous.documents)
+            return
+        pending = _PendingFile(file=file, hash=digest)
+        old_docs = previous.documents if previous is not None and previous.fingerprint == self.fingerprint else {}
+        try:
+            for item in read_file(file, self.read_options):
+                if isinstance(item, SkippedFile):
+                    self.report.skipped.append(item)
+                    continue
+                old = old_docs.get(item.id)
+                if old is not None and old.content_hash == item.content_hash:
+                    pending.kept[item.id] = old
+                    self.report.documents_unchanged += 1
+                    continue
+                chunks = self._chunk(item)
+                pending.documents[item.id] = (item, chunks)
+                self._pending_chunks += len(chunks)
+                self.progress.on_chunks_added(len(chunks))
+        except DocumentError as exc:
+            self.report.skipped.append(SkippedFile(file.rel_path, exc.reason))
+            # drop what this file queued; an earlier version stays in the index untouched
+            self._pending_chunks -= sum(len(c) for _, c in pending.documents.values())
+            return
+        previous_ids = set(previous.documents) if previous is not None else set()
+        pending.removed = sorted(previous_ids - set(pending.documents) - set(pending.kept))
+        self._pending.append(pending)
+
+    def _chunk(self, document: Document) -> list[Chunk]:
+        if self._chunker is None:
+            budget = min(self.settings.chunk_size, self.extractor.max_text_tokens())
+            overlap = min(self.settings.chunk_overlap, budget // 2)
+            self._chunker = TokenChunker(self.extractor.token_counter(), budget, overlap)
+        return self._chunker.chunk(document)
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def _open_sinks(self) -> None:
+        if self._sinks_open:
+            return
+        self.graph_sink.open()
+        self.vector_sink.open(self.embedder.dimension)
+        self._sinks_open = True
+
+    def _close_sinks(self) -> None:
+        if self._sinks_open:
+            self.graph_sink.close()
+            self.vector_sink.close()
+            self._sinks_open = False
+
+    def _flush(self, root: str) -> None:
+        if not self._pending:
+            return
+        pending, self._pending, self._pending_chunks = self._pending, [], 0
+        documents = [doc_chunks for p in pending for doc_chunks in p.documents.values()]
+        chunks = [chunk for _, doc_chunks in documents for chunk in doc_chunks]
+        extractions = self._extract(chunks)
+
+        extracted: list[ExtractedDocument] = []
+        cursor = 0
+        for document, doc_chunks in documents:
+            doc_extractions = extractions[cursor : cursor + len(doc_chunks)]
+            cursor += len(doc_chunks)
+            extracted.append(
+                ExtractedDocument(document, doc_chunks, doc_extractions, aggregate_classifications(doc_extractions, self.schema))
+            )
+        mentions = [m for e in extractions for m in e.mentions]
+        relation_mentions = [r for e in extractions for r in e.relations]
+        for e in extractions:
+            self._dropped.update(e.dropped_relations)
+        reconciliation, dropped = reconcile(mentions, relation_mentions, self.schema)
+        self._dropped.update(dropped)
+        batch = GraphBatch(extracted, reconciliation.entities, reconciliation.mention_entity, reconciliation.relations)
+
+        self._open_sinks()
+        removed = [doc_id for p in pending for doc_id in p.removed]
+        if removed:
+            self.graph_sink.remove_documents(removed)
+            self.vector_sink.delete_documents(removed)
+            self.report.documents_removed += len(removed)
+        if extracted:
+            vectors = self.embedder.embed([c.text for c in chunks])
+            self.graph_sink.write(batch)
+            # a changed document may now have fewer chunks: drop all of its old points first
+            self.vector_sink.delete_documents([d.document.id for d in extracted])
+            self.vector_sink.upsert(build_chunk_points(batch, vectors))
+        self._vectors_touched = True
+
+        report = self.report
+        report.documents_read += len(extracted)
+        report.chunks += len(chunks)
+        report.mentions += len({(m.doc_id, m.start, m.end) for m in mentions})
+        report.relations_kept += sum(r.count for r in reconciliation.relations)
+        report.classifications += sum(len(s) for e in extractions for s in e.classifications.values())
+        self._entities_seen.update(reconciliation.entities)
+        report.entities = len(self._entities_seen)
+        report.relations_dropped = dict(sorted(self._dropped.items()))
+
+        files = self.state.files(root)
+        for p in pending:
+            docs = dict(p.kept)
+            for doc_id, (document, doc_chunks) in p.documents.items():
+                docs[doc_id] = DocumentState(document.path, document.content_hash, len(doc_chunks))
+            files[p.file.rel_path] = FileState(p.hash, p.file.size, p.file.mtime, self.fingerprint, docs)
+        if time.monotonic() - self._last_checkpoint > CHECKPOINT_SECONDS:
+            self._checkpoint()
+
+    def _extract(self, chunks: list[Chunk]) -> list:
+        results = []
+        step = max(self.settings.batch_size * 4, 1)
+        for i in range(0, len(chunks), step):
+            window = chunks[i : i + step]
+            raw = self.extractor.extract([c.text for c in window])
+            if len(raw) != len(window):
+                raise RuntimeError(f"extractor {self.extractor.name} returned {len(raw)} results for {len(window)} texts")
+            results.extend(link_extraction(c, r, self.schema) for c, r in zip(window, raw))
+            self.progress.on_chunks_done(len(window))
+        return results
+
+    def _prune(self, root: str, gone: list[str]) -> None:
+        files = self.state.files(root)
+        doc_ids = sorted(d for rel in gone for d in files[rel].documents)
+        if doc_ids:
+            self._open_sinks()
+            self.graph_sink.remove_documents(doc_ids)
+            self.vector_sink.delete_documents(doc_ids)
+            self._vectors_touched = True
+        self.report.documents_removed += len(doc_ids)
+        for rel in gone:
+            del files[rel]
+
+    def _checkpoint(self) -> None:
+        """Graph and vectors durable first, then the state that vouches for them."""
+        if self._sinks_open:
+            self.graph_sink.flush()
+            self.vector_sink.flush()
+        self.state.save()
+        self._last_checkpoint = time.monotonic()
+
+    def _finish(self, root: str) -> None:
+        if self._vectors_touched or not self.state.totals:
+            self._open_sinks()
+            totals = self.graph_sink.stats()
+            totals.vector_points = self.vector_sink.count()
+        else:
+            totals = None
+        self.state.manifest = {
+            "kgbuild_version": __version__,
+            "schema": {"name": self.schema.name, "version": self.schema.version, "fingerprint": self.schema.fingerprint},
+            "schema_definition": self.schema.model_dump(mode="json"),
+            "model": self.extractor.name,
+            "embedding_model": self.embedder.name,
+            "vector_store": describe_vector_store(self.settings),
+            "collection": self.settings.collection,
+        }
+        if totals is not None:
+            totals.schema_name = self.schema.name
+            totals.schema_version = f"{self.schema.version} ({self.schema.fingerprint})"
+            totals.model = self.extractor.name
+            totals.embedding_model = self.embedder.name
+            totals.kgbuild_version = __version__
+            self.state.totals = totals.to_dict()
+        if self._sinks_open:
+            self.graph_sink.flush()
+            self.vector_sink.flush()
+        self.state.save()
+        from kgbuild.types import IndexStats
+
+        self.report.totals = IndexStats(**self.state.totals)
+
+
+def ingest(
+    path: str | Path,
+    settings: Settings | None = None,
+    *,
+    extractor: Extractor | None = None,
+    embedder: Embedder | None = None,
+    graph_sink: GraphSink | None = None,
+    vector_sink: VectorSink | None = None,
+    progress: ProgressListener | None = None,
+) -> IngestReport:
+    """Ingest a folder (or one file) into the graph and the vector index under ``settings.out_dir``.
+
+    >>> report = ingest("./corpus", Settings(model="./my-gliner2"))
+    >>> report.documents_read, report.chunks, report.entities
+    """
+    pipeline = IngestPipeline(
+        settings or Settings(),
+        extractor=extractor,
+        embedder=embedder,
+        graph_sink=graph_sink,
+        vector_sink=vector_sink,
+        progress=progress,
+    )
+    return pipeline.run(path)

@@ -1,0 +1,110 @@
+"""Plain text and Markdown (.txt, .md, .markdown), plus the byte decoding shared with other readers."""
+
+from __future__ import annotations
+
+import codecs
+import re
+from collections.abc import Iterator
+from pathlib import PurePosixPath
+
+from charset_normalizer import from_bytes
+
+from kgbuild.errors import DocumentError
+from kgbuild.read.base import NO_TEXT, ReadOptions, make_document, prepare_text
+from kgbuild.types import Document, SkippedFile, SourceFile
+
+BINARY_SNIFF_BYTES = 8192
+UNDECODABLE = "not valid UTF-8 or any detectable encoding"
+
+# Longest BOMs first: the UTF-32-LE BOM starts with the UTF-16-LE one.
+_BOMS: tuple[tuple[bytes, str], ...] = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+_MD_HEADING = re.compile(r"^ {0,3}#[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
+_MD_FENCE = re.compile(r"^ {0,3}(```|~~~)")
+
+
+def bom_encoding(data: bytes) -> str | None:
+    """The codec named by a leading byte-order mark (the codec consumes the BOM)."""
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            return encoding
+    return None
+
+
+def looks_binary(head: bytes) -> bool:
+    """NUL bytes near the start, unless a BOM says the text is UTF-16/32 (where NULs are normal)."""
+    if b"\x00" not in head[:BINARY_SNIFF_BYTES]:
+        return False
+    encoding = bom_encoding(head)
+    return encoding not in ("utf-16", "utf-32")
+
+
+def decode_bytes(data: bytes, *, declared: str | None = None) -> str | None:
+    """Decode text: a BOM wins, then strict UTF-8, then a declared charset, then detection.
+
+    Returns None when no encoding fits.
+    """
+    encoding = bom_encoding(data)
+    if encoding is not None:
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    if declared:
+        try:
+            return data.decode(declared)
+        except (LookupError, UnicodeDecodeError):
+            pass
+    best = from_bytes(data).best()
+    return None if best is None else str(best)
+
+
+def read_bytes_checked(file: SourceFile) -> bytes:
+    """The file's bytes; raises DocumentError for an empty or binary file."""
+    with open(file.path, "rb") as fh:
+        data = fh.read()
+    if not data:
+        raise DocumentError(file.rel_path, "empty file")
+    if looks_binary(data[:BINARY_SNIFF_BYTES]):
+        raise DocumentError(file.rel_path, "binary file")
+    return data
+
+
+def markdown_title(text: str) -> str:
+    """The first ATX level-1 heading ("# Title") outside fenced code blocks, or ""."""
+    in_fence = False
+    for line in text.split("\n"):
+        if _MD_FENCE.match(line):
+            in_fence = not in_fence
+            continue
+        if not in_fence:
+            match = _MD_HEADING.match(line)
+            if match:
+                return match.group(1)
+    return ""
+
+
+def read_text(file: SourceFile, options: ReadOptions) -> Iterator[Document | SkippedFile]:
+    del options  # nothing to configure for plain text
+    data = read_bytes_checked(file)
+    decoded = decode_bytes(data)
+    if decoded is None:
+        raise DocumentError(file.rel_path, UNDECODABLE)
+    text = prepare_text(decoded)
+    if text is None:
+        raise DocumentError(file.rel_path, NO_TEXT)
+    suffix = PurePosixPath(file.rel_path).suffix.lower()
+    if suffix in (".md", ".markdown"):
+        yield make_document(file, text=text, title=markdown_title(text), fmt="markdown")
+    else:
+        yield make_document(file, text=text, title="", fmt="txt")

@@ -1,0 +1,262 @@
+"""Extraction schemas: YAML files validated on load, with errors that name the file and the key.
+
+A schema declares entity types (with descriptions), relation types (with the
+entity types allowed at each end), classification tasks and optional structures.
+It is enforced during extraction: only declared labels are asked of the model,
+and relations whose ends have the wrong types are dropped and counted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from kgbuild.errors import SchemaError
+
+# Labels become Neo4j labels and relationship types and Qdrant payload values, so only
+# plain identifiers are allowed: nothing that needs quoting, nothing that could inject.
+LABEL_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+DEFAULT_SCHEMA = "business-news"
+
+
+def _check_label(value: str, what: str) -> str:
+    if not isinstance(value, str) or not LABEL_PATTERN.match(value):
+        raise ValueError(
+            f"{what} {value!r} is not a safe identifier (a letter, then letters, digits or '_', at most 64)"
+        )
+    return value
+
+
+def _check_unique(labels: list[str], what: str) -> None:
+    seen: dict[str, str] = {}
+    for label in labels:
+        folded = label.casefold()
+        if folded in seen:
+            raise ValueError(f"duplicate {what} {label!r} (same as {seen[folded]!r} ignoring case)")
+        seen[folded] = label
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Threshold = Field(default=None, ge=0.0, le=1.0)
+
+
+class EntityType(_Strict):
+    description: str = ""
+    threshold: float | None = Threshold
+    prompt: str | None = None  # the words shown to the model; default: the label in lower case
+
+
+class RelationType(_Strict):
+    description: str = ""
+    source: list[str] = Field(min_length=1)
+    target: list[str] = Field(min_length=1)
+    threshold: float | None = Threshold
+    prompt: str | None = None
+
+
+class ClassificationTask(_Strict):
+    labels: dict[str, str] = Field(min_length=1)  # label -> description ("" for none)
+    multi_label: bool = False
+    threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    description: str = ""
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _labels_from_list(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return {str(v): "" for v in value}
+        return value
+
+    @field_validator("labels")
+    @classmethod
+    def _safe_labels(cls, value: dict[str, str]) -> dict[str, str]:
+        for label in value:
+            _check_label(label, "classification label")
+        _check_unique(list(value), "classification label")
+        return {k: (v or "") for k, v in value.items()}
+
+
+class StructureField(_Strict):
+    description: str = ""
+    type: Literal["str", "list"] = "str"
+    choices: list[str] | None = None
+    threshold: float | None = Threshold
+
+
+class StructureType(_Strict):
+    description: str = ""
+    fields: dict[str, StructureField] = Field(min_length=1)
+
+    @field_validator("fields")
+    @classmethod
+    def _safe_fields(cls, value: dict[str, StructureField]) -> dict[str, StructureField]:
+        for name in value:
+            _check_label(name, "structure field")
+        return value
+
+
+class ExtractionSchema(_Strict):
+    name: str
+    version: str = "1"
+    description: str = ""
+    threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    entities: dict[str, EntityType] = Field(default_factory=dict)
+    relations: dict[str, RelationType] = Field(default_factory=dict)
+    classifications: dict[str, ClassificationTask] = Field(default_factory=dict)
+    structures: dict[str, StructureType] = Field(default_factory=dict)
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, (int, float)) else value
+
+    @field_validator("entities", "relations", "classifications", "structures", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+    @model_validator(mode="after")
+    def _check_names(self) -> ExtractionSchema:
+        for kind, labels in (
+            ("entity type", list(self.entities)),
+            ("relation type", list(self.relations)),
+            ("classification task", list(self.classifications)),
+            ("structure", list(self.structures)),
+        ):
+            for label in labels:
+                _check_label(label, kind)
+            _check_unique(labels, kind)
+        if not self.entities and not self.classifications and not self.structures:
+            raise ValueError("the schema declares no entities, classifications or structures: nothing to extract")
+        for rel_name, rel in self.relations.items():
+            for end in ("source", "target"):
+                for entity_type in getattr(rel, end):
+                    if entity_type not in self.entities:
+                        raise ValueError(
+                            f"relations.{rel_name}.{end}: unknown entity type {entity_type!r}"
+                            f" (defined: {', '.join(self.entities) or 'none'})"
+                        )
+        prompts: dict[str, str] = {}
+        for kind, items in (("entities", self.entities), ("relations", self.relations)):
+            for label, item in items.items():
+                prompt = item.prompt or default_prompt(label)
+                if prompt in prompts:
+                    raise ValueError(f"{kind}.{label}: prompt {prompt!r} is also used by {prompts[prompt]}")
+                prompts[prompt] = f"{kind}.{label}"
+        return self
+
+    # -- derived views -------------------------------------------------------
+
+    def entity_threshold(self, label: str) -> float:
+        own = self.entities[label].threshold
+        return self.threshold if own is None else own
+
+    def relation_threshold(self, label: str) -> float:
+        own = self.relations[label].threshold
+        return self.threshold if own is None else own
+
+    def entity_prompts(self) -> dict[str, str]:
+        """Model prompt -> schema label for entity types."""
+        return {(t.prompt or default_prompt(label)): label for label, t in self.entities.items()}
+
+    def relation_prompts(self) -> dict[str, str]:
+        return {(t.prompt or default_prompt(label)): label for label, t in self.relations.items()}
+
+    @property
+    def fingerprint(self) -> str:
+        """A short hash of everything that changes extraction output."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
+
+    def with_threshold(self, threshold: float | None) -> ExtractionSchema:
+        if threshold is None:
+            return self
+        return self.model_copy(update={"threshold": threshold})
+
+
+def default_prompt(label: str) -> str:
+    """COMPANY -> "company", CEO_OF -> "ceo_of": the lower-case form GLiNER2 models are trained on."""
+    return label.lower()
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML keeps the last of two equal keys silently; a schema must not."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    mapping: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in mapping:
+            raise SchemaError(f"duplicate key {key!r} at line {key_node.start_mark.line + 1}")
+        mapping[key] = loader.construct_object(value_node, deep=deep)
+    return mapping
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _format_validation_error(source: str, error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        location = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key"
+        lines.append(f"{source}: {location}: {message}")
+    return "\n".join(lines)
+
+
+def parse_schema(text: str, source: str = "<schema>") -> ExtractionSchema:
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except SchemaError as exc:
+        raise SchemaError(f"{source}: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise SchemaError(f"{source}: invalid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise SchemaError(f"{source}: the top level must be a mapping with name, entities, relations, ...")
+    try:
+        return ExtractionSchema.model_validate(data)
+    except ValidationError as exc:
+        raise SchemaError(_format_validation_error(source, exc)) from None
+
+
+def bundled_schema_names() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files("kgbuild.schemas").iterdir() if p.name.endswith(".yaml"))
+
+
+def resolve_schema_path(name_or_path: str | Path | None) -> tuple[str, str]:
+    """Return (source name, YAML text) for a file path or the name of a bundled schema."""
+    name_or_path = name_or_path or DEFAULT_SCHEMA
+    path = Path(name_or_path)
+    if path.exists():
+        try:
+            return str(path), path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SchemaError(f"{path}: cannot read schema: {exc}") from None
+    bundled = resources.files("kgbuild.schemas").joinpath(f"{path.name.removesuffix('.yaml')}.yaml")
+    if str(name_or_path).endswith(".yaml") and ("/" in str(name_or_path)) and not bundled.is_file():
+        raise SchemaError(f"{name_or_path}: schema file not found")
+    if bundled.is_file():
+        return f"schemas/{bundled.name}", bundled.read_text(encoding="utf-8")
+    raise SchemaError(
+        f"{name_or_path}: no such schema file, and no bundled schema of that name"
+        f" (bundled: {', '.join(bundled_schema_names())})"
+    )
+
+
+def load_schema(name_or_path: str | Path | None = None) -> ExtractionSchema:
+    """Load and validate a schema: ``load_schema("schemas/business-news.yaml")`` or ``load_schema("business-news")``."""
+    source, text = resolve_schema_path(name_or_path)
+    return parse_schema(text, source)

