@@ -10,6 +10,7 @@ from typing import Any, Callable, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
@@ -252,23 +253,26 @@ def schema_show(
     if as_json:
         print(json.dumps(loaded.model_dump(mode="json"), ensure_ascii=False))
         return
-    out.print(f"[bold]{loaded.name}[/] version {loaded.version} (fingerprint {loaded.fingerprint}), threshold {loaded.threshold}")
+    # schema text is user data: escape it so brackets are shown, never read as markup
+    out.print(f"[bold]{escape(loaded.name)}[/] version {escape(loaded.version)} (fingerprint {loaded.fingerprint}),"
+              f" threshold {loaded.threshold}", highlight=False)
     if loaded.description:
-        out.print(loaded.description, highlight=False)
+        out.print(loaded.description, highlight=False, markup=False)
     table = Table("entity type", "threshold", "description", title="entities", title_justify="left")
     for label in loaded.entities:
-        table.add_row(label, f"{loaded.entity_threshold(label):g}", loaded.entities[label].description)
+        table.add_row(label, f"{loaded.entity_threshold(label):g}", Text(loaded.entities[label].description))
     out.print(table)
     if loaded.relations:
         table = Table("relation", "source", "target", "threshold", "description", title="relations", title_justify="left")
         for label, rel in loaded.relations.items():
-            table.add_row(label, ", ".join(rel.source), ", ".join(rel.target), f"{loaded.relation_threshold(label):g}", rel.description)
+            table.add_row(label, ", ".join(rel.source), ", ".join(rel.target), f"{loaded.relation_threshold(label):g}",
+                          Text(rel.description))
         out.print(table)
     for task, spec in loaded.classifications.items():
         kind = "multi-label" if spec.multi_label else "single-label"
-        out.print(f"classification [bold]{task}[/] ({kind}): {', '.join(spec.labels)}", highlight=False)
+        out.print(Text(f"classification {task} ({kind}): {', '.join(spec.labels)}"))
     for name, structure in loaded.structures.items():
-        out.print(f"structure [bold]{name}[/]: {', '.join(structure.fields)}", highlight=False)
+        out.print(Text(f"structure {name}: {', '.join(structure.fields)}"))
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol, Sequence
 
+from kgbuild.device import resolve_device
 from kgbuild.errors import ModelLoadError
 
 PACKAGED_MINILM = "all-MiniLM-L6-v2"
@@ -31,7 +32,7 @@ def resolve_embedding_model(name: str) -> str:
 class SentenceTransformerEmbedder:
     """Normalised sentence-transformers embeddings; the model loads on first use."""
 
-    def __init__(self, model: str = PACKAGED_MINILM, *, device: str = "cpu", batch_size: int = 64):
+    def __init__(self, model: str = PACKAGED_MINILM, *, device: str = "auto", batch_size: int = 64):
         self._model_name = model
         self.device = device
         self.batch_size = batch_size
@@ -44,10 +45,11 @@ class SentenceTransformerEmbedder:
     def warm_up(self) -> None:
         if self._model is not None:
             return
+        device = resolve_device(self.device)
         try:
             from sentence_transformers import SentenceTransformer
 
-            self._model = SentenceTransformer(resolve_embedding_model(self._model_name), device=self.device)
+            self._model = SentenceTransformer(resolve_embedding_model(self._model_name), device=device)
         except Exception as exc:  # OSError offline, ValueError on a bad folder, ...
             raise ModelLoadError(
                 f"embedding model '{self._model_name}' cannot be loaded ({type(exc).__name__}: {exc});"

@@ -89,12 +89,7 @@ def build_extractor(settings: Settings, schema: ExtractionSchema) -> Extractor:
 
 
 def build_embedder(settings: Settings) -> Embedder:
-    device = "cpu"
-    if settings.device != "cpu":
-        from kgbuild.extract.gliner import resolve_device
-
-        device = resolve_device(settings.device)
-    return SentenceTransformerEmbedder(settings.embedding_model, device=device, batch_size=settings.embedding_batch_size)
+    return SentenceTransformerEmbedder(settings.embedding_model, device=settings.device, batch_size=settings.embedding_batch_size)
 
 
 class IngestPipeline:

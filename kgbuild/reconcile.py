@@ -82,8 +82,9 @@ def summarize_surfaces(occurrences: Iterable[tuple[str, int, int, str, float]]) 
     """Canonical name, aliases and count from ``(doc_id, start, end, text, confidence)`` occurrences.
 
     The same span seen twice (two overlapping chunks) counts once. The canonical name is
-    the most frequent surface form; ties go to the higher summed confidence, then the
-    longer form, then the alphabetically first, so the result never depends on order.
+    the most frequent surface form; ties go to the higher summed confidence, then to a
+    mixed-case form over an all-capitals or all-lower-case one, then the longer form,
+    then the alphabetically first, so the result never depends on order.
     """
     by_span: dict[tuple[str, int, int], tuple[str, float]] = {}
     for doc_id, start, end, text, confidence in occurrences:
@@ -97,7 +98,7 @@ def summarize_surfaces(occurrences: Iterable[tuple[str, int, int, str, float]]) 
         counts[text] += 1
         confidence_sums[text] += confidence
         best = max(best, confidence)
-    name = min(counts, key=lambda t: (-counts[t], -round(confidence_sums[t], 9), -len(t), t))
+    name = min(counts, key=lambda t: (-counts[t], -round(confidence_sums[t], 9), t.isupper() or t.islower(), -len(t), t))
     return SurfaceSummary(name, sorted(counts), len(by_span), round(best, 6))
 
 

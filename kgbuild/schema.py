@@ -22,12 +22,12 @@ from kgbuild.errors import SchemaError
 
 # Labels become Neo4j labels and relationship types and Qdrant payload values, so only
 # plain identifiers are allowed: nothing that needs quoting, nothing that could inject.
-LABEL_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+LABEL_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 DEFAULT_SCHEMA = "business-news"
 
 
 def _check_label(value: str, what: str) -> str:
-    if not isinstance(value, str) or not LABEL_PATTERN.match(value):
+    if not isinstance(value, str) or not LABEL_PATTERN.fullmatch(value):
         raise ValueError(
             f"{what} {value!r} is not a safe identifier (a letter, then letters, digits or '_', at most 64)"
         )
@@ -65,7 +65,7 @@ class RelationType(_Strict):
 
 
 class ClassificationTask(_Strict):
-    labels: dict[str, str] = Field(min_length=1)  # label -> description ("" for none)
+    labels: dict[str, str | None] = Field(min_length=1)  # label -> description (empty or null for none)
     multi_label: bool = False
     threshold: float = Field(default=0.5, ge=0.0, le=1.0)
     description: str = ""
@@ -74,12 +74,16 @@ class ClassificationTask(_Strict):
     @classmethod
     def _labels_from_list(cls, value: Any) -> Any:
         if isinstance(value, list):
-            return {str(v): "" for v in value}
+            names = [str(v) for v in value]
+            repeated = sorted({n for n in names if names.count(n) > 1})
+            if repeated:
+                raise ValueError(f"duplicate classification label {repeated[0]!r}")
+            return {n: "" for n in names}
         return value
 
     @field_validator("labels")
     @classmethod
-    def _safe_labels(cls, value: dict[str, str]) -> dict[str, str]:
+    def _safe_labels(cls, value: dict[str, str | None]) -> dict[str, str]:
         for label in value:
             _check_label(label, "classification label")
         _check_unique(list(value), "classification label")
@@ -127,15 +131,18 @@ class ExtractionSchema(_Strict):
 
     @model_validator(mode="after")
     def _check_names(self) -> ExtractionSchema:
-        for kind, labels in (
-            ("entity type", list(self.entities)),
-            ("relation type", list(self.relations)),
-            ("classification task", list(self.classifications)),
-            ("structure", list(self.structures)),
+        for key, kind, labels in (
+            ("entities", "entity type", list(self.entities)),
+            ("relations", "relation type", list(self.relations)),
+            ("classifications", "classification task", list(self.classifications)),
+            ("structures", "structure", list(self.structures)),
         ):
-            for label in labels:
-                _check_label(label, kind)
-            _check_unique(labels, kind)
+            try:
+                for label in labels:
+                    _check_label(label, kind)
+                _check_unique(labels, kind)
+            except ValueError as exc:
+                raise ValueError(f"{key}: {exc}") from None
         if not self.entities and not self.classifications and not self.structures:
             raise ValueError("the schema declares no entities, classifications or structures: nothing to extract")
         for rel_name, rel in self.relations.items():
@@ -181,6 +188,8 @@ class ExtractionSchema(_Strict):
     def with_threshold(self, threshold: float | None) -> ExtractionSchema:
         if threshold is None:
             return self
+        if not 0.0 <= threshold <= 1.0:
+            raise SchemaError(f"threshold must be between 0 and 1, got {threshold}")
         return self.model_copy(update={"threshold": threshold})
 
 
@@ -194,9 +203,12 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 
 def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    loader.flatten_mapping(node)  # YAML merge keys (<<: *base)
     mapping: dict[Any, Any] = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=deep)
+        if not isinstance(key, (str, int, float, bool)) and key is not None:
+            raise SchemaError(f"a key must be a plain name, not {type(key).__name__}, at line {key_node.start_mark.line + 1}")
         if key in mapping:
             raise SchemaError(f"duplicate key {key!r} at line {key_node.start_mark.line + 1}")
         mapping[key] = loader.construct_object(value_node, deep=deep)
@@ -204,6 +216,13 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
 
 
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _one_line(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{problem}{where}"
 
 
 def _format_validation_error(source: str, error: ValidationError) -> str:
@@ -223,7 +242,9 @@ def parse_schema(text: str, source: str = "<schema>") -> ExtractionSchema:
     except SchemaError as exc:
         raise SchemaError(f"{source}: {exc}") from None
     except yaml.YAMLError as exc:
-        raise SchemaError(f"{source}: invalid YAML: {exc}") from None
+        raise SchemaError(f"{source}: invalid YAML: {_one_line(exc)}") from None
+    except RecursionError:
+        raise SchemaError(f"{source}: invalid YAML: nested too deeply") from None
     if not isinstance(data, dict):
         raise SchemaError(f"{source}: the top level must be a mapping with name, entities, relations, ...")
     try:
@@ -245,8 +266,10 @@ def resolve_schema_path(name_or_path: str | Path | None) -> tuple[str, str]:
             return str(path), path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise SchemaError(f"{path}: cannot read schema: {exc}") from None
+    # a bare name, or schemas/<name>.yaml run from outside the repository, means a bundled schema
+    bare = len(path.parts) == 1 or (len(path.parts) == 2 and path.parts[0] == "schemas")
     bundled = resources.files("kgbuild.schemas").joinpath(f"{path.name.removesuffix('.yaml')}.yaml")
-    if str(name_or_path).endswith(".yaml") and ("/" in str(name_or_path)) and not bundled.is_file():
+    if not bare:
         raise SchemaError(f"{name_or_path}: schema file not found")
     if bundled.is_file():
         return f"schemas/{bundled.name}", bundled.read_text(encoding="utf-8")

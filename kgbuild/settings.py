@@ -55,7 +55,10 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_file = Path(os.environ.get("KGBUILD_CONFIG", "kgbuild.toml"))
+        named = os.environ.get("KGBUILD_CONFIG")
+        if named and not Path(named).is_file():
+            raise ConfigError(f"KGBUILD_CONFIG names {named}, which is not a file")
+        toml_file = Path(named or "kgbuild.toml")
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
 
     @field_validator("qdrant_url")

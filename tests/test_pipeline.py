@@ -1,0 +1,231 @@
+"""The whole pipeline on a small folder, with the deterministic gazetteer extractor and the real embedder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kgbuild.connectors.networkx_graph import load_graph
+from kgbuild.errors import ConfigError, IndexNotFoundError
+from kgbuild.extract.base import DROP_SOURCE_TYPE
+from kgbuild.pipeline import ingest
+from kgbuild.retrieve.vector import query
+from kgbuild.settings import Settings
+from kgbuild.stats import stats
+
+DOCS = {
+    "news/apple.txt": (
+        "Apple Inc. CEO Tim Cook will unveil the Vision Pro in Cupertino. The Vision Pro costs $2,499. "
+        "Tim Cook thanked the team."
+    ),
+    "news/acme.md": "# Acme\nAcme Corp, led by CEO Jane Park, will launch Rocket Skates. Acme Corp competes with Globex Ltd.",
+    "news/results.txt": "APPLE INC. reported revenue for the quarter. Globex said profit fell in Europe.",
+    "legal/suit.txt": "In a lawsuit filed in Seoul, Globex accused Acme Corp before the court.",
+}
+
+
+def write_corpus(root: Path, docs: dict[str, str] = DOCS) -> Path:
+    for rel, text in docs.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return root
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    return write_corpus(tmp_path / "corpus")
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(out_dir=tmp_path / "out", chunk_size=16, chunk_overlap=4)
+
+
+def run(corpus: Path, settings: Settings, gazetteer, embedder):
+    return ingest(corpus, settings, extractor=gazetteer, embedder=embedder)
+
+
+def graph_of(settings: Settings):
+    return load_graph(Path(settings.out_dir) / "graph.json")
+
+
+def test_ingest_builds_graph_and_vectors(corpus, settings, gazetteer, embedder):
+    report = run(corpus, settings, gazetteer, embedder)
+    assert report.documents_read == 4 and report.skipped == []
+    assert report.chunks >= 5  # chunk_size 16 splits the longer documents
+    g = graph_of(settings)
+    entities = {d["key"]: d for _, d in g.nodes(data=True) if d["kind"] == "Entity"}
+    # "Apple Inc." and "APPLE INC." are one company; canonical name is the most frequent form
+    assert entities["COMPANY:apple"]["name"] == "Apple Inc."
+    assert set(entities["COMPANY:apple"]["aliases"]) == {"APPLE INC.", "Apple Inc."}
+    assert entities["COMPANY:apple"]["mention_count"] == 2
+    assert entities["PERSON:tim cook"]["mention_count"] == 2
+    # relations, with evidence that points back to real spans
+    rel_edges = [(u, v, d) for u, v, d in g.edges(data=True) if d["type"] not in ("HAS_CHUNK", "NEXT_CHUNK", "MENTIONS")]
+    labels = {(g.nodes[u]["name"], d["type"], g.nodes[v]["name"]) for u, v, d in rel_edges}
+    assert ("Tim Cook", "CEO_OF", "Apple Inc.") in labels
+    assert ("Acme Corp", "COMPETES_WITH", "Globex") in labels  # the most frequent form names it
+    assert ("Vision Pro", "PRICED_AT", "$2,499") in labels
+    assert not any(lab[1] == "PRICED_AT" and lab[0] == "Tim Cook" for lab in labels)
+    assert report.relations_dropped.get(DROP_SOURCE_TYPE, 0) >= 1
+    texts = {d["path"]: (corpus / d["path"]).read_text() for _, d in g.nodes(data=True) if d["kind"] == "Document"}
+    doc_paths = {n: d["path"] for n, d in g.nodes(data=True) if d["kind"] == "Document"}
+    for u, v, d in g.edges(data=True):
+        if d["type"] == "MENTIONS":
+            text = texts[doc_paths[d["doc_id"]]]
+            assert text[d["start"] : d["end"]] == d["text"]
+            assert 0 < d["confidence"] <= 1
+    for u, v, d in rel_edges:
+        for ev in d["evidence"]:
+            text = texts[doc_paths[ev["doc_id"]]]
+            assert g.nodes[u]["name"].casefold() == text[ev["head_start"] : ev["head_end"]].casefold()
+        assert d["count"] == len(d["evidence"])
+    # classifications on chunks and documents
+    docs = {d["path"]: d for _, d in g.nodes(data=True) if d["kind"] == "Document"}
+    assert docs["legal/suit.txt"]["classifications"]["document_type"][0]["label"] == "legal_filing"
+    assert report.totals.vector_points == report.totals.chunks == report.chunks
+    assert report.totals.documents == 4
+
+
+def test_chunks_keep_offsets_and_order(corpus, settings, gazetteer, embedder):
+    run(corpus, settings, gazetteer, embedder)
+    g = graph_of(settings)
+    for doc_id, d in g.nodes(data=True):
+        if d["kind"] != "Document":
+            continue
+        text = (corpus / d["path"]).read_text()
+        chunks = sorted((g.nodes[c] for _, c, k in g.out_edges(doc_id, keys=True) if k == "HAS_CHUNK"), key=lambda c: c["position"])
+        for c in chunks:
+            assert text[c["start"] : c["end"]] == c["text"]
+        for a, b in zip(chunks, chunks[1:]):
+            assert g.has_edge(f"{doc_id}:{a['position']:05d}", f"{doc_id}:{b['position']:05d}", key="NEXT_CHUNK")
+            assert b["start"] <= a["end"]  # overlap or adjacency, never a gap with words lost
+            assert b["start"] > a["start"]
+
+
+def test_rerun_changes_nothing_and_does_no_model_work(corpus, settings, gazetteer, embedder):
+    first = run(corpus, settings, gazetteer, embedder)
+    out = Path(settings.out_dir)
+    before = {p.name: p.read_bytes() for p in [out / "graph.json", out / "state.json"]}
+    calls = gazetteer.calls
+    second = run(corpus, settings, gazetteer, embedder)
+    assert gazetteer.calls == calls, "no extraction on an unchanged folder"
+    assert second.documents_read == 0 and second.documents_unchanged == 4 and second.chunks == 0
+    assert second.totals == first.totals
+    after = {p.name: p.read_bytes() for p in [out / "graph.json", out / "state.json"]}
+    assert after == before
+
+
+def test_changed_document_replaces_its_facts(corpus, settings, gazetteer, embedder):
+    run(corpus, settings, gazetteer, embedder)
+    (corpus / "news/acme.md").write_text("Acme Corp will launch Rocket Skates.", encoding="utf-8")
+    report = run(corpus, settings, gazetteer, embedder)
+    assert report.documents_read == 1 and report.documents_unchanged == 3
+    g = graph_of(settings)
+    names = {d["name"] for _, d in g.nodes(data=True) if d["kind"] == "Entity"}
+    assert "Jane Park" not in names  # only the old version mentioned her
+    assert "Globex Ltd." in names or "Globex" in names  # other documents still do
+    rel = {(g.nodes[u]["name"], d["type"], g.nodes[v]["name"]) for u, v, d in g.edges(data=True) if d["type"] == "COMPETES_WITH"}
+    assert rel == set()
+    fresh = Settings(out_dir=Path(settings.out_dir).parent / "fresh", chunk_size=16, chunk_overlap=4)
+    fresh_report = run(corpus, fresh, gazetteer, embedder)
+    assert report.totals.to_dict() | {"schema_version": ""} == fresh_report.totals.to_dict() | {"schema_version": ""}
+
+
+def test_deleted_document_is_pruned(corpus, settings, gazetteer, embedder):
+    run(corpus, settings, gazetteer, embedder)
+    (corpus / "legal/suit.txt").unlink()
+    report = run(corpus, settings, gazetteer, embedder)
+    assert report.documents_removed == 1
+    assert report.totals.documents == 3
+    hits = query("lawsuit", settings, embedder=embedder, k=20)
+    assert all(h.path != "legal/suit.txt" for h in hits)
+
+
+def test_broken_file_is_skipped_and_the_rest_ingested(corpus, settings, gazetteer, embedder):
+    (corpus / "broken.pdf").write_bytes(b"%PDF-1.4 garbage that is not a pdf")
+    (corpus / "notes.xyz").write_text("unsupported")
+    report = run(corpus, settings, gazetteer, embedder)
+    skipped = {s.path: s.reason for s in report.skipped}
+    assert "PDF" in skipped["broken.pdf"] and "unsupported" in skipped["notes.xyz"]
+    assert report.documents_read == 4
+
+
+def test_query_filters(corpus, settings, gazetteer, embedder):
+    run(corpus, settings, gazetteer, embedder)
+    hits = query("headset price", settings, entities=["COMPANY:apple inc."], embedder=embedder)
+    assert hits and all("COMPANY:apple" in h.entities[0].key for h in hits)
+    assert all(h.matched_entities == ["COMPANY:apple"] for h in hits)
+    assert {h.path for h in hits} == {"news/apple.txt", "news/results.txt"}
+    for h in hits:
+        text = (Path(settings.out_dir).parent / "corpus" / h.path).read_text()
+        assert text[h.start : h.end] == h.text
+    announced = query("new product", settings, entities=["company:APPLE"], classes=["document_type=product_announcement"], embedder=embedder)
+    assert {h.path for h in announced} == {"news/apple.txt"}
+    legal = query("court", settings, types=["LOCATION"], docs=["legal/suit.txt"], embedder=embedder)
+    assert [h.path for h in legal] == ["legal/suit.txt"]
+    assert query("anything", settings, entities=["PERSON:nobody at all"], embedder=embedder) == []
+    with pytest.raises(ConfigError, match="unknown entity type"):
+        query("x", settings, entities=["GALAXY:andromeda"], embedder=embedder)
+    with pytest.raises(ConfigError, match="TASK=LABEL"):
+        query("x", settings, classes=["document_type"], embedder=embedder)
+    with pytest.raises(ConfigError, match="unknown label"):
+        query("x", settings, classes=["document_type=poem"], embedder=embedder)
+
+
+def test_query_ranks_by_meaning(corpus, settings, gazetteer, embedder):
+    run(corpus, settings, gazetteer, embedder)
+    hits = query("lawsuit in court", settings, embedder=embedder, k=3)
+    assert hits[0].path == "legal/suit.txt"
+    assert hits == sorted(hits, key=lambda h: -h.score)
+
+
+def test_stats_counts_the_index(corpus, settings, gazetteer, embedder):
+    report = run(corpus, settings, gazetteer, embedder)
+    result = stats(settings)
+    assert result.documents == 4 and result.vector_points == report.chunks
+    assert result.entities_by_type["COMPANY"] >= 3
+    assert result.relations_by_type["CEO_OF"] == 2
+    assert result.schema_name == "business-news" and result.model == "gazetteer"
+    assert result.kgbuild_version
+
+
+def test_query_without_index_says_so(tmp_path, embedder):
+    with pytest.raises(IndexNotFoundError, match="kgbuild ingest"):
+        query("x", Settings(out_dir=tmp_path / "none"), embedder=embedder)
+
+
+def test_jsonl_records_are_documents(tmp_path, settings, gazetteer, embedder):
+    root = tmp_path / "records"
+    root.mkdir()
+    lines = [
+        {"id": "r1", "title": "One", "text": "Tim Cook runs Apple Inc."},
+        {"id": "r2", "title": "Two", "text": "Jane Park runs Acme Corp."},
+    ]
+    (root / "feed.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n{broken\n", encoding="utf-8")
+    report = run(root, settings, gazetteer, embedder)
+    assert report.documents_read == 2
+    assert [s.path for s in report.skipped] == ["feed.jsonl#line 3"]
+    # editing one record re-extracts only that record
+    lines[1]["text"] = "Jane Park still runs Acme Corp."
+    (root / "feed.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n", encoding="utf-8")
+    again = run(root, settings, gazetteer, embedder)
+    assert again.documents_read == 1 and again.documents_unchanged == 1
+    assert query("who runs", settings, docs=["feed.jsonl"], embedder=embedder, k=5)[0].path.startswith("feed.jsonl#")
+
+
+def test_constructing_the_pipeline_touches_nothing(tmp_path, business_schema):
+    from kgbuild.pipeline import IngestPipeline
+
+    out = tmp_path / "never"
+    pipeline = IngestPipeline(Settings(out_dir=out, model=str(tmp_path / "no-such-model")))
+    assert not out.exists()
+    assert pipeline.extractor._model is None and pipeline.embedder._model is None
+
+
+def test_ingest_missing_folder(tmp_path, gazetteer, embedder):
+    with pytest.raises(ConfigError, match="no such file"):
+        ingest(tmp_path / "missing", Settings(out_dir=tmp_path / "o"), extractor=gazetteer, embedder=embedder)
