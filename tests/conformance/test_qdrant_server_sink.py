@@ -1,0 +1,70 @@
+"""The Qdrant server vector sink against the vector-sink conformance suite, through qdrant-client local mode."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+_HERE = str(Path(__file__).resolve().parent)
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+
+import builders as b  # noqa: E402
+from vector_sink_suite import DIM, VectorSinkConformance  # noqa: E402
+
+from kgbuild.connectors.qdrant_server import QdrantServerVectorSink  # noqa: E402
+from kgbuild.errors import SinkError  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+class TestQdrantServerVectorSink(VectorSinkConformance):
+    def make_sink(self, folder: Path) -> QdrantServerVectorSink:
+        return QdrantServerVectorSink("chunks", path=str(folder), classification_tasks=["document_type"])
+
+    def test_in_memory_location(self):
+        sink = QdrantServerVectorSink("chunks", location=":memory:", classification_tasks=["document_type"])
+        sink.open(DIM)
+        try:
+            points = b.points_for(b.corpus_batch(), DIM)
+            sink.upsert(points)
+            assert sink.count() == len(points)
+            assert sink.search(points[3].vector, None, 1)[0].point_id == points[3].id
+        finally:
+            sink.close()
+
+    def test_collections_in_one_storage_are_separate(self, tmp_path):
+        one = QdrantServerVectorSink("one", path=str(tmp_path / "q"))
+        one.open(DIM)
+        try:
+            one.upsert(b.points_for(b.corpus_batch(b.ACME), DIM))
+            assert one.count() == 1
+            assert not QdrantServerVectorSink("two", path=str(tmp_path / "q"))._call("noop", lambda: False)
+        finally:
+            one.close()
+
+    def test_second_open_of_a_folder_in_use_is_a_sink_error(self, tmp_path):
+        first = QdrantServerVectorSink("chunks", path=str(tmp_path / "q"))
+        first.open(DIM)
+        second = QdrantServerVectorSink("chunks", path=str(tmp_path / "q"))
+        try:
+            with pytest.raises(SinkError, match="cannot open Qdrant storage"):
+                second.open(DIM)
+        finally:
+            second.close()
+            first.close()
+
+    def test_repr_hides_the_api_key(self):
+        sink = QdrantServerVectorSink("chunks", url="https://qdrant.example.invalid:6333", api_key="sekret")
+        assert "sekret" not in repr(sink)
+        assert "sekret" not in str(sink)
+        assert "sekret" not in sink.target
+        assert "qdrant.example.invalid" in repr(sink)
+
+    def test_exactly_one_target(self, tmp_path):
+        with pytest.raises(ValueError):
+            QdrantServerVectorSink("chunks")
+        with pytest.raises(ValueError):
+            QdrantServerVectorSink("chunks", url="http://localhost:6333", path=str(tmp_path))

@@ -1,0 +1,173 @@
+"""The schema-enforcing extraction step, the gliner2 output parser, and classification aggregation."""
+
+from __future__ import annotations
+
+import pytest
+
+from kgbuild.extract.base import (
+    DROP_BELOW_THRESHOLD,
+    DROP_HEAD_UNLINKED,
+    DROP_SELF,
+    DROP_SOURCE_TYPE,
+    DROP_TAIL_UNLINKED,
+    DROP_TARGET_TYPE,
+    DROP_UNKNOWN_LABEL,
+    RawExtraction,
+    RawRelation,
+    RawSpan,
+    aggregate_classifications,
+    link_extraction,
+)
+from kgbuild.extract.gliner import parse_gliner_output
+from kgbuild.types import Chunk, LabelScore
+
+TEXT = "Apple Inc. CEO Tim Cook unveiled the Vision Pro for $2,499 in Cupertino."
+
+
+def span(label: str, surface: str, confidence: float = 0.9, text: str = TEXT) -> RawSpan:
+    start = text.index(surface)
+    return RawSpan(label, surface, start, start + len(surface), confidence)
+
+
+def chunk(text: str = TEXT, offset: int = 100, tokens: int = 12) -> Chunk:
+    return Chunk("doc_x:00000", "doc_x", 0, offset, offset + len(text), text, tokens)
+
+
+ENTITIES = [
+    span("COMPANY", "Apple Inc."),
+    span("PERSON", "Tim Cook"),
+    span("PRODUCT", "Vision Pro"),
+    span("MONEY", "$2,499"),
+    span("LOCATION", "Cupertino"),
+]
+
+
+def test_mentions_are_in_document_offsets(business_schema):
+    result = link_extraction(chunk(), RawExtraction(entities=ENTITIES), business_schema)
+    assert [(m.label, m.text) for m in result.mentions] == [
+        ("COMPANY", "Apple Inc."), ("PERSON", "Tim Cook"), ("PRODUCT", "Vision Pro"), ("MONEY", "$2,499"),
+        ("LOCATION", "Cupertino"),
+    ]
+    for m in result.mentions:
+        assert m.start >= 100 and TEXT[m.start - 100 : m.end - 100] == m.text
+        assert m.chunk_id == "doc_x:00000" and m.doc_id == "doc_x"
+
+
+def test_entities_below_threshold_unknown_or_empty_are_not_kept(business_schema):
+    raw = RawExtraction(
+        entities=[
+            span("PERSON", "Tim Cook", 0.2),
+            RawSpan("ALIEN", "Apple", 0, 5, 0.99),
+            RawSpan("COMPANY", "  ", 10, 11, 0.99),
+            RawSpan("COMPANY", "Apple Inc.", -5, 10, 0.95),  # clipped to the chunk
+        ]
+    )
+    result = link_extraction(chunk(), raw, business_schema)
+    assert [(m.label, m.text, m.start) for m in result.mentions] == [("COMPANY", "Apple Inc.", 100)]
+
+
+def test_duplicate_spans_keep_the_best_confidence(business_schema):
+    raw = RawExtraction(entities=[span("PERSON", "Tim Cook", 0.6), span("PERSON", "Tim Cook", 0.8)])
+    (mention,) = link_extraction(chunk(), raw, business_schema).mentions
+    assert mention.confidence == 0.8
+
+
+def relation(label, head, tail, confidence=0.9):
+    return RawRelation(label, span("", head, confidence), span("", tail, confidence))
+
+
+def test_relation_with_right_types_is_kept(business_schema):
+    raw = RawExtraction(entities=ENTITIES, relations=[relation("CEO_OF", "Tim Cook", "Apple Inc.")])
+    result = link_extraction(chunk(), raw, business_schema)
+    (rel,) = result.relations
+    assert (rel.label, rel.head.text, rel.tail.text) == ("CEO_OF", "Tim Cook", "Apple Inc.")
+    assert result.dropped_relations == {}
+
+
+def test_relation_with_wrong_endpoint_types_is_dropped_and_counted(business_schema):
+    raw = RawExtraction(
+        entities=ENTITIES,
+        relations=[
+            relation("CEO_OF", "Apple Inc.", "Tim Cook"),  # head must be a PERSON
+            relation("PRICED_AT", "Vision Pro", "Cupertino"),  # tail must be MONEY
+            relation("CEO_OF", "unveiled", "Apple Inc."),  # head is no entity at all
+            relation("MANUFACTURES", "Apple Inc.", "the"),  # tail is no entity at all
+            relation("CEO_OF", "Tim Cook", "Apple Inc.", 0.1),  # below the threshold
+            relation("INVENTED", "Tim Cook", "Vision Pro"),  # not in the schema
+            relation("COMPETES_WITH", "Vision Pro", "Vision Pro"),  # a thing with itself
+        ],
+    )
+    result = link_extraction(chunk(), raw, business_schema)
+    assert result.relations == []
+    assert result.dropped_relations == {
+        DROP_SOURCE_TYPE: 1,
+        DROP_TARGET_TYPE: 1,
+        DROP_HEAD_UNLINKED: 1,
+        DROP_TAIL_UNLINKED: 1,
+        DROP_BELOW_THRESHOLD: 1,
+        DROP_UNKNOWN_LABEL: 1,
+        DROP_SELF: 1,
+    }
+
+
+def test_relation_end_links_to_an_overlapping_mention_of_the_allowed_type(business_schema):
+    entities = [span("COMPANY", "Apple Inc."), span("PRODUCT", "Apple Inc.", 0.5), span("PERSON", "Tim Cook")]
+    raw = RawExtraction(entities=entities, relations=[relation("CEO_OF", "Tim Cook", "Apple")])
+    (rel,) = link_extraction(chunk(), raw, business_schema).relations
+    assert rel.tail.label == "COMPANY" and rel.tail.text == "Apple Inc."
+
+
+def test_parse_gliner_output_maps_prompts_and_quirky_relation_keys(business_schema):
+    output = {
+        "entities": {
+            "company": [{"text": "Apple Inc.", "confidence": 0.9, "start": 0, "end": 10}],
+            "person": [{"text": "Tim Cook", "confidence": 0.95, "start": 15, "end": 23}],
+            "unknown": [{"text": "x", "confidence": 0.9, "start": 0, "end": 1}],
+        },
+        "relation_extraction": {
+            "ceo_of: The person is the chief executive of the company.": [
+                {"head": {"text": "Tim Cook", "confidence": 0.8, "start": 15, "end": 23},
+                 "tail": {"text": "Apple Inc.", "confidence": 0.7, "start": 0, "end": 10}}
+            ],
+            "manufactures": [],
+        },
+        # gliner2 2.1 sometimes puts a described relation at the top level
+        "priced_at: The product is sold at this price.": [
+            {"head": {"text": "Vision Pro", "confidence": 0.8, "start": 37, "end": 47},
+             "tail": {"text": "$2,499", "confidence": 0.8, "start": 52, "end": 58}}
+        ],
+        "document_type": {"label": "product_announcement", "confidence": 0.7},
+    }
+    raw = parse_gliner_output(output, business_schema)
+    assert [(e.label, e.text) for e in raw.entities] == [("COMPANY", "Apple Inc."), ("PERSON", "Tim Cook")]
+    assert sorted((r.label, r.head.text, r.tail.text) for r in raw.relations) == [
+        ("CEO_OF", "Tim Cook", "Apple Inc."), ("PRICED_AT", "Vision Pro", "$2,499")
+    ]
+    assert raw.classifications == {"document_type": [LabelScore("product_announcement", 0.7)]}
+
+
+def test_parse_gliner_output_multi_label_shapes():
+    from kgbuild.schema import load_schema
+
+    schema = load_schema("biomedical")
+    raw = parse_gliner_output(
+        {"entities": {}, "topics": [{"label": "oncology", "confidence": 0.8}, {"label": "immunology", "confidence": 0.6}],
+         "study_type": "review",
+         "trial_result": [{"drug": {"text": "metformin", "confidence": 0.9}, "phase": None}]},
+        schema,
+    )
+    assert raw.classifications["topics"] == [LabelScore("oncology", 0.8), LabelScore("immunology", 0.6)]
+    assert raw.classifications["study_type"] == [LabelScore("review", 1.0)]
+    assert raw.structures[0].name == "trial_result" and raw.structures[0].fields["drug"]["text"] == "metformin"
+
+
+def test_document_classification_is_a_weighted_vote(business_schema):
+    def extraction(label, confidence, tokens):
+        raw = RawExtraction(classifications={"document_type": [LabelScore(label, confidence)]})
+        return link_extraction(chunk(tokens=tokens), raw, business_schema)
+
+    parts = [extraction("earnings_report", 0.9, 100), extraction("legal_filing", 0.95, 10), extraction("earnings_report", 0.6, 50)]
+    (top,) = aggregate_classifications(parts, business_schema)["document_type"]
+    assert top.label == "earnings_report"
+    assert top.confidence == pytest.approx((0.9 * 100 + 0.6 * 50) / 160)
+    assert aggregate_classifications([], business_schema) == {}
