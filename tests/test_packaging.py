@@ -1,0 +1,35 @@
+"""The package installs as kgbuild only: connectors/ is reachable as kgbuild.connectors, never as `connectors`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_connectors_live_only_inside_kgbuild(tmp_path):
+    probe = (
+        "import importlib.util, kgbuild.connectors.networkx_graph as m;"
+        "print(importlib.util.find_spec('connectors'));"
+        "print(m.__name__)"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["None", "kgbuild.connectors.networkx_graph"]
+
+
+def test_bundled_schemas_ship_with_the_package():
+    from kgbuild.schema import bundled_schema_names
+
+    assert {"business-news", "biomedical"} <= set(bundled_schema_names())
+
+
+def test_importing_the_library_does_not_import_torch(tmp_path):
+    probe = "import sys, kgbuild, kgbuild.cli, kgbuild.pipeline; print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
+
+
+def test_repository_layout():
+    root = Path(__file__).resolve().parents[1]
+    for name in ("pyproject.toml", "kgbuild", "connectors", "schemas", "tests", "notebooks", "README.md", ".ci/run"):
+        assert (root / name).exists(), name
