@@ -57,11 +57,19 @@ class _Silent:
 
 @dataclass(slots=True)
 class _PendingFile:
+    """A new or changed file whose documents are on their way through the stages."""
+
     file: SourceFile
     hash: str
-    documents: dict[str, tuple[Document, list[Chunk]]] = field(default_factory=dict)
+    previous: dict[str, DocumentState]  # what the state knew of this file's documents
+    written: dict[str, DocumentState] = field(default_factory=dict)  # extracted and written in this run
     kept: dict[str, DocumentState] = field(default_factory=dict)  # unchanged records of a changed file
-    removed: list[str] = field(default_factory=list)  # records that disappeared from the file
+    waiting: int = 0  # documents read but not yet written
+    read_complete: bool = False
+
+    @property
+    def complete(self) -> bool:
+        return self.read_complete and self.waiting == 0
 
 
 def extraction_fingerprint(settings: Settings, schema: ExtractionSchema, extractor_name: str, embedder_name: str) -> str:
@@ -121,7 +129,8 @@ class IngestPipeline:
         self._chunker: TokenChunker | None = None
         self._sinks_open = False
         self._vectors_touched = False
-        self._pending: list[_PendingFile] = []
+        self._queue: list[tuple[_PendingFile, Document, list[Chunk]]] = []  # documents awaiting extraction
+        self._open_files: list[_PendingFile] = []  # files not yet recorded in the state
         self._pending_chunks = 0
         self._entities_seen: set[str] = set()
         self._dropped: Counter[str] = Counter()
@@ -151,8 +160,6 @@ class IngestPipeline:
                 self.report.files_seen += 1
                 self.progress.on_file(item.rel_path)
                 self._consider_file(root, item, known.get(item.rel_path))
-                if self._pending_chunks >= self.settings.write_batch_chunks:
-                    self._flush(root)
             self._flush(root)
             if self.settings.prune:
                 self._prune(root, [rel for rel in known if rel not in seen])
@@ -180,30 +187,42 @@ class IngestPipeline:
         if previous is not None and previous.hash == digest and previous.fingerprint == self.fingerprint:
             self.report.documents_unchanged += len(previous.documents)
             return
-        pending = _PendingFile(file=file, hash=digest)
-        old_docs = previous.documents if previous is not None and previous.fingerprint == self.fingerprint else {}
+        pending = _PendingFile(file=file, hash=digest, previous=dict(previous.documents) if previous else {})
+        reusable = pending.previous if previous is not None and previous.fingerprint == self.fingerprint else {}
+        queued_before = len(self._queue)
         try:
             for item in read_file(file, self.read_options):
                 if isinstance(item, SkippedFile):
                     self.report.skipped.append(item)
                     continue
-                old = old_docs.get(item.id)
+                old = reusable.get(item.id)
                 if old is not None and old.content_hash == item.content_hash:
                     pending.kept[item.id] = old
                     self.report.documents_unchanged += 1
                     continue
                 chunks = self._chunk(item)
-                pending.documents[item.id] = (item, chunks)
+                self._queue.append((pending, item, chunks))
+                pending.waiting += 1
                 self._pending_chunks += len(chunks)
                 self.progress.on_chunks_added(len(chunks))
+                if self._pending_chunks >= self.settings.write_batch_chunks:
+                    if pending not in self._open_files:
+                        self._open_files.append(pending)
+                    self._flush(root)
         except DocumentError as exc:
             self.report.skipped.append(SkippedFile(file.rel_path, exc.reason))
-            # drop what this file queued; an earlier version stays in the index untouched
-            self._pending_chunks -= sum(len(c) for _, c in pending.documents.values())
+            # forget what this file still had queued; the state keeps vouching for its earlier version
+            dropped = [entry for entry in self._queue[queued_before:] if entry[0] is pending]
+            self._queue = [entry for entry in self._queue if entry[0] is not pending]
+            self._pending_chunks -= sum(len(chunks) for _, _, chunks in dropped)
+            if pending in self._open_files:
+                self._open_files.remove(pending)
             return
-        previous_ids = set(previous.documents) if previous is not None else set()
-        pending.removed = sorted(previous_ids - set(pending.documents) - set(pending.kept))
-        self._pending.append(pending)
+        pending.read_complete = True
+        if pending not in self._open_files:
+            self._open_files.append(pending)
+        if pending.complete:  # nothing to extract (all records unchanged, or records removed)
+            self._commit_files(root)
 
     def _chunk(self, document: Document) -> list[Chunk]:
         if self._chunker is None:
@@ -228,16 +247,16 @@ class IngestPipeline:
             self._sinks_open = False
 
     def _flush(self, root: str) -> None:
-        if not self._pending:
+        if not self._queue:
+            self._commit_files(root)
             return
-        pending, self._pending, self._pending_chunks = self._pending, [], 0
-        documents = [doc_chunks for p in pending for doc_chunks in p.documents.values()]
-        chunks = [chunk for _, doc_chunks in documents for chunk in doc_chunks]
+        queue, self._queue, self._pending_chunks = self._queue, [], 0
+        chunks = [chunk for _, _, doc_chunks in queue for chunk in doc_chunks]
         extractions = self._extract(chunks)
 
         extracted: list[ExtractedDocument] = []
         cursor = 0
-        for document, doc_chunks in documents:
+        for _, document, doc_chunks in queue:
             doc_extractions = extractions[cursor : cursor + len(doc_chunks)]
             cursor += len(doc_chunks)
             extracted.append(
@@ -252,17 +271,11 @@ class IngestPipeline:
         batch = GraphBatch(extracted, reconciliation.entities, reconciliation.mention_entity, reconciliation.relations)
 
         self._open_sinks()
-        removed = [doc_id for p in pending for doc_id in p.removed]
-        if removed:
-            self.graph_sink.remove_documents(removed)
-            self.vector_sink.delete_documents(removed)
-            self.report.documents_removed += len(removed)
-        if extracted:
-            vectors = self.embedder.embed([c.text for c in chunks])
-            self.graph_sink.write(batch)
-            # a changed document may now have fewer chunks: drop all of its old points first
-            self.vector_sink.delete_documents([d.document.id for d in extracted])
-            self.vector_sink.upsert(build_chunk_points(batch, vectors))
+        vectors = self.embedder.embed([c.text for c in chunks])
+        self.graph_sink.write(batch)
+        # a changed document may now have fewer chunks: drop all of its old points first
+        self.vector_sink.delete_documents([d.document.id for d in extracted])
+        self.vector_sink.upsert(build_chunk_points(batch, vectors))
         self._vectors_touched = True
 
         report = self.report
@@ -275,14 +288,31 @@ class IngestPipeline:
         report.entities = len(self._entities_seen)
         report.relations_dropped = dict(sorted(self._dropped.items()))
 
-        files = self.state.files(root)
-        for p in pending:
-            docs = dict(p.kept)
-            for doc_id, (document, doc_chunks) in p.documents.items():
-                docs[doc_id] = DocumentState(document.path, document.content_hash, len(doc_chunks))
-            files[p.file.rel_path] = FileState(p.hash, p.file.size, p.file.mtime, self.fingerprint, docs)
+        for pending, document, doc_chunks in queue:
+            pending.written[document.id] = DocumentState(document.path, document.content_hash, len(doc_chunks))
+            pending.waiting -= 1
+        self._commit_files(root)
         if time.monotonic() - self._last_checkpoint > CHECKPOINT_SECONDS:
             self._checkpoint()
+
+    def _commit_files(self, root: str) -> None:
+        """Record in the state every file whose documents are all written; remove records it lost."""
+        files = self.state.files(root)
+        still_open = []
+        for pending in self._open_files:
+            if not pending.complete:
+                still_open.append(pending)
+                continue
+            removed = sorted(set(pending.previous) - set(pending.written) - set(pending.kept))
+            if removed:
+                self._open_sinks()
+                self.graph_sink.remove_documents(removed)
+                self.vector_sink.delete_documents(removed)
+                self._vectors_touched = True
+                self.report.documents_removed += len(removed)
+            documents = {**pending.kept, **pending.written}
+            files[pending.file.rel_path] = FileState(pending.hash, pending.file.size, pending.file.mtime, self.fingerprint, documents)
+        self._open_files = still_open
 
     def _extract(self, chunks: list[Chunk]) -> list:
         results = []

@@ -417,3 +417,10 @@ def hostile_batch() -> GraphBatch:
     return make_batch(
         {HOSTILE_PATH: HOSTILE_TEXT}, HOSTILE_MENTIONS, HOSTILE_RELATIONS, chunk_lines=100, titles={HOSTILE_PATH: 'Title with `ticks`, "quotes" and $x'}
     )
+
+
+# A JSONL record whose text held a "\ud800" escape: json.loads gives a lone surrogate,
+# and the readers pass it through into the document text, title and chunk text.
+ODD_PATH = "feeds/odd.jsonl#7"
+ODD_TEXT = "Broken\ud800 Corp opened an office in Paris.\n"
+ODD_MENTIONS: list[MentionSpec] = [(ODD_PATH, "LOCATION", "Paris")]

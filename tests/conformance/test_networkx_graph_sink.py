@@ -102,8 +102,8 @@ class TestNetworkXGraphSink(GraphSinkConformance):
             " '\\ud800' escapes; the graph stays dirty, so every later flush()/close() fails too"
         ),
     )
-    def test_lone_surrogate_in_a_name_survives_persistence(self, open_sink):
-        super().test_lone_surrogate_in_a_name_survives_persistence(open_sink)
+    def test_lone_surrogate_in_text_survives_persistence(self, open_sink):
+        super().test_lone_surrogate_in_text_survives_persistence(open_sink)
 
     # -- NetworkX-only: the file on disk ---------------------------------------------------------
 

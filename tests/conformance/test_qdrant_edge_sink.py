@@ -22,6 +22,29 @@ class TestQdrantEdgeVectorSink(VectorSinkConformance):
     def make_sink(self, folder: Path) -> QdrantEdgeVectorSink:
         return QdrantEdgeVectorSink(folder, classification_tasks=["document_type"])
 
+    @pytest.mark.xfail(
+        strict=True,
+        reason=(
+            "bug: QdrantEdgeVectorSink.open (connectors/qdrant_edge.py) loads an existing shard without comparing"
+            " its vector size with `dimension`; the mismatch surfaces later as a raw Exception"
+            " 'Vector dimension error: expected dim: 16, got 32' from upsert()"
+        ),
+    )
+    def test_open_with_another_dimension_is_refused(self, open_sink):
+        super().test_open_with_another_dimension_is_refused(open_sink)
+
+    @pytest.mark.xfail(
+        strict=True,
+        raises=TypeError,
+        reason=(
+            "bug: QdrantEdgeVectorSink.upsert (connectors/qdrant_edge.py, q.Point(p.id, p.vector, p.payload)) raises a raw"
+            " TypeError \"failed to extract enum Helper ('Bool | Uint | Int | Float | String | Array | Object')\" for a"
+            " payload string holding a lone surrogate, which the JSON/JSONL readers pass through"
+        ),
+    )
+    def test_payload_text_with_a_lone_surrogate(self, open_sink):
+        super().test_payload_text_with_a_lone_surrogate(open_sink)
+
     def test_second_open_of_a_folder_in_use_is_a_sink_error(self, tmp_path):
         first = QdrantEdgeVectorSink(tmp_path / "shard", classification_tasks=["document_type"])
         first.open(DIM)
@@ -47,23 +70,13 @@ class TestQdrantEdgeVectorSink(VectorSinkConformance):
         finally:
             reopened.close()
 
-    def test_payload_indexes_exist(self, tmp_path):
-        sink = QdrantEdgeVectorSink(tmp_path / "shard", classification_tasks=["document_type"])
-        sink.open(DIM)
-        try:
-            schema = set(sink._shard.info().payload_schema)
-            for field in ("doc_id", "path", "source_path", "entity_keys", "entity_types", "class.document_type", "doc_class.document_type"):
-                assert field in schema
-        finally:
-            sink.close()
+    def test_payload_indexes_exist(self, shared):
+        sink, _ = shared
+        schema = set(sink._shard.info().payload_schema)
+        for field in ("doc_id", "path", "source_path", "entity_keys", "entity_types", "class.document_type", "doc_class.document_type"):
+            assert field in schema
 
-    def test_scroll_payloads_returns_every_point(self, tmp_path):
-        sink = QdrantEdgeVectorSink(tmp_path / "shard", classification_tasks=["document_type"])
-        sink.open(DIM)
-        try:
-            points = b.points_for(b.corpus_batch(), DIM)
-            sink.upsert(points)
-            got = sorted(sink.scroll_payloads(batch_size=4), key=lambda p: p["chunk_id"])
-            assert got == sorted((p.payload for p in points), key=lambda p: p["chunk_id"])
-        finally:
-            sink.close()
+    def test_scroll_payloads_returns_every_point(self, shared):
+        sink, points = shared
+        got = sorted(sink.scroll_payloads(batch_size=4), key=lambda p: p["chunk_id"])
+        assert got == sorted((p.payload for p in points), key=lambda p: p["chunk_id"])

@@ -166,26 +166,34 @@ class VectorSinkConformance:
 
     @pytest.fixture
     def loaded(self, open_sink):
-        """A sink holding the whole corpus, and its points."""
+        """A sink of this test's own holding the whole corpus, and its points (tests may change it)."""
         sink = open_sink()
         points = b.points_for(b.corpus_batch(), DIM)
         sink.upsert(points)
         return sink, points
 
+    @pytest.fixture(scope="class")
+    @classmethod
+    def shared(cls, tmp_path_factory):
+        """One sink per test class holding the whole corpus, for tests that only read."""
+        sink = cls().make_sink(tmp_path_factory.mktemp("shared") / "store")
+        sink.open(DIM)
+        points = b.points_for(b.corpus_batch(), DIM)
+        sink.upsert(points)
+        yield sink, points
+        sink.close()
+
     # -- lifecycle -----------------------------------------------------------------------------
 
-    def test_implements_the_protocol(self, open_sink):
-        sink = open_sink()
+    def test_implements_the_protocol(self, shared):
+        sink, _ = shared
         for method in ("open", "upsert", "delete_documents", "search", "count", "flush", "close"):
             assert callable(getattr(sink, method, None)), method
 
-    def test_open_creates_an_empty_index(self, open_sink):
+    def test_open_creates_an_empty_index_and_a_second_open_is_harmless(self, open_sink):
         sink = open_sink()
         assert sink.count() == 0
         assert sink.search(b.fake_vector("anything", DIM), None, 5) == []
-
-    def test_open_twice_is_harmless(self, open_sink):
-        sink = open_sink()
         sink.upsert(b.points_for(b.corpus_batch(b.ACME), DIM))
         sink.open(DIM)
         assert sink.count() == 1
@@ -216,14 +224,14 @@ class VectorSinkConformance:
 
     # -- writing -------------------------------------------------------------------------------
 
-    def test_upsert_and_count(self, loaded):
-        sink, points = loaded
+    def test_upsert_and_count(self, shared):
+        sink, points = shared
         assert len(points) == 9
         assert sink.count() == len(points)
 
-    def test_upsert_twice_keeps_the_count(self, loaded):
-        sink, points = loaded
-        sink.upsert(points)
+    def test_upsert_twice_keeps_the_count(self, shared):
+        sink, points = shared
+        sink.upsert(points)  # the same content again: the shared sink is unchanged
         sink.upsert(b.points_for(b.corpus_batch(), DIM))  # rebuilt from scratch: the same ids
         assert sink.count() == len(points)
         assert [p.id for p in points] == [point_id(p.chunk_id) for p in points]
@@ -239,33 +247,31 @@ class VectorSinkConformance:
         assert top.point_id == target.id and top.payload["text"] == "changed"
         assert top.score == pytest.approx(1.0, abs=1e-3)
 
-    def test_delete_documents_removes_only_that_document(self, loaded):
+    def test_delete_documents(self, loaded):
         sink, points = loaded
+        # nothing, or documents it never held: a no-op
+        sink.delete_documents([])
+        sink.delete_documents([document_id("never/seen.txt")])
+        assert sink.count() == len(points)
+        # one document: only its points go
         sink.delete_documents([_A])
         assert sink.count() == len(points) - 2
         hits = sink.search(b.fake_vector("query", DIM), None, ALL)
         assert {h.payload["doc_id"] for h in hits} == {d for d in (p.payload["doc_id"] for p in points) if d != _A}
         assert sink.search(points[0].vector, VectorFilter(paths=(b.APPLE,)), ALL) == []
+        # several at once (two records of one source file)
         sink.delete_documents([_W1, _W2])
         assert sink.count() == len(points) - 5
         assert _names(sink.search(b.fake_vector("query", DIM), None, ALL)) == {"B0", "B1", "ACME", "ACME2"}
-
-    def test_delete_unknown_or_no_documents_is_a_noop(self, loaded):
-        sink, points = loaded
-        sink.delete_documents([])
-        sink.delete_documents([document_id("never/seen.txt")])
+        # writing them again restores them
+        sink.upsert(b.points_for(b.corpus_batch(b.APPLE, b.WIRE_1, b.WIRE_2), DIM))
         assert sink.count() == len(points)
-
-    def test_delete_then_upsert_restores(self, loaded):
-        sink, points = loaded
-        sink.delete_documents([_A, _B])
-        sink.upsert(b.points_for(b.corpus_batch(b.APPLE, b.SAMSUNG), DIM))
-        assert sink.count() == len(points)
+        assert _names(sink.search(b.fake_vector("query", DIM), None, ALL)) == set(C)
 
     # -- searching -----------------------------------------------------------------------------
 
-    def test_search_returns_the_nearest_first_with_payload(self, loaded):
-        sink, points = loaded
+    def test_search_returns_the_nearest_first_with_payload(self, shared):
+        sink, points = shared
         vectors = np.array([p.vector for p in points])
         for target in points:
             hits = sink.search(target.vector, None, 3)
@@ -279,24 +285,24 @@ class VectorSinkConformance:
                 index = next(i for i, p in enumerate(points) if p.id == hit.point_id)
                 assert hit.score == pytest.approx(float(exact[index]), abs=1e-3)
 
-    def test_search_limit_is_respected(self, loaded):
-        sink, points = loaded
+    def test_search_limit_is_respected(self, shared):
+        sink, points = shared
         query = b.fake_vector("query", DIM)
         for limit in (1, 2, 5):
             assert len(sink.search(query, None, limit)) == limit
         assert len(sink.search(query, None, ALL)) == len(points)
         assert len(sink.search(query, VectorFilter(entity_keys=("COMPANY:apple",)), 2)) == 2
 
-    def test_empty_filter_is_no_filter(self, loaded):
-        sink, points = loaded
+    def test_empty_filter_is_no_filter(self, shared):
+        sink, points = shared
         query = b.fake_vector("query", DIM)
         unfiltered = [h.point_id for h in sink.search(query, None, ALL)]
         assert [h.point_id for h in sink.search(query, VectorFilter(), ALL)] == unfiltered
         assert len(unfiltered) == len(points)
 
     @pytest.mark.parametrize("case", list(FILTER_CASES))
-    def test_filters(self, loaded, case):
-        sink, points = loaded
+    def test_filters(self, shared, case):
+        sink, points = shared
         query_filter, expected = FILTER_CASES[case]
         # the hand-worked expectation agrees with the documented semantics
         assert {n for n, cid in C.items() if reference_match(next(p.payload for p in points if p.chunk_id == cid), query_filter)} == expected
@@ -307,8 +313,8 @@ class VectorSinkConformance:
         for hit in hits:
             assert reference_match(hit.payload, query_filter)
 
-    def test_class_filter_matches_the_document_label_when_the_chunk_has_another(self, loaded):
-        sink, points = loaded
+    def test_class_filter_matches_the_document_label_when_the_chunk_has_another(self, shared):
+        sink, points = shared
         b1 = next(p for p in points if p.chunk_id == C["B1"])
         assert b1.payload["class"] == {DOC_CLASS: ["earnings_report"]}
         assert b1.payload["doc_class"] == {DOC_CLASS: ["product_announcement"]}
@@ -316,8 +322,8 @@ class VectorSinkConformance:
             hits = sink.search(b1.vector, VectorFilter(classes=((DOC_CLASS, label),)), 1)
             assert hits[0].point_id == b1.id
 
-    def test_filtered_search_ranks_within_the_matches(self, loaded):
-        sink, points = loaded
+    def test_filtered_search_ranks_within_the_matches(self, shared):
+        sink, points = shared
         query_filter = VectorFilter(entity_types=("COMPANY",))
         query = b.fake_vector("another query", DIM)
         matching = [p for p in points if reference_match(p.payload, query_filter)]
@@ -348,3 +354,28 @@ class VectorSinkConformance:
             exact = np.argsort(-scores, kind="stable")[:10]
             hits = sink.search([float(x) for x in query], VectorFilter(paths=("recall/0.txt",)), 10)
             assert [h.point_id for h in hits] == [ids[i] for i in exact]
+
+    # -- refusals --------------------------------------------------------------------------------
+
+    def test_open_with_another_dimension_is_refused(self, open_sink):
+        """An index built for one embedding size, reopened for another, must say so at open()."""
+        sink = open_sink("store")
+        sink.upsert(b.points_for(b.corpus_batch(b.ACME), DIM))
+        sink.close()
+        with pytest.raises(SinkError, match=str(DIM)):
+            open_sink("store", DIM * 2)
+
+    def test_payload_text_with_a_lone_surrogate(self, open_sink):
+        """JSON readers pass ``"\\ud800"`` escapes through, so chunk text can hold a lone surrogate.
+
+        The sink stores it verbatim, or refuses the write with a SinkError; never a raw exception.
+        """
+        batch = b.make_batch({b.ODD_PATH: b.ODD_TEXT}, b.ODD_MENTIONS)
+        points = b.points_for(batch, DIM)
+        sink = open_sink()
+        try:
+            sink.upsert(points)
+        except SinkError:
+            return
+        hit = sink.search(points[0].vector, None, 1)[0]
+        assert hit.payload == points[0].payload
