@@ -39,7 +39,8 @@ def save_graph(graph: nx.MultiDiGraph, path: str | Path) -> None:
     fd, tmp = tempfile.mkstemp(prefix=".graph-", suffix=".json", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, ensure_ascii=False, separators=(",", ":"))
+            # ASCII escapes: any string, even one holding a lone surrogate, round-trips exactly
+            json.dump(data, fh, ensure_ascii=True, separators=(",", ":"))
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -145,7 +146,7 @@ class NetworkXGraphSink:
 
     def remove_documents(self, doc_ids: Sequence[str]) -> None:
         g = self._g()
-        doc_set = {d for d in doc_ids if d in g}
+        doc_set = {d for d in doc_ids if d in g and g.nodes[d].get("kind") == "Document"}
         if not doc_set:
             return
         touched: set[str] = set()

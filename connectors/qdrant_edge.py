@@ -14,6 +14,7 @@ from typing import Any, Sequence
 
 from kgbuild.errors import SinkError
 from kgbuild.types import ChunkPoint
+from kgbuild.connectors.qdrant_filter import to_qdrant_filter
 from kgbuild.write import VectorFilter, VectorHit, keyword_fields
 
 UPSERT_BATCH = 5000
@@ -40,17 +41,20 @@ class QdrantEdgeVectorSink:
         if self._shard is not None:
             return
         q = _edge()
+        config = None
+        if dimension is not None:
+            config = q.EdgeConfig(
+                vectors=q.EdgeVectorParams(size=dimension, distance=q.Distance.Cosine),
+                quantization_config=q.ScalarQuantizationConfig(type=q.ScalarType.Int8, quantile=0.99, always_ram=True),
+            )
         try:
             if self.exists():
-                self._shard = q.EdgeShard.load(str(self.path))
+                # with a config, the engine checks that the stored vectors have the same size
+                self._shard = q.EdgeShard.load(str(self.path), config) if config else q.EdgeShard.load(str(self.path))
             else:
-                if dimension is None:
+                if config is None:
                     raise SinkError(f"no vector index at {self.path}: run `kgbuild ingest` first")
                 self.path.mkdir(parents=True, exist_ok=True)
-                config = q.EdgeConfig(
-                    vectors=q.EdgeVectorParams(size=dimension, distance=q.Distance.Cosine),
-                    quantization_config=q.ScalarQuantizationConfig(type=q.ScalarType.Int8, quantile=0.99, always_ram=True),
-                )
                 self._shard = q.EdgeShard.create(str(self.path), config)
         except SinkError:
             raise
@@ -58,6 +62,11 @@ class QdrantEdgeVectorSink:
             if "WouldBlock" in str(exc) or "lock" in str(exc).lower():
                 raise SinkError(
                     f"the vector index at {self.path} is in use by another kgbuild process; wait for it to finish"
+                ) from None
+            if "ncompatible" in str(exc):
+                raise SinkError(
+                    f"the vector index at {self.path} was built with another embedding size than {dimension}"
+                    f" ({exc}); use the embedding model it was built with, or another --out"
                 ) from None
             raise SinkError(f"cannot open the vector index at {self.path}: {exc}") from None
         self._ensure_indexes()
@@ -89,7 +98,12 @@ class QdrantEdgeVectorSink:
         q = _edge()
         shard = self._s()
         for i in range(0, len(points), UPSERT_BATCH):
-            batch = [q.Point(p.id, p.vector, p.payload) for p in points[i : i + UPSERT_BATCH]]
+            batch = []
+            for p in points[i : i + UPSERT_BATCH]:
+                try:
+                    batch.append(q.Point(p.id, p.vector, p.payload))
+                except TypeError as exc:  # the engine takes only JSON-encodable, valid-Unicode payloads
+                    raise SinkError(f"chunk {p.chunk_id}: the vector index cannot store its payload ({exc})") from None
             shard.update(q.UpdateOperation.upsert_points(batch))
 
     def delete_documents(self, doc_ids: Sequence[str]) -> None:
@@ -109,7 +123,7 @@ class QdrantEdgeVectorSink:
         request = q.QueryRequest(
             limit=limit,
             query=q.Query.Nearest(list(vector)),
-            filter=_to_filter(query_filter),
+            filter=to_qdrant_filter(q, query_filter),
             with_payload=True,
             params=q.SearchParams(quantization=q.QuantizationSearchParams(rescore=True, oversampling=3.0)),
         )
@@ -125,34 +139,3 @@ class QdrantEdgeVectorSink:
             payloads.extend(dict(r.payload or {}) for r in records)
             if offset is None:
                 return payloads
-
-
-def _to_filter(query_filter: VectorFilter | None) -> Any:
-    if query_filter is None or query_filter.is_empty():
-        return None
-    q = _edge()
-    must: list[Any] = []
-    for key in query_filter.entity_keys:
-        must.append(q.FieldCondition(key="entity_keys", match=q.MatchValue(key)))
-    for entity_type in query_filter.entity_types:
-        must.append(q.FieldCondition(key="entity_types", match=q.MatchValue(entity_type)))
-    for task, label in query_filter.classes:
-        must.append(
-            q.Filter(
-                should=[
-                    q.FieldCondition(key=f"class.{task}", match=q.MatchValue(label)),
-                    q.FieldCondition(key=f"doc_class.{task}", match=q.MatchValue(label)),
-                ]
-            )
-        )
-    if query_filter.paths:
-        paths = list(query_filter.paths)
-        must.append(
-            q.Filter(
-                should=[
-                    q.FieldCondition(key="path", match=q.MatchAny(any=paths)),
-                    q.FieldCondition(key="source_path", match=q.MatchAny(any=paths)),
-                ]
-            )
-        )
-    return q.Filter(must=must)

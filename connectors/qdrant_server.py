@@ -11,6 +11,7 @@ from typing import Any, Sequence
 
 from kgbuild.errors import SinkError, TransientError
 from kgbuild.types import ChunkPoint
+from kgbuild.connectors.qdrant_filter import to_qdrant_filter
 from kgbuild.write import VectorFilter, VectorHit, keyword_fields
 
 UPSERT_BATCH = 512
@@ -89,6 +90,14 @@ class QdrantServerVectorSink:
                 self.collection,
                 vectors_config=models.VectorParams(size=dimension, distance=models.Distance.COSINE),
             )
+        elif dimension is not None:
+            info = self._call("read the collection", client.get_collection, self.collection)
+            size = getattr(info.config.params.vectors, "size", None)
+            if size is not None and size != dimension:
+                raise SinkError(
+                    f"collection '{self.collection}' at {self.target} holds {size}-dimensional vectors, but the"
+                    f" embedding model gives {dimension}; use the embedding model it was built with, or another --collection"
+                )
         for field in keyword_fields(self.classification_tasks):
             self._call(
                 "create a payload index",
@@ -128,12 +137,14 @@ class QdrantServerVectorSink:
         return int(self._call("count points", self._connect().count, self.collection, exact=True).count)
 
     def search(self, vector: Sequence[float], query_filter: VectorFilter | None, limit: int) -> list[VectorHit]:
+        from qdrant_client import models
+
         response = self._call(
             "query",
             self._connect().query_points,
             self.collection,
             query=list(vector),
-            query_filter=_to_filter(query_filter),
+            query_filter=to_qdrant_filter(models, query_filter),
             limit=limit,
             with_payload=True,
         )
@@ -150,35 +161,3 @@ class QdrantServerVectorSink:
             payloads.extend(dict(r.payload or {}) for r in records)
             if offset is None:
                 return payloads
-
-
-def _to_filter(query_filter: VectorFilter | None) -> Any:
-    if query_filter is None or query_filter.is_empty():
-        return None
-    from qdrant_client import models
-
-    must: list[Any] = []
-    for key in query_filter.entity_keys:
-        must.append(models.FieldCondition(key="entity_keys", match=models.MatchValue(value=key)))
-    for entity_type in query_filter.entity_types:
-        must.append(models.FieldCondition(key="entity_types", match=models.MatchValue(value=entity_type)))
-    for task, label in query_filter.classes:
-        must.append(
-            models.Filter(
-                should=[
-                    models.FieldCondition(key=f"class.{task}", match=models.MatchValue(value=label)),
-                    models.FieldCondition(key=f"doc_class.{task}", match=models.MatchValue(value=label)),
-                ]
-            )
-        )
-    if query_filter.paths:
-        paths = list(query_filter.paths)
-        must.append(
-            models.Filter(
-                should=[
-                    models.FieldCondition(key="path", match=models.MatchAny(any=paths)),
-                    models.FieldCondition(key="source_path", match=models.MatchAny(any=paths)),
-                ]
-            )
-        )
-    return models.Filter(must=must)

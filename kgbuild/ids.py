@@ -10,7 +10,7 @@ _POINT_NAMESPACE = uuid.UUID("6f1c2a4e-3b7d-5e8f-9a0b-1c2d3e4f5a6b")
 
 def stable_id(prefix: str, *parts: object) -> str:
     """``stable_id("doc", "a/b.txt")`` -> ``"doc_3f2a..."`` (20 hex digits of BLAKE2b)."""
-    digest = hashlib.blake2b("\x1f".join(str(p) for p in parts).encode("utf-8"), digest_size=10)
+    digest = hashlib.blake2b("\x1f".join(str(p) for p in parts).encode("utf-8", "surrogatepass"), digest_size=10)
     return f"{prefix}_{digest.hexdigest()}"
 
 

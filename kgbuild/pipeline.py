@@ -303,13 +303,7 @@ class IngestPipeline:
             if not pending.complete:
                 still_open.append(pending)
                 continue
-            removed = sorted(set(pending.previous) - set(pending.written) - set(pending.kept))
-            if removed:
-                self._open_sinks()
-                self.graph_sink.remove_documents(removed)
-                self.vector_sink.delete_documents(removed)
-                self._vectors_touched = True
-                self.report.documents_removed += len(removed)
+            self._remove_documents(sorted(set(pending.previous) - set(pending.written) - set(pending.kept)))
             documents = {**pending.kept, **pending.written}
             files[pending.file.rel_path] = FileState(pending.hash, pending.file.size, pending.file.mtime, self.fingerprint, documents)
         self._open_files = still_open
@@ -328,15 +322,18 @@ class IngestPipeline:
 
     def _prune(self, root: str, gone: list[str]) -> None:
         files = self.state.files(root)
-        doc_ids = sorted(d for rel in gone for d in files[rel].documents)
-        if doc_ids:
-            self._open_sinks()
-            self.graph_sink.remove_documents(doc_ids)
-            self.vector_sink.delete_documents(doc_ids)
-            self._vectors_touched = True
-        self.report.documents_removed += len(doc_ids)
+        self._remove_documents(sorted(d for rel in gone for d in files[rel].documents))
         for rel in gone:
             del files[rel]
+
+    def _remove_documents(self, doc_ids: list[str]) -> None:
+        if not doc_ids:
+            return
+        self._open_sinks()
+        self.graph_sink.remove_documents(doc_ids)
+        self.vector_sink.delete_documents(doc_ids)
+        self._vectors_touched = True
+        self.report.documents_removed += len(doc_ids)
 
     def _checkpoint(self) -> None:
         """Graph and vectors durable first, then the state that vouches for them."""

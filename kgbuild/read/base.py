@@ -29,12 +29,26 @@ class ReadOptions:
 
 
 def normalize_text(text: str) -> str:
-    """Newlines to ``"\\n"`` and NULs removed; everything else is kept as extracted."""
+    """Newlines to ``"\\n"``, NULs removed, lone surrogates (from ``"\\ud800"`` JSON escapes) replaced by U+FFFD.
+
+    Everything else is kept as extracted; the replacements keep the length of the text, so
+    offsets stay exact.
+    """
+    if _has_lone_surrogate(text):
+        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     if "\x00" in text:
         text = text.replace("\x00", "")
     return text
+
+
+def _has_lone_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def prepare_text(raw: str) -> str | None:

@@ -408,16 +408,16 @@ class GraphSinkConformance:
     def test_replacing_a_document_inside_a_larger_batch(self, open_sink):
         sink = open_sink()
         sink.write(b.corpus_batch())
-        v2 = b.apple_v2_batch()
-        rest = b.corpus_batch(*[p for p in b.TEXTS if p != A])
-        both = b.make_batch(
-            {**{p: b.TEXTS[p] for p in b.TEXTS if p != A}, A: b.APPLE_V2_TEXT},
+        others = [p for p in b.TEXTS if p != A]
+        classes = {k: v for k, v in b.CLASSES.items() if (k[0] if isinstance(k, tuple) else k) != A}
+        everything_new = b.make_batch(
+            {**{p: b.TEXTS[p] for p in others}, A: b.APPLE_V2_TEXT},
             [*[m for m in b.MENTIONS if m[0] != A], *b.APPLE_V2_MENTIONS],
             [*[r for r in b.RELATIONS if r[0] != A], *b.APPLE_V2_RELATIONS],
-            {**{k: v for k, v in b.CLASSES.items() if k != A and (not isinstance(k, tuple) or k[0] != A)}, A: {"document_type": "earnings_report"}},
+            {**classes, A: {"document_type": "earnings_report"}},
         )
-        sink.write(both)
-        assert self.content(sink) == self.fresh_content(open_sink, "fresh", rest, v2)
+        sink.write(everything_new)
+        assert self.content(sink) == self.fresh_content(open_sink, "fresh", b.corpus_batch(*others), b.apple_v2_batch())
 
     def test_remove_documents(self, open_sink):
         sink = open_sink()

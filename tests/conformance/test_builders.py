@@ -80,15 +80,6 @@ def test_fake_vectors_are_stable_unit_vectors():
     assert len({tuple(p.vector) for p in points}) == len(points)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=UnicodeEncodeError,
-    reason=(
-        "bug: kgbuild/ids.py stable_id encodes with strict 'utf-8', so entity_id() raises UnicodeEncodeError for a"
-        " name holding a lone surrogate (JSON/JSONL readers pass '\\ud800' escapes through); reconcile() then aborts"
-        " the whole batch. content_hash() in the same file already uses 'surrogatepass'"
-    ),
-)
 def test_ids_accept_any_text():
     path = "feeds/odd.jsonl#7"
     name = "Broken\ud800Name Corp"

@@ -83,27 +83,9 @@ class TestNetworkXGraphSink(GraphSinkConformance):
         assert sink.graph is not None
         return _export_graph(sink.graph)
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason=(
-            "bug: NetworkXGraphSink.remove_documents (connectors/networkx_graph.py, the `doc_set = {d for d in doc_ids"
-            " if d in g}` filter) accepts any node id, so a chunk or entity id removes that node"
-        ),
-    )
     def test_remove_documents_ignores_ids_of_other_nodes(self, open_sink):
         super().test_remove_documents_ignores_ids_of_other_nodes(open_sink)
 
-    @pytest.mark.xfail(
-        strict=True,
-        raises=UnicodeEncodeError,
-        reason=(
-            "bug: save_graph (connectors/networkx_graph.py, json.dump(..., ensure_ascii=False) into a UTF-8 file)"
-            " raises a raw UnicodeEncodeError on a lone surrogate, which the JSON/JSONL readers pass through from"
-            " '\\ud800' escapes; the graph stays dirty, so every later flush()/close() fails too"
-        ),
-    )
-    def test_lone_surrogate_in_text_survives_persistence(self, open_sink):
-        super().test_lone_surrogate_in_text_survives_persistence(open_sink)
 
     # -- NetworkX-only: the file on disk ---------------------------------------------------------
 

@@ -22,28 +22,9 @@ class TestQdrantEdgeVectorSink(VectorSinkConformance):
     def make_sink(self, folder: Path) -> QdrantEdgeVectorSink:
         return QdrantEdgeVectorSink(folder, classification_tasks=["document_type"])
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason=(
-            "bug: QdrantEdgeVectorSink.open (connectors/qdrant_edge.py) loads an existing shard without comparing"
-            " its vector size with `dimension`; the mismatch surfaces later as a raw Exception"
-            " 'Vector dimension error: expected dim: 16, got 32' from upsert()"
-        ),
-    )
     def test_open_with_another_dimension_is_refused(self, open_sink):
         super().test_open_with_another_dimension_is_refused(open_sink)
 
-    @pytest.mark.xfail(
-        strict=True,
-        raises=TypeError,
-        reason=(
-            "bug: QdrantEdgeVectorSink.upsert (connectors/qdrant_edge.py, q.Point(p.id, p.vector, p.payload)) raises a raw"
-            " TypeError \"failed to extract enum Helper ('Bool | Uint | Int | Float | String | Array | Object')\" for a"
-            " payload string holding a lone surrogate, which the JSON/JSONL readers pass through"
-        ),
-    )
-    def test_payload_text_with_a_lone_surrogate(self, open_sink):
-        super().test_payload_text_with_a_lone_surrogate(open_sink)
 
     def test_second_open_of_a_folder_in_use_is_a_sink_error(self, tmp_path):
         first = QdrantEdgeVectorSink(tmp_path / "shard", classification_tasks=["document_type"])

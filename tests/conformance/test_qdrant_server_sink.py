@@ -25,13 +25,6 @@ class TestQdrantServerVectorSink(VectorSinkConformance):
     def make_sink(self, folder: Path) -> QdrantServerVectorSink:
         return QdrantServerVectorSink("chunks", path=str(folder), classification_tasks=["document_type"])
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason=(
-            "bug: QdrantServerVectorSink.open (connectors/qdrant_server.py) uses an existing collection without comparing"
-            " its vector size with `dimension`; the mismatch surfaces later as a raw ValueError from upsert()"
-        ),
-    )
     def test_open_with_another_dimension_is_refused(self, open_sink):
         super().test_open_with_another_dimension_is_refused(open_sink)
 

@@ -9,7 +9,9 @@ A concrete test class mixes ``VectorSinkConformance`` in and implements one hook
     schema (``classification_tasks=["document_type"]``).
 
 Points come from ``builders.corpus_batch()`` through ``build_chunk_points``, so their
-payloads are exactly what the pipeline writes.
+payloads are exactly what the pipeline writes. Tests that take the class-scoped ``shared``
+sink must leave its content as they found it; tests that change content use ``loaded``
+(a sink of their own) or ``open_sink``.
 """
 
 from __future__ import annotations
