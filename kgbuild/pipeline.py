@@ -8,19 +8,21 @@ reconciled, embedded and written, so memory stays bounded by one write batch.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from kgbuild import __version__
 from kgbuild.chunk import TokenChunker
 from kgbuild.embed import Embedder, SentenceTransformerEmbedder
-from kgbuild.errors import ConfigError, DocumentError
-from kgbuild.extract.base import Extractor, aggregate_classifications, link_extraction
+from kgbuild.errors import ConfigError, DocumentError, KgbuildError
+from kgbuild.extract.base import Extractor, RawExtraction, aggregate_classifications, link_extraction
 from kgbuild.ids import file_hash
 from kgbuild.read import ReadOptions, read_file, walk_files
 from kgbuild.reconcile import reconcile
@@ -28,10 +30,30 @@ from kgbuild.schema import ExtractionSchema, load_schema
 from kgbuild.settings import Settings
 from kgbuild.state import DocumentState, FileState, IngestState
 from kgbuild.stores import describe_vector_store, make_graph_sink, make_vector_sink
-from kgbuild.types import Chunk, Document, ExtractedDocument, GraphBatch, IngestReport, SkippedFile, SourceFile
+from kgbuild.types import Chunk, ChunkExtraction, Document, ExtractedDocument, GraphBatch, IngestReport, SkippedFile, SourceFile
 from kgbuild.write import GraphSink, VectorSink, build_chunk_points
 
 CHECKPOINT_SECONDS = 120.0
+
+
+def release_heap() -> None:
+    """Give freed memory back to the OS (glibc keeps it otherwise: measured 0.5 GB per write batch)."""
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+def _load_libc() -> Any:
+    if sys.platform != "linux":
+        return None
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim  # noqa: B018 - present in glibc only
+        return libc
+    except (OSError, AttributeError):
+        return None
+
+
+_LIBC = _load_libc()
 
 
 class ProgressListener(Protocol):
@@ -64,6 +86,7 @@ class _PendingFile:
     previous: dict[str, DocumentState]  # what the state knew of this file's documents
     written: dict[str, DocumentState] = field(default_factory=dict)  # extracted and written in this run
     kept: dict[str, DocumentState] = field(default_factory=dict)  # unchanged records of a changed file
+    failed: set[str] = field(default_factory=set)  # documents the model could not process
     waiting: int = 0  # documents read but not yet written
     read_complete: bool = False
 
@@ -170,12 +193,12 @@ class IngestPipeline:
         return self.report
 
     def _check_manifest(self) -> None:
-        manifest = self.state.manifest
-        if manifest and manifest.get("vector_store") != describe_vector_store(self.settings) and not self.settings.qdrant_url:
-            # a folder built against a server has no local shard to continue
+        """Graph and vectors of one index must stay together: refuse to split them across stores."""
+        built_with = self.state.manifest.get("vector_store")
+        if built_with and built_with != describe_vector_store(self.settings):
             raise ConfigError(
-                f"{self.settings.out_dir} was built with vectors in {manifest.get('vector_store')};"
-                " pass the same --qdrant-url, or use another --out"
+                f"{self.settings.out_dir} keeps its vectors in {built_with}, not in {describe_vector_store(self.settings)};"
+                " pass the same --qdrant-url and --collection, or use another --out"
             )
 
     def _consider_file(self, root: str, file: SourceFile, previous: FileState | None) -> None:
@@ -251,17 +274,32 @@ class IngestPipeline:
             self._commit_files(root)
             return
         queue, self._queue, self._pending_chunks = self._queue, [], 0
-        chunks = [chunk for _, _, doc_chunks in queue for chunk in doc_chunks]
-        extractions = self._extract(chunks)
+        results = self._extract([chunk for _, _, doc_chunks in queue for chunk in doc_chunks])
 
         extracted: list[ExtractedDocument] = []
+        written: list[tuple[_PendingFile, Document, list[Chunk]]] = []
         cursor = 0
-        for _, document, doc_chunks in queue:
-            doc_extractions = extractions[cursor : cursor + len(doc_chunks)]
+        for entry in queue:
+            pending, document, doc_chunks = entry
+            doc_results = results[cursor : cursor + len(doc_chunks)]
             cursor += len(doc_chunks)
+            failure = next((r for r in doc_results if isinstance(r, str)), None)
+            if failure is not None:
+                # one document the model chokes on never stops the corpus: report it, retry it next run
+                self.report.skipped.append(SkippedFile(document.path, f"extraction failed: {failure}"))
+                pending.failed.add(document.id)
+                pending.waiting -= 1
+                continue
+            doc_extractions = [r for r in doc_results if not isinstance(r, str)]
             extracted.append(
                 ExtractedDocument(document, doc_chunks, doc_extractions, aggregate_classifications(doc_extractions, self.schema))
             )
+            written.append(entry)
+        extractions = [e for d in extracted for e in d.extractions]
+        chunks = [e.chunk for e in extractions]
+        if not extracted:
+            self._commit_files(root)
+            return
         mentions = [m for e in extractions for m in e.mentions]
         relation_mentions = [r for e in extractions for r in e.relations]
         for e in extractions:
@@ -288,10 +326,11 @@ class IngestPipeline:
         report.entities = len(self._entities_seen)
         report.relations_dropped = dict(sorted(self._dropped.items()))
 
-        for pending, document, doc_chunks in queue:
+        for pending, document, doc_chunks in written:
             pending.written[document.id] = DocumentState(document.path, document.content_hash, len(doc_chunks))
             pending.waiting -= 1
         self._commit_files(root)
+        release_heap()
         if time.monotonic() - self._last_checkpoint > CHECKPOINT_SECONDS:
             self._checkpoint()
 
@@ -303,22 +342,45 @@ class IngestPipeline:
             if not pending.complete:
                 still_open.append(pending)
                 continue
-            self._remove_documents(sorted(set(pending.previous) - set(pending.written) - set(pending.kept)))
+            gone = set(pending.previous) - set(pending.written) - set(pending.kept) - pending.failed
+            self._remove_documents(sorted(gone))
             documents = {**pending.kept, **pending.written}
-            files[pending.file.rel_path] = FileState(pending.hash, pending.file.size, pending.file.mtime, self.fingerprint, documents)
+            # a file with a failed document is recorded without its hash, so the next run reads it again
+            file_hash_ = "" if pending.failed else pending.hash
+            files[pending.file.rel_path] = FileState(file_hash_, pending.file.size, pending.file.mtime, self.fingerprint, documents)
         self._open_files = still_open
 
-    def _extract(self, chunks: list[Chunk]) -> list:
-        results = []
+    def _extract(self, chunks: list[Chunk]) -> list[ChunkExtraction | str]:
+        """One result per chunk: its extraction, or why the model failed on it."""
+        results: list[ChunkExtraction | str] = []
         step = max(self.settings.batch_size * 4, 1)
         for i in range(0, len(chunks), step):
             window = chunks[i : i + step]
-            raw = self.extractor.extract([c.text for c in window])
-            if len(raw) != len(window):
-                raise RuntimeError(f"extractor {self.extractor.name} returned {len(raw)} results for {len(window)} texts")
-            results.extend(link_extraction(c, r, self.schema) for c, r in zip(window, raw))
+            try:
+                raws: list[RawExtraction | str] = list(self._extract_texts([c.text for c in window]))
+            except KgbuildError:
+                raise
+            except Exception:
+                # find the chunk that broke the batch; the others still count
+                raws = [self._extract_one(c.text) for c in window]
+            results.extend(r if isinstance(r, str) else link_extraction(c, r, self.schema) for c, r in zip(window, raws))
             self.progress.on_chunks_done(len(window))
+            release_heap()
         return results
+
+    def _extract_texts(self, texts: list[str]) -> list[RawExtraction]:
+        raw = self.extractor.extract(texts)
+        if len(raw) != len(texts):
+            raise KgbuildError(f"extractor {self.extractor.name} returned {len(raw)} results for {len(texts)} texts")
+        return raw
+
+    def _extract_one(self, text: str) -> RawExtraction | str:
+        try:
+            return self._extract_texts([text])[0]
+        except KgbuildError:
+            raise
+        except Exception as exc:
+            return f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
 
     def _prune(self, root: str, gone: list[str]) -> None:
         files = self.state.files(root)
@@ -357,6 +419,7 @@ class IngestPipeline:
             "model": self.extractor.name,
             "embedding_model": self.embedder.name,
             "vector_store": describe_vector_store(self.settings),
+            "qdrant_url": self.settings.qdrant_url,
             "collection": self.settings.collection,
         }
         if totals is not None:

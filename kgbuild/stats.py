@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kgbuild.retrieve.vector import load_manifest
 from kgbuild.settings import Settings
-from kgbuild.stores import make_graph_sink, make_vector_sink
+from kgbuild.stores import make_graph_sink, make_vector_sink, settings_for_index
 from kgbuild.types import IndexStats
 
 
@@ -13,6 +13,7 @@ def stats(settings: Settings | None = None) -> IndexStats:
     settings = settings or Settings()
     state = load_manifest(settings.out_dir)
     manifest = state.manifest
+    settings = settings_for_index(settings, manifest)
     graph = make_graph_sink(settings)
     graph.open()
     result = graph.stats()

@@ -47,6 +47,14 @@ def make_vector_sink(settings: Settings, classification_tasks: Sequence[str] = (
 
 
 def describe_vector_store(settings: Settings) -> str:
+    """Where the vectors of an index live, as recorded in its manifest."""
     if settings.qdrant_url:
         return f"qdrant server {settings.qdrant_url} collection {settings.collection}"
-    return f"qdrant-edge {Path(settings.out_dir) / QDRANT_DIR}"
+    return f"qdrant-edge {QDRANT_DIR}/ under the output directory"
+
+
+def settings_for_index(settings: Settings, manifest: dict) -> Settings:
+    """Reading an index built against a Qdrant server: use that server unless told otherwise."""
+    if settings.qdrant_url or not manifest.get("qdrant_url"):
+        return settings
+    return settings.model_copy(update={"qdrant_url": manifest["qdrant_url"], "collection": manifest.get("collection", settings.collection)})

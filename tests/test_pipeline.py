@@ -229,3 +229,48 @@ def test_constructing_the_pipeline_touches_nothing(tmp_path, business_schema):
 def test_ingest_missing_folder(tmp_path, gazetteer, embedder):
     with pytest.raises(ConfigError, match="no such file"):
         ingest(tmp_path / "missing", Settings(out_dir=tmp_path / "o"), extractor=gazetteer, embedder=embedder)
+
+
+class PoisonedExtractor:
+    """Wraps an extractor; raises like a model whose window overflowed on texts holding a marker."""
+
+    def __init__(self, inner, marker: str):
+        self.inner, self.marker, self.name = inner, marker, inner.name
+
+    def token_counter(self):
+        return self.inner.token_counter()
+
+    def max_text_tokens(self):
+        return self.inner.max_text_tokens()
+
+    def extract(self, texts):
+        if any(self.marker in t for t in texts):
+            raise RuntimeError("The expanded size of the tensor (612) must match the existing size (512)")
+        return self.inner.extract(texts)
+
+
+def test_a_document_the_model_fails_on_is_skipped_and_retried(corpus, settings, gazetteer, embedder):
+    (corpus / "news/poison.txt").write_text("Tim Cook wrote POISON here.", encoding="utf-8")
+    report = ingest(corpus, settings, extractor=PoisonedExtractor(gazetteer, "POISON"), embedder=embedder)
+    skipped = {s.path: s.reason for s in report.skipped}
+    assert "extraction failed: RuntimeError" in skipped["news/poison.txt"]
+    assert report.documents_read == 4 and report.totals.documents == 4  # every other document is in
+    again = ingest(corpus, settings, extractor=gazetteer, embedder=embedder)  # the model works now
+    assert again.documents_read == 1 and again.documents_unchanged == 4
+    assert again.totals.documents == 5
+
+
+def test_graph_and_vectors_of_one_index_stay_together(corpus, settings, gazetteer, embedder):
+    run(corpus, settings, gazetteer, embedder)
+    elsewhere = settings.model_copy(update={"qdrant_url": "http://127.0.0.1:9"})
+    with pytest.raises(ConfigError, match="keeps its vectors in qdrant-edge"):
+        ingest(corpus, elsewhere, extractor=gazetteer, embedder=embedder)
+
+
+def test_an_index_built_on_a_server_is_read_from_that_server(settings):
+    from kgbuild.stores import settings_for_index
+
+    manifest = {"qdrant_url": "http://qdrant.internal:6333", "collection": "news"}
+    resolved = settings_for_index(settings, manifest)
+    assert (resolved.qdrant_url, resolved.collection) == ("http://qdrant.internal:6333", "news")
+    assert settings_for_index(settings, {"qdrant_url": None}) is settings

@@ -10,7 +10,7 @@ from kgbuild.errors import ConfigError, IndexNotFoundError
 from kgbuild.reconcile import parse_entity_filter
 from kgbuild.settings import Settings
 from kgbuild.state import IngestState
-from kgbuild.stores import make_vector_sink
+from kgbuild.stores import make_vector_sink, settings_for_index
 from kgbuild.types import EntityRef, QueryHit
 from kgbuild.write import VectorFilter, VectorHit, VectorSink
 
@@ -125,6 +125,7 @@ def query(
         raise ConfigError(f"-k must be at least 1, got {k}")
     state = load_manifest(settings.out_dir)
     manifest = state.manifest
+    settings = settings_for_index(settings, manifest)
     query_filter = build_filter(manifest, entities=entities, types=types, classes=classes, docs=docs)
     embedder = embedder or SentenceTransformerEmbedder(manifest.get("embedding_model") or settings.embedding_model)
     tasks = list(manifest.get("schema_definition", {}).get("classifications", {}))
