@@ -184,7 +184,7 @@ def query(
         out.print("no matching chunks")
         return
     for rank, hit in enumerate(hits, 1):
-        out.print(f"[bold]{rank}. {hit.path}[/] [{hit.start}:{hit.end}] score {hit.score:.3f}", highlight=False)
+        out.print(Text.assemble((f"{rank}. {hit.path}", "bold"), f" [{hit.start}:{hit.end}] score {hit.score:.3f}"))
         if hit.matched_entities:
             out.print(f"   matched: {', '.join(hit.matched_entities)}", highlight=False, markup=False)
         names = ", ".join(f"{e.type}:{e.name}" for e in hit.entities[:8])
