@@ -90,6 +90,10 @@ def ingest(
     chunk_overlap: Optional[int] = typer.Option(None, "--chunk-overlap", help="Tokens shared by neighbouring chunks."),
     embedding_model: Optional[str] = typer.Option(None, "--embedding-model", help="sentence-transformers model."),
     qdrant_url: Optional[str] = typer.Option(None, "--qdrant-url", help="Write vectors to this Qdrant server."),
+    graph: Optional[str] = typer.Option(None, "--graph", help="networkx (embedded, default) or neo4j."),
+    neo4j_uri: Optional[str] = typer.Option(None, "--neo4j-uri", help="Neo4j Bolt URI (or NEO4J_URI)."),
+    neo4j_user: Optional[str] = typer.Option(None, "--neo4j-user", help="Neo4j user (or NEO4J_USER)."),
+    neo4j_database: Optional[str] = typer.Option(None, "--neo4j-database", help="Neo4j database (or NEO4J_DATABASE)."),
     qdrant_api_key_env: Optional[str] = typer.Option(None, "--qdrant-api-key-env", help="Env var holding the API key."),
     collection: Optional[str] = typer.Option(None, "--collection", help="Qdrant collection name."),
     text_field: Optional[str] = typer.Option(None, "--text-field", help="JSON/JSONL field holding the text."),
@@ -104,7 +108,8 @@ def ingest(
         schema_path=schema, model=model, out_dir=out_dir, threshold=threshold, batch_size=batch_size, device=device,
         chunk_size=chunk_size, chunk_overlap=chunk_overlap, embedding_model=embedding_model, qdrant_url=qdrant_url,
         qdrant_api_key_env=qdrant_api_key_env, collection=collection, text_field=text_field, id_field=id_field,
-        title_field=title_field, csv_text_column=csv_text_column, prune=prune,
+        title_field=title_field, csv_text_column=csv_text_column, prune=prune, graph=graph, neo4j_uri=neo4j_uri,
+        neo4j_user=neo4j_user, neo4j_database=neo4j_database,
     )
     from kgbuild.pipeline import ingest as run_ingest
 
@@ -201,10 +206,13 @@ def stats(
     out_dir: Optional[Path] = typer.Option(None, "--out", help="Index directory (default ./.kgbuild)."),
     qdrant_url: Optional[str] = typer.Option(None, "--qdrant-url", help="Qdrant server holding the vectors."),
     collection: Optional[str] = typer.Option(None, "--collection", help="Qdrant collection name."),
+    neo4j_uri: Optional[str] = typer.Option(None, "--neo4j-uri", help="Neo4j Bolt URI, for a graph kept in Neo4j."),
+    neo4j_user: Optional[str] = typer.Option(None, "--neo4j-user", help="Neo4j user."),
     as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:
     """What the index holds, and what it was built with."""
-    settings = _settings(out_dir=out_dir, qdrant_url=qdrant_url, collection=collection)
+    settings = _settings(out_dir=out_dir, qdrant_url=qdrant_url, collection=collection, neo4j_uri=neo4j_uri,
+                         neo4j_user=neo4j_user)
     from kgbuild.stats import stats as run_stats
 
     result = _run(lambda: run_stats(settings))

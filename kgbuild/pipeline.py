@@ -29,7 +29,7 @@ from kgbuild.reconcile import reconcile
 from kgbuild.schema import ExtractionSchema, load_schema
 from kgbuild.settings import Settings
 from kgbuild.state import DocumentState, FileState, IngestState
-from kgbuild.stores import describe_vector_store, make_graph_sink, make_vector_sink
+from kgbuild.stores import describe_graph_store, describe_vector_store, make_graph_sink, make_vector_sink
 from kgbuild.types import Chunk, ChunkExtraction, Document, ExtractedDocument, GraphBatch, IngestReport, SkippedFile, SourceFile
 from kgbuild.write import GraphSink, VectorSink, build_chunk_points
 
@@ -194,12 +194,16 @@ class IngestPipeline:
 
     def _check_manifest(self) -> None:
         """Graph and vectors of one index must stay together: refuse to split them across stores."""
-        built_with = self.state.manifest.get("vector_store")
-        if built_with and built_with != describe_vector_store(self.settings):
-            raise ConfigError(
-                f"{self.settings.out_dir} keeps its vectors in {built_with}, not in {describe_vector_store(self.settings)};"
-                " pass the same --qdrant-url and --collection, or use another --out"
-            )
+        for key, what, now, flags in (
+            ("vector_store", "vectors", describe_vector_store(self.settings), "--qdrant-url and --collection"),
+            ("graph_store", "graph", describe_graph_store(self.settings), "--graph, --neo4j-uri and --neo4j-database"),
+        ):
+            built_with = self.state.manifest.get(key)
+            if built_with and built_with != now:
+                raise ConfigError(
+                    f"{self.settings.out_dir} keeps its {what} in {built_with}, not in {now};"
+                    f" pass the same {flags}, or use another --out"
+                )
 
     def _consider_file(self, root: str, file: SourceFile, previous: FileState | None) -> None:
         try:
@@ -419,6 +423,9 @@ class IngestPipeline:
             "model": self.extractor.name,
             "embedding_model": self.embedder.name,
             "vector_store": describe_vector_store(self.settings),
+            "graph_store": describe_graph_store(self.settings),
+            "graph": {"kind": self.settings.graph, "uri": self.settings.neo4j_uri, "database": self.settings.neo4j_database}
+            if self.settings.graph == "neo4j" else {"kind": "networkx"},
             "qdrant_url": self.settings.qdrant_url,
             "collection": self.settings.collection,
         }

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from kgbuild.errors import ConfigError
@@ -22,7 +22,7 @@ DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"  # loaded offline from the gt-all-m
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="KGBUILD_", extra="forbid", validate_default=True)
+    model_config = SettingsConfigDict(env_prefix="KGBUILD_", extra="forbid", validate_default=True, populate_by_name=True)
 
     out_dir: Path = Field(default=Path(".kgbuild"), description="where the graph, the vectors and the state go")
     schema_path: str = Field(default="business-news", description="a schema YAML file or a bundled schema name")
@@ -35,7 +35,16 @@ class Settings(BaseSettings):
     write_batch_chunks: int = Field(default=256, ge=1, description="chunks extracted before one write")
     embedding_model: str = DEFAULT_EMBEDDING_MODEL
     embedding_batch_size: int = Field(default=64, ge=1)
-    graph: Literal["networkx"] = "networkx"
+    graph: Literal["networkx", "neo4j"] = Field(default="networkx", description="where the knowledge graph goes")
+    # Neo4j: the usual NEO4J_* variables work as well as KGBUILD_NEO4J_*; the password is never a setting
+    neo4j_uri: str = Field(
+        default="bolt://127.0.0.1:7687", validation_alias=AliasChoices("neo4j_uri", "KGBUILD_NEO4J_URI", "NEO4J_URI")
+    )
+    neo4j_user: str = Field(default="neo4j", validation_alias=AliasChoices("neo4j_user", "KGBUILD_NEO4J_USER", "NEO4J_USER"))
+    neo4j_database: str = Field(
+        default="neo4j", validation_alias=AliasChoices("neo4j_database", "KGBUILD_NEO4J_DATABASE", "NEO4J_DATABASE")
+    )
+    neo4j_password_env: str = "NEO4J_PASSWORD"
     qdrant_url: str | None = None
     qdrant_api_key_env: str = "QDRANT_API_KEY"
     collection: str = Field(default="kgbuild", pattern=r"^[A-Za-z0-9_-]{1,64}$")
@@ -77,6 +86,10 @@ class Settings(BaseSettings):
     @property
     def qdrant_api_key(self) -> str | None:
         return os.environ.get(self.qdrant_api_key_env) or None
+
+    @property
+    def neo4j_password(self) -> str:
+        return os.environ.get(self.neo4j_password_env, "")
 
     def public_dict(self) -> dict[str, Any]:
         """Settings as JSON-able data, for reports and manifests (holds no secret by construction)."""

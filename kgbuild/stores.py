@@ -26,9 +26,19 @@ def graph_path(out_dir: Path) -> Path:
 
 
 def make_graph_sink(settings: Settings) -> GraphSink:
+    if settings.graph == "neo4j":
+        from kgbuild.connectors.neo4j_graph import Neo4jGraphSink
+
+        return Neo4jGraphSink(settings.neo4j_uri, settings.neo4j_user, settings.neo4j_password, settings.neo4j_database)
     from kgbuild.connectors.networkx_graph import NetworkXGraphSink
 
     return NetworkXGraphSink(graph_path(settings.out_dir))
+
+
+def describe_graph_store(settings: Settings) -> str:
+    if settings.graph == "neo4j":
+        return f"neo4j {settings.neo4j_uri} database {settings.neo4j_database}"
+    return f"networkx {GRAPH_FILE} under the output directory"
 
 
 def make_vector_sink(settings: Settings, classification_tasks: Sequence[str] = ()) -> VectorSink:
@@ -54,7 +64,12 @@ def describe_vector_store(settings: Settings) -> str:
 
 
 def settings_for_index(settings: Settings, manifest: dict) -> Settings:
-    """Reading an index built against a Qdrant server: use that server unless told otherwise."""
-    if settings.qdrant_url or not manifest.get("qdrant_url"):
-        return settings
-    return settings.model_copy(update={"qdrant_url": manifest["qdrant_url"], "collection": manifest.get("collection", settings.collection)})
+    """Reading an index: use the stores it was built with (a Qdrant server, Neo4j) unless told otherwise."""
+    update: dict = {}
+    if not settings.qdrant_url and manifest.get("qdrant_url"):
+        update.update(qdrant_url=manifest["qdrant_url"], collection=manifest.get("collection", settings.collection))
+    graph = manifest.get("graph") or {}
+    if graph.get("kind") == "neo4j" and settings.graph == "networkx":
+        update.update(graph="neo4j", neo4j_uri=graph.get("uri", settings.neo4j_uri),
+                      neo4j_database=graph.get("database", settings.neo4j_database))
+    return settings.model_copy(update=update) if update else settings

@@ -1,8 +1,20 @@
 #!/usr/bin/env bash
-# Set up (if needed) and run the whole test suite with pytest. Extra arguments go to pytest.
-set -euo pipefail
+# Set up (if needed), start the local Neo4j server for the Neo4j tests (if it can run here and is not
+# already running), and run the whole test suite with pytest. Extra arguments go to pytest.
+set -uo pipefail
 cd "$(dirname "$0")/.."
-./scripts/setup.sh
+./scripts/setup.sh || exit 1
+
+started_neo4j=0
+if [ -z "${NEO4J_URI:-}" ] && command -v java >/dev/null && command -v mvn >/dev/null; then
+  if ! ./scripts/neo4j-dev.sh status >/dev/null 2>&1; then
+    ./scripts/neo4j-dev.sh start || exit 1
+    started_neo4j=1
+  fi
+fi
+stop_neo4j() { [ "$started_neo4j" = 1 ] && ./scripts/neo4j-dev.sh stop >/dev/null 2>&1; }
+trap stop_neo4j EXIT
+
 # .venv/bin/pytest (not `python -m pytest`) keeps the repository root off sys.path, so the tests
 # import kgbuild as installed: connectors/ is reachable only as kgbuild.connectors.
-exec .venv/bin/pytest "$@"
+.venv/bin/pytest "$@"

@@ -88,3 +88,39 @@ def demo_checkpoint() -> Path:
     if not (DEMO_CHECKPOINT / "model.safetensors").exists():
         pytest.skip(f"the trained demo checkpoint is not at {DEMO_CHECKPOINT}")
     return DEMO_CHECKPOINT
+
+
+NEO4J_DEV_PASSWORD = "kgbuild-dev-password"  # scripts/neo4j-dev.sh's default; CI may set NEO4J_PASSWORD
+
+
+@pytest.fixture(scope="session")
+def neo4j_server() -> dict:
+    """Connection settings of the Neo4j server the tests use; its database is cleared by the tests.
+
+    Skips only where the dev server cannot run here (no java or mvn); where it can, a missing
+    server is a failure, so CI never skips these tests silently.
+    """
+    import shutil
+    import socket
+    from urllib.parse import urlparse
+
+    uri = os.environ.get("NEO4J_URI", "bolt://127.0.0.1:7687")
+    parsed = urlparse(uri)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 7687), timeout=3.0):
+            pass
+    except OSError:
+        missing = [tool for tool in ("java", "mvn") if shutil.which(tool) is None]
+        if missing:
+            pytest.skip(f"no Neo4j server at {uri}, and no {' or '.join(missing)} here to run scripts/neo4j-dev.sh")
+        pytest.fail(
+            f"no Neo4j server answers at {uri}: run `scripts/neo4j-dev.sh start` first "
+            "(java and mvn are installed, so these tests do not skip)",
+            pytrace=False,
+        )
+    return {
+        "uri": uri,
+        "user": os.environ.get("NEO4J_USER", "neo4j"),
+        "password": os.environ.get("NEO4J_PASSWORD", NEO4J_DEV_PASSWORD),
+        "database": os.environ.get("NEO4J_DATABASE", "neo4j"),
+    }
