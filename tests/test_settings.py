@@ -185,7 +185,7 @@ def test_config_error_is_a_kgbuild_error():
         ({"qdrant_url": "localhost:6333"}, "qdrant_url", "'localhost:6333'"),
         ({"qdrant_url": "ftp://host"}, "qdrant_url", "'ftp://host'"),
         ({"collection": "bad name!"}, "collection", "'bad name!'"),
-        ({"graph": "neo4j"}, "graph", "'neo4j'"),
+        ({"graph": "arangodb"}, "graph", "'arangodb'"),
         ({"torch_threads": 0}, "torch_threads", "0"),
         ({"colour": "red"}, "colour", "'red'"),
     ],
