@@ -7,6 +7,7 @@ local mode (``location=":memory:"`` or ``path=``), which speaks the same API.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Sequence
 
 from kgbuild.errors import SinkError, TransientError
@@ -98,14 +99,17 @@ class QdrantServerVectorSink:
                     f"collection '{self.collection}' at {self.target} holds {size}-dimensional vectors, but the"
                     f" embedding model gives {dimension}; use the embedding model it was built with, or another --collection"
                 )
-        for field in keyword_fields(self.classification_tasks):
-            self._call(
-                "create a payload index",
-                client.create_payload_index,
-                self.collection,
-                field_name=field,
-                field_schema=models.PayloadSchemaType.KEYWORD,
-            )
+        with warnings.catch_warnings():
+            # qdrant-client's local mode (tests) warns that it ignores payload indexes; a server uses them
+            warnings.filterwarnings("ignore", message="Payload indexes have no effect")
+            for field in keyword_fields(self.classification_tasks):
+                self._call(
+                    "create a payload index",
+                    client.create_payload_index,
+                    self.collection,
+                    field_name=field,
+                    field_schema=models.PayloadSchemaType.KEYWORD,
+                )
 
     def flush(self) -> None:
         """Upserts wait for the server's acknowledgement: nothing is buffered here."""
