@@ -32,7 +32,7 @@ import re
 from collections import Counter
 from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
-from kgbuild.connectors.networkx_graph import _evidence_dict, _merge_evidence, _scores
+from kgbuild.connectors.graph_records import evidence_record, merge_evidence, scores_record
 from kgbuild.errors import SinkError, TransientError
 from kgbuild.reconcile import summarize_surfaces
 from kgbuild.types import GraphBatch, IndexStats
@@ -228,7 +228,7 @@ def _merge_relations_tx(tx: Any, rel_type: str, rows: Sequence[dict[str, Any]]) 
         evidence = row["evidence"]
         old = existing.get((row["head"], row["tail"]))
         if old is not None:
-            evidence = _merge_evidence(old, evidence)
+            evidence = merge_evidence(old, evidence)
         out.append({"head": row["head"], "tail": row["tail"], "props": _relation_props(row["id"], evidence)})
     tx.run(
         "UNWIND $rows AS r MATCH (h:Entity {id: r.head}) MATCH (t:Entity {id: r.tail}) "
@@ -387,7 +387,7 @@ class Neo4jGraphSink:
                         "title": doc.title,
                         "mtime": doc.mtime,
                         "content_hash": doc.content_hash,
-                        "classifications": _to_json(_scores(extracted.classifications)),
+                        "classifications": _to_json(scores_record(extracted.classifications)),
                         "metadata": _to_json(dict(doc.metadata)),
                     }
                 )
@@ -403,7 +403,7 @@ class Neo4jGraphSink:
                     "end": chunk.end,
                     "text": chunk.text,
                     "token_count": chunk.token_count,
-                    "classifications": _to_json(_scores(extraction.classifications)),
+                    "classifications": _to_json(scores_record(extraction.classifications)),
                     "structures": _to_json([{"name": s.name, "fields": s.fields} for s in extraction.structures]),
                 }
                 chunk_rows.append({"id": chunk.id, "doc": doc.id, "props": encode_properties(props)})
@@ -433,13 +433,13 @@ class Neo4jGraphSink:
         relation_rows: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
         for relation in batch.relations:
             rel_type = _relation_type(relation.label)
-            evidence = [_evidence_dict(e) for e in relation.evidence]
+            evidence = [evidence_record(e) for e in relation.evidence]
             if not evidence:
                 continue
             rows = relation_rows.setdefault(rel_type, {})
             key = (relation.head_id, relation.tail_id)
             if key in rows:
-                evidence = _merge_evidence(rows[key]["evidence"], evidence)
+                evidence = merge_evidence(rows[key]["evidence"], evidence)
             rows[key] = {"id": relation.id, "head": relation.head_id, "tail": relation.tail_id, "evidence": evidence}
 
         def work() -> None:

@@ -19,6 +19,7 @@ from typing import Any, Iterable, Sequence
 
 import networkx as nx
 
+from kgbuild.connectors.graph_records import evidence_record, merge_evidence, scores_record
 from kgbuild.reconcile import summarize_surfaces
 from kgbuild.types import GraphBatch, IndexStats
 
@@ -86,7 +87,7 @@ class NetworkXGraphSink:
                 title=doc.title,
                 mtime=doc.mtime,
                 content_hash=doc.content_hash,
-                classifications=_scores(extracted.classifications),
+                classifications=scores_record(extracted.classifications),
                 metadata=dict(doc.metadata),
             )
             previous: str | None = None
@@ -101,7 +102,7 @@ class NetworkXGraphSink:
                     end=chunk.end,
                     text=chunk.text,
                     token_count=chunk.token_count,
-                    classifications=_scores(extraction.classifications),
+                    classifications=scores_record(extraction.classifications),
                     structures=[{"name": s.name, "fields": s.fields} for s in extraction.structures],
                 )
                 g.add_edge(doc.id, chunk.id, key="HAS_CHUNK", type="HAS_CHUNK")
@@ -127,10 +128,10 @@ class NetworkXGraphSink:
                     )
                     touched.add(eid)
         for relation in batch.relations:
-            evidence = [_evidence_dict(e) for e in relation.evidence]
+            evidence = [evidence_record(e) for e in relation.evidence]
             if g.has_edge(relation.head_id, relation.tail_id, key=relation.label):
                 data = g.edges[relation.head_id, relation.tail_id, relation.label]
-                evidence = _merge_evidence(data["evidence"], evidence)
+                evidence = merge_evidence(data["evidence"], evidence)
             g.add_edge(
                 relation.head_id,
                 relation.tail_id,
@@ -223,31 +224,3 @@ class NetworkXGraphSink:
 
     def close(self) -> None:
         self.flush()
-
-
-def _scores(classifications: dict) -> dict[str, list[dict[str, Any]]]:
-    return {
-        task: [{"label": s.label, "confidence": round(s.confidence, 6)} for s in scores]
-        for task, scores in classifications.items()
-    }
-
-
-def _evidence_dict(e: Any) -> dict[str, Any]:
-    return {
-        "doc_id": e.doc_id,
-        "chunk_id": e.chunk_id,
-        "head_start": e.head_start,
-        "head_end": e.head_end,
-        "tail_start": e.tail_start,
-        "tail_end": e.tail_end,
-        "confidence": e.confidence,
-    }
-
-
-def _merge_evidence(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    merged = {(e["doc_id"], e["head_start"], e["head_end"], e["tail_start"], e["tail_end"]): e for e in old}
-    for e in new:
-        key = (e["doc_id"], e["head_start"], e["head_end"], e["tail_start"], e["tail_end"])
-        if key not in merged or merged[key]["confidence"] < e["confidence"]:
-            merged[key] = e
-    return sorted(merged.values(), key=lambda e: (e["doc_id"], e["head_start"], e["tail_start"], e["chunk_id"]))
