@@ -20,6 +20,8 @@ from kgbuild.errors import KgbuildError
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Build a knowledge graph and a vector index with GLiNER2.")
 schema_app = typer.Typer(no_args_is_help=True, help="Check and show extraction schemas.")
 app.add_typer(schema_app, name="schema")
+graph_app = typer.Typer(no_args_is_help=True, help="Look at the knowledge graph.")
+app.add_typer(graph_app, name="graph")
 
 out = Console(emoji=False)
 err = Console(stderr=True, emoji=False)
@@ -281,6 +283,27 @@ def schema_show(
         out.print(Text(f"classification {task} ({kind}): {', '.join(spec.labels)}"))
     for name, structure in loaded.structures.items():
         out.print(Text(f"structure {name}: {', '.join(structure.fields)}"))
+
+
+@graph_app.command("view")
+def graph_view(
+    html_file: Path = typer.Option(..., "--html", help="Write the interactive view to this HTML file."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Index directory (default ./.kgbuild)."),
+    entity: Optional[str] = typer.Option(None, "--entity", help="TYPE:NAME; show only the graph around this entity."),
+    hops: int = typer.Option(1, "--hops", min=0, help="With --entity: how many relation steps away to show."),
+    chunks: bool = typer.Option(False, "--chunks", help="Also show the chunks and documents that mention the entities."),
+    max_nodes: int = typer.Option(2000, "--max-nodes", min=1, help="Keep at most this many nodes (highest degree first)."),
+) -> None:
+    """Write a self-contained interactive HTML view of the entity graph (opens offline in any browser)."""
+    settings = _settings(out_dir=out_dir)
+    from kgbuild.graph_view import view_index
+
+    summary = _run(lambda: view_index(settings, html_file, entity_key=entity, hops=hops, include_chunks=chunks,
+                                      max_nodes=max_nodes))
+    out.print(summary.describe(), highlight=False, markup=False)
+    if summary.truncated:
+        err.print(f"note: the view holds the {summary.nodes} highest-degree of {summary.total_nodes} nodes;"
+                  " use --entity or a larger --max-nodes", highlight=False, markup=False)
 
 
 def main() -> None:

@@ -119,3 +119,16 @@ def test_offline_hub_model_error_names_the_model(tmp_path):
 def test_debug_shows_the_traceback(tmp_path):
     result = runner.invoke(app, ["--debug", "query", "x", "--out", str(tmp_path / "none")])
     assert result.exit_code != 0 and result.exception is not None
+
+
+def test_graph_view_writes_an_offline_html_file(ingested, tmp_path):
+    html_file = tmp_path / "graph.html"
+    result = runner.invoke(app, ["graph", "view", "--out", str(ingested["out"]), "--html", str(html_file)])
+    assert result.exit_code == 0, result.output
+    assert "wrote" in result.stdout and html_file.exists()
+    page = html_file.read_text(encoding="utf-8")
+    assert "vis-network" in page or "vis.Network" in page
+    assert 'src="http' not in page and 'href="http' not in page
+    missing = runner.invoke(app, ["graph", "view", "--out", str(ingested["out"]), "--html", str(html_file),
+                                  "--entity", "COMPANY:No Such Company"])
+    assert missing.exit_code == 1 and "No Such Company".casefold() in missing.output.casefold()

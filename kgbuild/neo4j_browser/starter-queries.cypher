@@ -1,0 +1,66 @@
+// kgbuild starter queries for Neo4j Browser.
+//
+// Each query starts with a "// title: ..." line; the comment lines under it say what it
+// shows and which parameters it takes. Set parameters in the Browser first, e.g.
+//   :param type => 'COMPANY'
+//   :param name => 'Apple Inc.'
+// then paste the query. Graph model written by kgbuild's Neo4j sink:
+//   (:Document {id, path, title})-[:HAS_CHUNK]->(:Chunk {id, position, start, end, text})
+//   (:Chunk)-[:NEXT_CHUNK]->(:Chunk)
+//   (:Chunk)-[:MENTIONS {start, end, confidence, text}]->(:Entity:<TYPE> {id, type, key, name, aliases, mention_count, confidence})
+//   (:Entity)-[:<RELATION> {confidence, count, evidence, evidence_chunk_ids}]->(:Entity)
+
+// title: Entity types and counts
+// Parameters: none. A table of entity types and how many entities each has.
+MATCH (e:Entity)
+RETURN e.type AS type, count(*) AS entities, sum(e.mention_count) AS mentions
+ORDER BY entities DESC;
+
+// title: Entities of a type
+// Parameters: $type, an entity type such as 'COMPANY', 'PERSON', 'GENE' or 'DRUG'.
+// The most mentioned entities of that type, as a graph.
+MATCH (e:Entity {type: $type})
+RETURN e
+ORDER BY e.mention_count DESC
+LIMIT 50;
+
+// title: Relations between entities
+// Parameters: none. Every extracted relation (not the document structure), as a graph.
+MATCH (a:Entity)-[r]->(b:Entity)
+RETURN a, r, b
+LIMIT 200;
+
+// title: Entities of a document
+// Parameters: $path, the document's path relative to the ingested folder, e.g. 'news/apple.txt'.
+// The document, its chunks and the entities they mention.
+MATCH (d:Document {path: $path})-[h:HAS_CHUNK]->(c:Chunk)
+OPTIONAL MATCH (c)-[m:MENTIONS]->(e:Entity)
+RETURN d, h, c, m, e;
+
+// title: Evidence behind a relation
+// Parameters: $head and $tail, entity names (e.g. 'Tim Cook', 'Apple Inc.'); $rel, a relation type
+// such as 'CEO_OF'. The relation and the chunks it was extracted from (evidence_chunk_ids),
+// with their documents; r.evidence holds the spans as a JSON string.
+MATCH (h:Entity {name: $head})-[r]->(t:Entity {name: $tail})
+WHERE type(r) = $rel
+MATCH (c:Chunk) WHERE c.id IN r.evidence_chunk_ids
+MATCH (d:Document)-[hc:HAS_CHUNK]->(c)
+RETURN h, r, t, c, d, hc, r.evidence AS evidence;
+
+// title: Neighbourhood of an entity
+// Parameters: $name, an entity's canonical name (its aliases are matched too), e.g. 'Apple Inc.'.
+// The entity, the entities it is related to, and the chunks that mention it.
+MATCH (e:Entity)
+WHERE e.name = $name OR $name IN coalesce(e.aliases, [])
+MATCH (e)-[r]-(n)
+RETURN e, r, n
+LIMIT 100;
+
+// title: Entities mentioned together
+// Parameters: $name, an entity's canonical name. Other entities mentioned in the same chunks,
+// with how many chunks they share.
+MATCH (e:Entity {name: $name})<-[:MENTIONS]-(c:Chunk)-[:MENTIONS]->(o:Entity)
+WHERE o <> e
+RETURN o.name AS entity, o.type AS type, count(DISTINCT c) AS shared_chunks
+ORDER BY shared_chunks DESC, entity
+LIMIT 25;
