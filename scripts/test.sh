@@ -5,6 +5,11 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh || exit 1
 
+# the Neo4j Browser test drives Debian's Chromium; install it where we may (root, apt)
+if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  ./scripts/install-browser.sh || exit 1
+fi
+
 started_neo4j=0
 if [ -z "${NEO4J_URI:-}" ] && command -v java >/dev/null && command -v mvn >/dev/null; then
   if ! ./scripts/neo4j-dev.sh status >/dev/null 2>&1; then
