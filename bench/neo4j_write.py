@@ -278,8 +278,9 @@ def main() -> None:
             "|---|---|",
             *[f"| {name} | {value} |" for name, value in rows_md],
             "",
-            "Both relation figures run the sink's own transaction function (`_merge_relations_tx`: read the stored"
-            " evidence of those pairs, then `UNWIND … MERGE (h)-[x:TYPE]->(t) SET x = …`) into a graph whose documents,"
+            "Both relation figures run the sink's own transaction function (`_merge_relations_tx`: one"
+            " `UNWIND … MERGE (h)-[x:TYPE]->(t) ON CREATE SET x = … ON MATCH SET` (evidence appended) statement per"
+            " transaction) into a graph whose documents,"
             " chunks, mentions and entities are already written and whose relation layer was deleted first; the"
             " batched figure includes preparing the rows. The single-transaction rate is measured on the first"
             f" {len(sample):,} relations and extrapolated, not run for all {n_rel:,}. The database was cleared before and after.",

@@ -214,25 +214,21 @@ def _remove_documents_tx(tx: Any, doc_ids: Sequence[str]) -> int:
 
 
 def _merge_relations_tx(tx: Any, rel_type: str, rows: Sequence[dict[str, Any]]) -> None:
-    """Merge the rows' evidence into the stored relationships of one type, then write them."""
-    existing: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    result = tx.run(
-        f"UNWIND $keys AS k MATCH (h:Entity {{id: k.head}})-[x:{rel_type}]->(t:Entity {{id: k.tail}}) "
-        "RETURN k.head AS head, k.tail AS tail, x.evidence AS evidence",
-        keys=[{"head": r["head"], "tail": r["tail"]} for r in rows],
-    )
-    for record in result:
-        existing[(record["head"], record["tail"])] = [json.loads(e) for e in record["evidence"] or []]
-    out: list[dict[str, Any]] = []
-    for row in rows:
-        evidence = row["evidence"]
-        old = existing.get((row["head"], row["tail"]))
-        if old is not None:
-            evidence = merge_evidence(old, evidence)
-        out.append({"head": row["head"], "tail": row["tail"], "props": _relation_props(row["id"], evidence)})
+    """Add the rows' evidence to the relationships of one type, creating those that are new.
+
+    ``write()`` removes the batch's documents first, so what a relationship already holds is
+    evidence from other documents, which never coincides with the new evidence: merging is
+    appending, done by the server in the same statement (no read-back round trip).
+    """
+    out = [{"head": row["head"], "tail": row["tail"], "props": _relation_props(row["id"], row["evidence"])} for row in rows]
     tx.run(
         "UNWIND $rows AS r MATCH (h:Entity {id: r.head}) MATCH (t:Entity {id: r.tail}) "
-        f"MERGE (h)-[x:{rel_type}]->(t) SET x = r.props",
+        f"MERGE (h)-[x:{rel_type}]->(t) "
+        "ON CREATE SET x = r.props "
+        "ON MATCH SET x.evidence = x.evidence + r.props.evidence, "
+        "x.evidence_chunk_ids = x.evidence_chunk_ids + r.props.evidence_chunk_ids, "
+        "x.count = x.count + r.props.count, "
+        "x.confidence = CASE WHEN r.props.confidence > x.confidence THEN r.props.confidence ELSE x.confidence END",
         rows=out,
     ).consume()
 
