@@ -35,10 +35,9 @@ from typing import Any, Iterable
 
 import networkx as nx
 
+from kgbuild.connectors.networkx_graph import STRUCTURAL_EDGES
 from kgbuild.errors import ConfigError, KgbuildError
 from kgbuild.reconcile import parse_entity_filter
-
-from kgbuild.connectors.networkx_graph import STRUCTURAL_EDGES  # noqa: E402
 
 # Distinct, readable colours for the first entity types (sorted); further types get a hashed hue.
 PALETTE = (
