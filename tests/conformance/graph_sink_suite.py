@@ -57,6 +57,11 @@ def eid(entity_type: str, name: str) -> str:
     return entity_id(entity_type, normalize_name(name))
 
 
+def empty_export() -> dict[str, Any]:
+    """The export structure every sink's ``export`` hook fills in."""
+    return {"documents": {}, "chunks": {}, "entities": {}, "mentions": [], "has_chunk": [], "next_chunk": [], "relations": []}
+
+
 def canonical_export(data: dict[str, Any]) -> dict[str, Any]:
     """The export with every list in a fixed order, so equal content compares equal."""
 

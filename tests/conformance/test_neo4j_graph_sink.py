@@ -27,7 +27,7 @@ if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
 import builders as b  # noqa: E402
-from graph_sink_suite import GraphSinkConformance, canonical_export, checksum  # noqa: E402
+from graph_sink_suite import GraphSinkConformance, canonical_export, checksum, empty_export  # noqa: E402
 
 from kgbuild.connectors.neo4j_graph import STRUCTURAL_TYPES, Neo4jGraphSink, decode_properties  # noqa: E402
 from kgbuild.errors import SinkError, TransientError  # noqa: E402
@@ -57,15 +57,7 @@ def clear_database() -> None:
 
 def export_neo4j(sink: Neo4jGraphSink) -> dict[str, Any]:
     """The whole database in the suite's sink-agnostic form, read back with plain Cypher."""
-    out: dict[str, Any] = {
-        "documents": {},
-        "chunks": {},
-        "entities": {},
-        "mentions": [],
-        "has_chunk": [],
-        "next_chunk": [],
-        "relations": [],
-    }
+    out = empty_export()
     for row in sink.run_read("MATCH (n) RETURN labels(n) AS labels, properties(n) AS props"):
         labels, p = set(row["labels"]), decode_properties(row["props"])
         if labels == {"Document"}:

@@ -15,21 +15,13 @@ if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
 import builders as b  # noqa: E402
-from graph_sink_suite import GraphSinkConformance  # noqa: E402
+from graph_sink_suite import GraphSinkConformance, empty_export  # noqa: E402
 
 from kgbuild.connectors.networkx_graph import NetworkXGraphSink, load_graph, save_graph  # noqa: E402
 
 
 def _export_graph(g: nx.MultiDiGraph) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "documents": {},
-        "chunks": {},
-        "entities": {},
-        "mentions": [],
-        "has_chunk": [],
-        "next_chunk": [],
-        "relations": [],
-    }
+    out = empty_export()
     for node, data in g.nodes(data=True):
         kind = data.get("kind")
         if kind == "Document":
