@@ -270,7 +270,7 @@ def main() -> None:
             "",
             f"Command: `{command}` (git {git_revision()}, {time.strftime('%Y-%m-%d')})  ",
             f"Machine: {machine()}; Neo4j {server} on the same machine (`scripts/neo4j-dev.sh`, heap and page cache"
-            " from its defaults), Bolt on 127.0.0.1  ",
+            f" from its defaults), Bolt on 127.0.0.1; driver's packstream codec: {packstream_codec()}  ",
             "Data: a generated GraphBatch (no model): documents of 5 chunks, each chunk mentioning 6 entities"
             " (every entity at least once) and holding up to 10 relations between them, each with its evidence.",
             "",
@@ -291,6 +291,13 @@ def main() -> None:
         raise SystemExit("relationship counts differ from what was written (is another client using this database?)")
     if not opts.no_write:
         write_section("neo4j-write", body)
+
+
+def packstream_codec() -> str:
+    """Which Bolt encoder the driver uses: the Rust extension (a dependency) or the pure-Python one."""
+    from neo4j._codec.packstream import v1
+
+    return "Rust (`neo4j-rust-ext`)" if getattr(v1, "_rust_pack", None) else "pure Python (`neo4j-rust-ext` not installed)"
 
 
 def server_version(uri: str) -> str:

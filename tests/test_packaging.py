@@ -33,3 +33,11 @@ def test_repository_layout():
     root = Path(__file__).resolve().parents[1]
     for name in ("pyproject.toml", "kgbuild", "connectors", "schemas", "tests", "notebooks", "README.md", ".ci/run"):
         assert (root / name).exists(), name
+
+
+def test_neo4j_driver_uses_the_rust_packstream_codec():
+    # neo4j-rust-ext is a dependency for the write rate (BENCHMARKS.md, neo4j-write); losing it
+    # silently would cost about a third of the relationship write rate.
+    from neo4j._codec.packstream import v1
+
+    assert v1._rust_pack is not None and v1._rust_unpack is not None
