@@ -34,6 +34,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 from kgbuild.connectors.graph_records import evidence_record, merge_evidence, scores_record
 from kgbuild.errors import SinkError, TransientError
+from kgbuild.faults import crash_point
 from kgbuild.reconcile import summarize_surfaces
 from kgbuild.types import GraphBatch, IndexStats
 
@@ -231,6 +232,7 @@ def _merge_relations_tx(tx: Any, rel_type: str, rows: Sequence[dict[str, Any]]) 
         "x.confidence = CASE WHEN r.props.confidence > x.confidence THEN r.props.confidence ELSE x.confidence END",
         rows=out,
     ).consume()
+    crash_point("neo4j-transaction")  # tests: killed here, the server rolls this transaction back
 
 
 # -- the sink --------------------------------------------------------------------------------
@@ -498,6 +500,79 @@ class Neo4jGraphSink:
             session.execute_write(_remove_documents_tx, part)
 
     # -- reading -----------------------------------------------------------------------------
+
+    def export(self) -> dict[str, Any]:
+        """The whole database in the sink-agnostic export form of ``kgbuild.verify``, read back with plain Cypher.
+
+        What kgbuild would not have written (other labels, an entity without its type label,
+        evidence ids out of step with the evidence) is listed under "problems".
+        """
+        from kgbuild.verify import empty_export
+
+        out = empty_export()
+        problems = out["problems"]
+        for row in self.run_read("MATCH (n) RETURN labels(n) AS labels, properties(n) AS props"):
+            labels, p = set(row["labels"]), decode_properties(row["props"])
+            if labels == {"Document"}:
+                out["documents"][p["id"]] = {
+                    **{k: p[k] for k in ("path", "source_path", "title", "content_hash")},
+                    "classifications": json.loads(p["classifications"]),
+                }
+            elif labels == {"Chunk"}:
+                out["chunks"][p["id"]] = {
+                    **{k: p[k] for k in ("doc_id", "position", "start", "end", "text", "token_count")},
+                    "classifications": json.loads(p["classifications"]),
+                }
+            elif "Entity" in labels:
+                if labels != {"Entity", p.get("type")}:
+                    problems.append(f"entity {p.get('id')!r} has labels {sorted(labels)}")
+                out["entities"][p["id"]] = {k: p[k] for k in ("type", "key", "name", "aliases", "mention_count", "confidence")}
+            else:
+                problems.append(f"node {p.get('id')!r} has labels {sorted(labels)}")
+        query = (
+            "MATCH (h)-[x]->(t) RETURN h.id AS head, labels(h) AS head_labels, t.id AS tail, "
+            "labels(t) AS tail_labels, type(x) AS type, properties(x) AS props"
+        )
+        for row in self.run_read(query):
+            edge_type, head, tail, p = row["type"], row["head"], row["tail"], decode_properties(row["props"])
+            ends = (set(row["head_labels"]), set(row["tail_labels"]))
+            if edge_type == "HAS_CHUNK":
+                if ends != ({"Document"}, {"Chunk"}) or p:
+                    problems.append(f"HAS_CHUNK {head!r}->{tail!r} joins {ends} with properties {sorted(p)}")
+                out["has_chunk"].append([head, tail])
+            elif edge_type == "NEXT_CHUNK":
+                if ends != ({"Chunk"}, {"Chunk"}) or p:
+                    problems.append(f"NEXT_CHUNK {head!r}->{tail!r} joins {ends} with properties {sorted(p)}")
+                out["next_chunk"].append([head, tail])
+            elif edge_type == "MENTIONS":
+                if ends[0] != {"Chunk"} or "Entity" not in ends[1]:
+                    problems.append(f"MENTIONS {head!r}->{tail!r} joins {ends}")
+                out["mentions"].append(
+                    {
+                        "id": p["id"],
+                        "chunk_id": head,
+                        "entity_id": tail,
+                        **{k: p[k] for k in ("doc_id", "label", "text", "start", "end", "confidence")},
+                    }
+                )
+            else:
+                if "Entity" not in ends[0] or "Entity" not in ends[1]:
+                    problems.append(f"{edge_type} {head!r}->{tail!r} joins {ends}")
+                evidence = [json.loads(e) for e in p.get("evidence", [])]
+                if p.get("evidence_chunk_ids") != [e["chunk_id"] for e in evidence]:
+                    problems.append(f"{edge_type} {head!r}->{tail!r}: evidence_chunk_ids out of step with evidence")
+                out["relations"].append(
+                    {
+                        "id": p.get("id"),
+                        "label": edge_type,
+                        "head_id": head,
+                        "tail_id": tail,
+                        "confidence": p.get("confidence"),
+                        "count": p.get("count"),
+                        "evidence": evidence,
+                    }
+                )
+        return out
 
     def stats(self) -> IndexStats:
         def read(tx: Any) -> IndexStats:

@@ -11,8 +11,6 @@ back the same graph, attributes and edge keys included.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -21,6 +19,7 @@ import networkx as nx
 
 from kgbuild.connectors.graph_records import evidence_record, merge_evidence, scores_record
 from kgbuild.reconcile import summarize_surfaces
+from kgbuild.state import write_json_atomic
 from kgbuild.types import GraphBatch, IndexStats
 
 STRUCTURAL_EDGES = frozenset({"HAS_CHUNK", "NEXT_CHUNK", "MENTIONS"})
@@ -33,21 +32,57 @@ def load_graph(path: str | Path) -> nx.MultiDiGraph:
 
 
 def save_graph(graph: nx.MultiDiGraph, path: str | Path) -> None:
-    """Atomic: write a temporary file beside the target, fsync, rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = nx.node_link_data(graph, edges="edges")
-    fd, tmp = tempfile.mkstemp(prefix=".graph-", suffix=".json", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            # ASCII escapes: any string, even one holding a lone surrogate, round-trips exactly
-            json.dump(data, fh, ensure_ascii=True, separators=(",", ":"))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Atomic: a temporary file beside the target, fsynced, renamed over it."""
+    write_json_atomic(Path(path), nx.node_link_data(graph, edges="edges"), prefix=".graph-", indent=None)
+
+
+def export_graph(g: nx.MultiDiGraph) -> dict[str, Any]:
+    """A graph in the sink-agnostic export form of ``kgbuild.verify``; what kgbuild would not write goes to "problems"."""
+    from kgbuild.verify import empty_export
+
+    out = empty_export()
+    for node, data in g.nodes(data=True):
+        kind = data.get("kind")
+        if kind == "Document":
+            out["documents"][node] = {k: data[k] for k in ("path", "source_path", "title", "content_hash", "classifications")}
+        elif kind == "Chunk":
+            out["chunks"][node] = {
+                k: data[k] for k in ("doc_id", "position", "start", "end", "text", "token_count", "classifications")
+            }
+        elif kind == "Entity":
+            out["entities"][node] = {k: data[k] for k in ("type", "key", "name", "aliases", "mention_count", "confidence")}
+        else:
+            out["problems"].append(f"node {node!r} has unknown kind {kind!r}")
+    for head, tail, key, data in g.edges(keys=True, data=True):
+        edge_type = data.get("type")
+        if edge_type == "HAS_CHUNK":
+            out["has_chunk"].append([head, tail])
+        elif edge_type == "NEXT_CHUNK":
+            out["next_chunk"].append([head, tail])
+        elif edge_type == "MENTIONS":
+            out["mentions"].append(
+                {
+                    "id": key,
+                    "chunk_id": head,
+                    "entity_id": tail,
+                    **{k: data[k] for k in ("doc_id", "label", "text", "start", "end", "confidence")},
+                }
+            )
+        else:
+            if key != edge_type:
+                out["problems"].append(f"relation edge {head!r}->{tail!r} is keyed {key!r}, not by its label {edge_type!r}")
+            out["relations"].append(
+                {
+                    "id": data["id"],
+                    "label": edge_type,
+                    "head_id": head,
+                    "tail_id": tail,
+                    "confidence": data["confidence"],
+                    "count": data["count"],
+                    "evidence": data["evidence"],
+                }
+            )
+    return out
 
 
 class NetworkXGraphSink:
@@ -190,6 +225,10 @@ class NetworkXGraphSink:
             )
 
     # -- reading ---------------------------------------------------------------------
+
+    def export(self) -> dict[str, Any]:
+        """The whole graph in the sink-agnostic export form of ``kgbuild.verify``."""
+        return export_graph(self._g())
 
     def stats(self) -> IndexStats:
         g = self._g()

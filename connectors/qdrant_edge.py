@@ -129,13 +129,13 @@ class QdrantEdgeVectorSink:
         )
         return [VectorHit(str(p.id), float(p.score), dict(p.payload or {})) for p in self._s().query(request)]
 
-    def scroll_payloads(self, batch_size: int = 1000) -> list[dict[str, Any]]:
-        """Every point's payload (for checks and exports)."""
+    def export_points(self, batch_size: int = 1000) -> dict[str, dict[str, Any]]:
+        """Every point's payload by point id (for checks, exports and checksums)."""
         q = _edge()
-        payloads: list[dict[str, Any]] = []
+        points: dict[str, dict[str, Any]] = {}
         offset = None
         while True:
             records, offset = self._s().scroll(q.ScrollRequest(offset=offset, limit=batch_size, with_payload=True))
-            payloads.extend(dict(r.payload or {}) for r in records)
+            points.update((str(r.id), dict(r.payload or {})) for r in records)
             if offset is None:
-                return payloads
+                return points

@@ -154,14 +154,15 @@ class QdrantServerVectorSink:
         )
         return [VectorHit(str(p.id), float(p.score), dict(p.payload or {})) for p in response.points]
 
-    def scroll_payloads(self, batch_size: int = 1000) -> list[dict[str, Any]]:
+    def export_points(self, batch_size: int = 1000) -> dict[str, dict[str, Any]]:
+        """Every point's payload by point id (for checks, exports and checksums)."""
         client = self._connect()
-        payloads: list[dict[str, Any]] = []
+        points: dict[str, dict[str, Any]] = {}
         offset = None
         while True:
             records, offset = self._call(
                 "scroll", client.scroll, self.collection, limit=batch_size, offset=offset, with_payload=True
             )
-            payloads.extend(dict(r.payload or {}) for r in records)
+            points.update((str(r.id), dict(r.payload or {})) for r in records)
             if offset is None:
-                return payloads
+                return points

@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Annotated, Any, Callable, Optional
 
 import typer
 from rich.console import Console
@@ -26,6 +26,15 @@ app.add_typer(graph_app, name="graph")
 out = Console(emoji=False)
 err = Console(stderr=True, emoji=False)
 _state: dict[str, bool] = {"debug": False}
+
+
+# options shared by the commands that read an existing index
+OutDir = Annotated[Optional[Path], typer.Option("--out", help="Index directory (default ./.kgbuild).")]
+QdrantUrl = Annotated[Optional[str], typer.Option("--qdrant-url", help="Qdrant server holding the vectors.")]
+Collection = Annotated[Optional[str], typer.Option("--collection", help="Qdrant collection name.")]
+Neo4jUri = Annotated[Optional[str], typer.Option("--neo4j-uri", help="Neo4j Bolt URI, for a graph kept in Neo4j.")]
+Neo4jUser = Annotated[Optional[str], typer.Option("--neo4j-user", help="Neo4j user.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print as JSON.")]
 
 
 @app.callback()
@@ -57,6 +66,10 @@ def _settings(**flags: Any) -> Any:
     from kgbuild.settings import make_settings
 
     return _run(lambda: make_settings(**flags))
+
+
+def _index_settings(out_dir: Any, qdrant_url: Any, collection: Any, neo4j_uri: Any, neo4j_user: Any) -> Any:
+    return _settings(out_dir=out_dir, qdrant_url=qdrant_url, collection=collection, neo4j_uri=neo4j_uri, neo4j_user=neo4j_user)
 
 
 class _RichProgress:
@@ -149,6 +162,8 @@ def _print_report(report: Any) -> None:
         ("elapsed", f"{report.elapsed_s:.1f} s"),
         ("chunks per second", f"{report.chunks_per_s:.1f}"),
     ]
+    if report.documents_recovered:
+        rows.insert(4, ("documents recovered from an interrupted run", report.documents_recovered))
     for name, value in rows:
         table.add_row(name, str(value))
     for reason, count in report.relations_dropped.items():
@@ -205,16 +220,15 @@ def query(
 
 @app.command()
 def stats(
-    out_dir: Optional[Path] = typer.Option(None, "--out", help="Index directory (default ./.kgbuild)."),
-    qdrant_url: Optional[str] = typer.Option(None, "--qdrant-url", help="Qdrant server holding the vectors."),
-    collection: Optional[str] = typer.Option(None, "--collection", help="Qdrant collection name."),
-    neo4j_uri: Optional[str] = typer.Option(None, "--neo4j-uri", help="Neo4j Bolt URI, for a graph kept in Neo4j."),
-    neo4j_user: Optional[str] = typer.Option(None, "--neo4j-user", help="Neo4j user."),
-    as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
+    out_dir: OutDir = None,
+    qdrant_url: QdrantUrl = None,
+    collection: Collection = None,
+    neo4j_uri: Neo4jUri = None,
+    neo4j_user: Neo4jUser = None,
+    as_json: AsJson = False,
 ) -> None:
     """What the index holds, and what it was built with."""
-    settings = _settings(out_dir=out_dir, qdrant_url=qdrant_url, collection=collection, neo4j_uri=neo4j_uri,
-                         neo4j_user=neo4j_user)
+    settings = _index_settings(out_dir, qdrant_url, collection, neo4j_uri, neo4j_user)
     from kgbuild.stats import stats as run_stats
 
     result = _run(lambda: run_stats(settings))
@@ -235,6 +249,64 @@ def stats(
     table.add_row("embedding model", result.embedding_model)
     table.add_row("built with kgbuild", result.kgbuild_version)
     out.print(table)
+
+
+@app.command()
+def verify(
+    out_dir: OutDir = None,
+    qdrant_url: QdrantUrl = None,
+    collection: Collection = None,
+    neo4j_uri: Neo4jUri = None,
+    neo4j_user: Neo4jUser = None,
+    as_json: AsJson = False,
+) -> None:
+    """Check that the graph, the vectors and the ingest state agree; exit 1 and say what differs if not."""
+    settings = _index_settings(out_dir, qdrant_url, collection, neo4j_uri, neo4j_user)
+    from kgbuild.verify import verify_index
+
+    report = _run(lambda: verify_index(settings))
+    if as_json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False))
+    else:
+        out.print(
+            f"index {report.out_dir}: {report.documents} documents in the state, {report.graph_documents} in the graph,"
+            f" {report.vector_points} vector points",
+            highlight=False, markup=False, soft_wrap=True,
+        )
+        out.print(f"graph checksum      {report.graph_checksum}", highlight=False)
+        out.print(f"collection checksum {report.collection_checksum}", highlight=False)
+        if report.ok:
+            out.print("ok: graph, vectors and state agree", highlight=False)
+        for problem in report.problems:
+            err.print(Text.assemble(("problem: ", "bold red"), problem), highlight=False, soft_wrap=True)
+        if not report.ok:
+            err.print("run `kgbuild ingest` on the same folder again to repair the index", highlight=False)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def remove(
+    paths: list[Path] = typer.Argument(..., help="Ingested files, or folders (every ingested file under them)."),
+    out_dir: OutDir = None,
+    as_json: AsJson = False,
+) -> None:
+    """Remove files from the graph, the vectors and the state (the files themselves are left alone)."""
+    settings = _settings(out_dir=out_dir)
+    from kgbuild.pipeline import remove as run_remove
+
+    report = _run(lambda: run_remove(paths, settings))
+    if as_json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False))
+        return
+    for path in report.files:
+        out.print(f"removed {path}", highlight=False, markup=False, soft_wrap=True)
+    t = report.totals
+    out.print(
+        f"{len(report.files)} file(s), {report.documents} document(s) removed; index {report.out_dir}: {t.documents} documents,"
+        f" {t.chunks} chunks, {t.entities} entities, {t.relations} relations, {t.vector_points} vector points",
+        highlight=False, markup=False, soft_wrap=True,
+    )
 
 
 @schema_app.command("validate")

@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, Sequence
 
 from kgbuild import __version__
 from kgbuild.chunk import TokenChunker
@@ -28,13 +28,11 @@ from kgbuild.read import ReadOptions, read_file, walk_files
 from kgbuild.reconcile import reconcile
 from kgbuild.schema import ExtractionSchema, load_schema
 from kgbuild.settings import Settings
-from kgbuild.state import DocumentState, FileState, IngestState
+from kgbuild.faults import crash_point
+from kgbuild.state import DocumentState, FileState, IndexLock, IngestState, Journal
 from kgbuild.stores import describe_graph_store, describe_vector_store, make_graph_sink, make_vector_sink
 from kgbuild.types import Chunk, ChunkExtraction, Document, ExtractedDocument, GraphBatch, IngestReport, SkippedFile, SourceFile
 from kgbuild.write import GraphSink, VectorSink, build_chunk_points
-
-CHECKPOINT_SECONDS = 120.0
-
 
 def release_heap() -> None:
     """Give freed memory back to the OS (glibc keeps it otherwise: measured 0.5 GB per write batch)."""
@@ -158,6 +156,7 @@ class IngestPipeline:
         self._entities_seen: set[str] = set()
         self._dropped: Counter[str] = Counter()
         self._last_checkpoint = time.monotonic()
+        self._recovered: set[str] = set()
 
     # -- the run ---------------------------------------------------------------------------
 
@@ -168,12 +167,22 @@ class IngestPipeline:
             raise ConfigError(f"{path}: no such file or directory")
         root = str(root_path.resolve())
         out_dir = Path(self.settings.out_dir)
+        lock = IndexLock(out_dir)
+        lock.acquire()
+        try:
+            return self._run_locked(root, root_path, out_dir, started)
+        finally:
+            lock.release()
+
+    def _run_locked(self, root: str, root_path: Path, out_dir: Path, started: float) -> IngestReport:
         self.state = IngestState.load(out_dir)
         self._check_manifest()
+        self.journal = Journal(out_dir)
         self.report = IngestReport(root=root, out_dir=str(out_dir))
-        known = self.state.files(root)
         seen: set[str] = set()
         try:
+            self._recover()
+            known = self.state.files(root)
             for item in walk_files(root_path, exclude=[out_dir.resolve()]):
                 if isinstance(item, SkippedFile):
                     self.report.skipped.append(item)
@@ -191,6 +200,20 @@ class IngestPipeline:
             self._close_sinks()
         self.report.elapsed_s = time.perf_counter() - started
         return self.report
+
+    def _recover(self) -> None:
+        """Undo what an interrupted run wrote after its last checkpoint (see kgbuild.state)."""
+        if not self.journal.doc_ids:
+            return
+        doc_ids = sorted(self.journal.doc_ids)
+        self._open_sinks()
+        self.graph_sink.remove_documents(doc_ids)
+        self.vector_sink.delete_documents(doc_ids)
+        self._vectors_touched = True
+        self._recovered = set(doc_ids)
+        self.state.forget_file_hash(self._recovered)
+        self.report.documents_recovered = len(doc_ids)
+        self._checkpoint()
 
     def _check_manifest(self) -> None:
         """Graph and vectors of one index must stay together: refuse to split them across stores."""
@@ -223,7 +246,7 @@ class IngestPipeline:
                     self.report.skipped.append(item)
                     continue
                 old = reusable.get(item.id)
-                if old is not None and old.content_hash == item.content_hash:
+                if old is not None and old.content_hash == item.content_hash and item.id not in self._recovered:
                     pending.kept[item.id] = old
                     self.report.documents_unchanged += 1
                     continue
@@ -314,11 +337,15 @@ class IngestPipeline:
 
         self._open_sinks()
         vectors = self.embedder.embed([c.text for c in chunks])
+        doc_ids = [d.document.id for d in extracted]
+        self.journal.record(doc_ids)
         self.graph_sink.write(batch)
+        crash_point("graph-written")
         # a changed document may now have fewer chunks: drop all of its old points first
-        self.vector_sink.delete_documents([d.document.id for d in extracted])
+        self.vector_sink.delete_documents(doc_ids)
         self.vector_sink.upsert(build_chunk_points(batch, vectors))
         self._vectors_touched = True
+        crash_point("vectors-written")
 
         report = self.report
         report.documents_read += len(extracted)
@@ -335,7 +362,7 @@ class IngestPipeline:
             pending.waiting -= 1
         self._commit_files(root)
         release_heap()
-        if time.monotonic() - self._last_checkpoint > CHECKPOINT_SECONDS:
+        if time.monotonic() - self._last_checkpoint >= self.settings.checkpoint_seconds:
             self._checkpoint()
 
     def _commit_files(self, root: str) -> None:
@@ -370,6 +397,7 @@ class IngestPipeline:
             results.extend(r if isinstance(r, str) else link_extraction(c, r, self.schema) for c, r in zip(window, raws))
             self.progress.on_chunks_done(len(window))
             release_heap()
+            crash_point("extract")
         return results
 
     def _extract_texts(self, texts: list[str]) -> list[RawExtraction]:
@@ -396,6 +424,7 @@ class IngestPipeline:
         if not doc_ids:
             return
         self._open_sinks()
+        self.journal.record(doc_ids)
         self.graph_sink.remove_documents(doc_ids)
         self.vector_sink.delete_documents(doc_ids)
         self._vectors_touched = True
@@ -407,6 +436,7 @@ class IngestPipeline:
             self.graph_sink.flush()
             self.vector_sink.flush()
         self.state.save()
+        self.journal.clear()
         self._last_checkpoint = time.monotonic()
 
     def _finish(self, root: str) -> None:
@@ -436,10 +466,7 @@ class IngestPipeline:
             totals.embedding_model = self.embedder.name
             totals.kgbuild_version = __version__
             self.state.totals = totals.to_dict()
-        if self._sinks_open:
-            self.graph_sink.flush()
-            self.vector_sink.flush()
-        self.state.save()
+        self._checkpoint()
         from kgbuild.types import IndexStats
 
         self.report.totals = IndexStats(**self.state.totals)
@@ -469,3 +496,72 @@ def ingest(
         progress=progress,
     )
     return pipeline.run(path)
+
+
+@dataclass(slots=True)
+class RemoveReport:
+    out_dir: str
+    files: list[str] = field(default_factory=list)  # absolute paths of the files removed from the index
+    documents: int = 0
+    totals: Any = None  # IndexStats after the removal
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"out_dir": self.out_dir, "files": self.files, "documents": self.documents,
+                "totals": self.totals.to_dict() if self.totals is not None else None}
+
+
+def remove(paths: Sequence[str | Path], settings: Settings | None = None) -> RemoveReport:
+    """Remove ingested files (a folder: every ingested file under it) from the graph, the vectors and the state.
+
+    The files on disk are left alone: ingesting their folder again brings them back
+    (``kgbuild ingest`` itself prunes files that were deleted from the folder).
+    Every path must name something in the index; nothing is removed otherwise.
+    """
+    from kgbuild.retrieve.vector import load_manifest
+    from kgbuild.stores import settings_for_index
+
+    settings = settings or Settings()
+    out_dir = Path(settings.out_dir)
+    settings = settings_for_index(settings, load_manifest(out_dir).manifest)
+    with IndexLock(out_dir):
+        state = IngestState.load(out_dir)
+        journal = Journal(out_dir)
+        targets = [str(Path(p).resolve()) for p in paths]
+        matched: dict[str, tuple[str, str]] = {}  # absolute path -> (root, rel)
+        for target in targets:
+            found = {
+                str(Path(root) / rel): (root, rel)
+                for root, files in state.roots.items()
+                for rel in files
+                if str(Path(root) / rel) == target or str(Path(root) / rel).startswith(target.rstrip("/") + "/")
+            }
+            if not found:
+                raise ConfigError(f"{target}: not in the index at {out_dir} (see `kgbuild stats`)")
+            matched.update(found)
+        removed = {d for root, rel in matched.values() for d in state.roots[root][rel].documents}
+        doc_ids = sorted(removed | journal.doc_ids)
+        tasks = list(state.manifest.get("schema_definition", {}).get("classifications", {}))
+        graph_sink, vector_sink = make_graph_sink(settings), make_vector_sink(settings, tasks)
+        graph_sink.open()
+        vector_sink.open(None)
+        try:
+            journal.record(doc_ids)
+            graph_sink.remove_documents(doc_ids)
+            vector_sink.delete_documents(doc_ids)
+            state.forget_file_hash(journal.doc_ids)  # an interrupted run's documents: read them again
+            for root, rel in matched.values():
+                del state.roots[root][rel]
+            totals = graph_sink.stats()
+            totals.vector_points = vector_sink.count()
+            graph_sink.flush()
+            vector_sink.flush()
+        finally:
+            graph_sink.close()
+            vector_sink.close()
+        # the counts change; what the index was built with (the string fields) does not
+        state.totals.update({k: v for k, v in totals.to_dict().items() if not isinstance(v, str)})
+        state.save()
+        journal.clear()
+    from kgbuild.types import IndexStats
+
+    return RemoveReport(str(out_dir), sorted(matched), len(removed), IndexStats(**state.totals))

@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     chunk_size: int = Field(default=256, ge=16, le=8192, description="maximum tokens of text per chunk")
     chunk_overlap: int = Field(default=32, ge=0, description="tokens shared by neighbouring chunks")
     write_batch_chunks: int = Field(default=256, ge=1, description="chunks extracted before one write")
+    checkpoint_seconds: float = Field(
+        default=120.0, ge=0.0, description="how often the stores are flushed and the state saved during a run"
+    )
     embedding_model: str = DEFAULT_EMBEDDING_MODEL
     embedding_batch_size: int = Field(default=64, ge=1)
     graph: Literal["networkx", "neo4j"] = Field(default="networkx", description="where the knowledge graph goes")

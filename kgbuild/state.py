@@ -13,10 +13,20 @@ complete state. Layout::
 A file's ``fingerprint`` hashes everything that changed its extraction output (schema,
 model, threshold, chunking, embedding model); when the current one differs, the file is
 extracted again.
+
+Crash safety. The state only ever vouches for what the stores hold durably: it is saved
+after the graph and the vectors are flushed (a checkpoint). Between checkpoints, the ids of
+documents about to be written to or removed from the stores are first added to
+``journal.json`` (atomically, fsynced). A run that finds a non-empty journal was preceded by
+an interrupted one: it removes those documents from both stores, makes their files be read
+again, and only then goes on, so the stores never keep half of an interrupted write.
+``lock`` (an advisory ``flock``) keeps two processes from writing one index at once.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
 import tempfile
@@ -28,6 +38,9 @@ from kgbuild.errors import KgbuildError
 
 STATE_FORMAT = 1
 STATE_FILE = "state.json"
+JOURNAL_FILE = "journal.json"
+LOCK_FILE = "lock"
+TEMP_PREFIXES = (".state-", ".journal-", ".graph-")  # atomic writes in progress; left behind by a crash
 
 
 @dataclass(slots=True)
@@ -118,14 +131,100 @@ class IngestState:
         }
 
     def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".state-", suffix=".json", dir=self.path.parent)
+        write_json_atomic(self.path, self.to_dict(), prefix=".state-")
+
+    def forget_file_hash(self, doc_ids: set[str]) -> int:
+        """Make the files holding these documents be read again on the next run; how many files."""
+        count = 0
+        for files in self.roots.values():
+            for record in files.values():
+                if record.hash and doc_ids.intersection(record.documents):
+                    record.hash = ""
+                    count += 1
+        return count
+
+
+def write_json_atomic(path: Path, data: Any, *, prefix: str, indent: int | None = 1) -> None:
+    """Write a temporary file beside ``path``, fsync it, rename it over ``path``: readers see old or new, never half.
+
+    ASCII escapes: any string round-trips exactly, even a lone surrogate (a file name that is
+    not UTF-8 comes out of ``os.fsdecode`` holding some).
+    """
+    from kgbuild.faults import crash_point
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".json", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, ensure_ascii=True, indent=indent, separators=None if indent else (",", ":"))
+            fh.flush()
+            os.fsync(fh.fileno())
+        crash_point(f"write:{path.name}")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class Journal:
+    """Documents written to or removed from the stores since the last checkpoint (see the module doc)."""
+
+    def __init__(self, out_dir: str | Path):
+        self.path = Path(out_dir) / JOURNAL_FILE
+        self.doc_ids: set[str] = set()
+        if self.path.exists():
+            try:
+                data = json.loads(self.path.read_text(encoding="utf-8"))
+                self.doc_ids = set(data["documents"])
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise KgbuildError(
+                    f"{self.path}: the write journal is unreadable ({exc}); delete the output directory and ingest again"
+                ) from None
+
+    def record(self, doc_ids: list[str] | set[str]) -> None:
+        new = set(doc_ids) - self.doc_ids
+        if new:
+            self.doc_ids |= new
+            write_json_atomic(self.path, {"documents": sorted(self.doc_ids)}, prefix=".journal-")
+
+    def clear(self) -> None:
+        self.doc_ids = set()
+        self.path.unlink(missing_ok=True)
+
+
+class IndexLock:
+    """An exclusive advisory lock on an index directory, held while a process writes to it."""
+
+    def __init__(self, out_dir: str | Path):
+        self.out_dir = Path(out_dir)
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.out_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(self.to_dict(), fh, ensure_ascii=False, indent=1, sort_keys=False)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise KgbuildError(
+                    f"{self.out_dir} is being written by another kgbuild process; wait for it to finish or use another --out"
+                ) from None
             raise
+        self._fd = fd
+        # only the lock holder writes here, so temporary files are leftovers of a killed run
+        for leftover in self.out_dir.iterdir():
+            if leftover.name.startswith(TEMP_PREFIXES) and leftover.suffix == ".json":
+                leftover.unlink(missing_ok=True)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> IndexLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

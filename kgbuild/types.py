@@ -202,6 +202,7 @@ class IngestReport:
     documents_read: int = 0  # new or changed, sent through the model
     documents_unchanged: int = 0
     documents_removed: int = 0
+    documents_recovered: int = 0  # left half-written by an interrupted run, removed and read again
     skipped: list[SkippedFile] = field(default_factory=list)
     chunks: int = 0
     mentions: int = 0

@@ -37,6 +37,10 @@ class GraphSink(Protocol):
         """Make everything written so far durable."""
         ...
 
+    def export(self) -> dict[str, Any]:
+        """The whole graph in the sink-agnostic form of ``kgbuild.verify``."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -77,6 +81,10 @@ class VectorSink(Protocol):
 
     def count(self) -> int: ...
 
+    def export_points(self) -> dict[str, dict[str, Any]]:
+        """Every point's payload by point id."""
+        ...
+
     def flush(self) -> None: ...
 
     def close(self) -> None: ...
@@ -95,11 +103,14 @@ def build_chunk_points(batch: GraphBatch, vectors: Sequence[Sequence[float]]) ->
         doc_classes = {task: [s.label for s in scores] for task, scores in extracted.classifications.items()}
         for extraction in extracted.extractions:
             chunk = extraction.chunk
-            entity_ids: list[str] = []
+            # the name an entity goes by in this chunk (its first mention here), not its corpus-wide
+            # canonical name: that one changes as other documents come and go, and a payload must not
+            surfaces: dict[str, str] = {}
             for mention in extraction.mentions:
                 eid = batch.mention_entity[mention.id]
-                if eid not in entity_ids and eid in batch.entities:
-                    entity_ids.append(eid)
+                if eid not in surfaces and eid in batch.entities:
+                    surfaces[eid] = mention.text
+            entity_ids = list(surfaces)
             entities = [batch.entities[eid] for eid in entity_ids]
             relation_types = sorted(chunk_relation_types.get(chunk.id, ()))
             payload = {
@@ -114,7 +125,7 @@ def build_chunk_points(batch: GraphBatch, vectors: Sequence[Sequence[float]]) ->
                 "text": chunk.text,
                 "entity_ids": entity_ids,
                 "entity_keys": [e.key for e in entities],
-                "entity_names": [e.name for e in entities],
+                "entity_names": list(surfaces.values()),
                 "entity_types": sorted({e.type for e in entities}),
                 "class": {task: [s.label for s in scores] for task, scores in extraction.classifications.items()},
                 "doc_class": doc_classes,

@@ -8,29 +8,13 @@ A concrete test class mixes ``GraphSinkConformance`` in and implements two hooks
     different folders must be independent stores.
 
 ``export(self, sink)``
-    The sink's whole content as a JSON-able structure in this sink-agnostic form
-    (lists may be in any order: ``canonical_export`` sorts them)::
-
-        {
-          "documents": {doc_id: {"path", "source_path", "title", "content_hash",
-                                  "classifications": {task: [{"label", "confidence"}, ...]}}},
-          "chunks":    {chunk_id: {"doc_id", "position", "start", "end", "text", "token_count",
-                                    "classifications": {task: [{"label", "confidence"}, ...]}}},
-          "entities":  {entity_id: {"type", "key", "name", "aliases", "mention_count", "confidence"}},
-          "mentions":  [{"id", "chunk_id", "entity_id", "doc_id", "label", "text", "start", "end",
-                         "confidence"}, ...],                 # one per MENTIONS edge
-          "has_chunk": [[doc_id, chunk_id], ...],
-          "next_chunk": [[chunk_id, next_chunk_id], ...],
-          "relations": [{"id", "label", "head_id", "tail_id", "confidence", "count",
-                         "evidence": [{"doc_id", "chunk_id", "head_start", "head_end",
-                                       "tail_start", "tail_end", "confidence"}, ...]}, ...],
-        }
+    The sink's whole content in the sink-agnostic form of ``kgbuild.verify`` (the sink's own
+    ``export()``, with no "problems"); lists may be in any order: ``canonical_export`` sorts them.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import sys
 from collections import Counter
@@ -48,6 +32,7 @@ import builders as b  # noqa: E402
 from kgbuild.ids import chunk_id, document_id, entity_id  # noqa: E402
 from kgbuild.reconcile import normalize_name  # noqa: E402
 from kgbuild.types import GraphBatch  # noqa: E402
+from kgbuild.verify import canonical_export, graph_checksum  # noqa: E402
 
 A, B = b.APPLE, b.SAMSUNG
 A_ID, B_ID = document_id(A), document_id(B)
@@ -57,30 +42,8 @@ def eid(entity_type: str, name: str) -> str:
     return entity_id(entity_type, normalize_name(name))
 
 
-def empty_export() -> dict[str, Any]:
-    """The export structure every sink's ``export`` hook fills in."""
-    return {"documents": {}, "chunks": {}, "entities": {}, "mentions": [], "has_chunk": [], "next_chunk": [], "relations": []}
-
-
-def canonical_export(data: dict[str, Any]) -> dict[str, Any]:
-    """The export with every list in a fixed order, so equal content compares equal."""
-
-    def key(item: Any) -> str:
-        return json.dumps(item, sort_keys=True, ensure_ascii=False)
-
-    out = json.loads(json.dumps(data, ensure_ascii=False))  # plain dicts/lists, tuples -> lists
-    for entity in out["entities"].values():
-        entity["aliases"] = sorted(entity["aliases"])
-    for relation in out["relations"]:
-        relation["evidence"] = sorted(relation["evidence"], key=key)
-    for name in ("mentions", "has_chunk", "next_chunk", "relations"):
-        out[name] = sorted(out[name], key=key)
-    return out
-
-
 def checksum(data: dict[str, Any]) -> str:
-    text = json.dumps(canonical_export(data), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return graph_checksum(data)
 
 
 def _relation(export: dict[str, Any], label: str, head: str, tail: str) -> dict[str, Any] | None:
@@ -139,7 +102,7 @@ class GraphSinkConformance:
 
     def test_implements_the_protocol(self, open_sink):
         sink = open_sink()
-        for method in ("open", "write", "remove_documents", "stats", "flush", "close"):
+        for method in ("open", "write", "remove_documents", "stats", "flush", "export", "close"):
             assert callable(getattr(sink, method, None)), method
 
     def test_empty_sink(self, open_sink):

@@ -15,55 +15,14 @@ if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
 import builders as b  # noqa: E402
-from graph_sink_suite import GraphSinkConformance, empty_export  # noqa: E402
+from graph_sink_suite import GraphSinkConformance  # noqa: E402
 
-from kgbuild.connectors.networkx_graph import NetworkXGraphSink, load_graph, save_graph  # noqa: E402
+from kgbuild.connectors.networkx_graph import NetworkXGraphSink, export_graph, load_graph, save_graph  # noqa: E402
 
 
 def _export_graph(g: nx.MultiDiGraph) -> dict[str, Any]:
-    out = empty_export()
-    for node, data in g.nodes(data=True):
-        kind = data.get("kind")
-        if kind == "Document":
-            out["documents"][node] = {
-                k: data[k] for k in ("path", "source_path", "title", "content_hash", "classifications")
-            }
-        elif kind == "Chunk":
-            out["chunks"][node] = {
-                k: data[k] for k in ("doc_id", "position", "start", "end", "text", "token_count", "classifications")
-            }
-        elif kind == "Entity":
-            out["entities"][node] = {k: data[k] for k in ("type", "key", "name", "aliases", "mention_count", "confidence")}
-        else:
-            raise AssertionError(f"node {node!r} has unknown kind {kind!r}")
-    for head, tail, key, data in g.edges(keys=True, data=True):
-        edge_type = data.get("type")
-        if edge_type == "HAS_CHUNK":
-            out["has_chunk"].append([head, tail])
-        elif edge_type == "NEXT_CHUNK":
-            out["next_chunk"].append([head, tail])
-        elif edge_type == "MENTIONS":
-            out["mentions"].append(
-                {
-                    "id": key,
-                    "chunk_id": head,
-                    "entity_id": tail,
-                    **{k: data[k] for k in ("doc_id", "label", "text", "start", "end", "confidence")},
-                }
-            )
-        else:
-            assert key == edge_type, "a relation edge is keyed by its label"
-            out["relations"].append(
-                {
-                    "id": data["id"],
-                    "label": edge_type,
-                    "head_id": head,
-                    "tail_id": tail,
-                    "confidence": data["confidence"],
-                    "count": data["count"],
-                    "evidence": data["evidence"],
-                }
-            )
+    out = export_graph(g)
+    assert not out.pop("problems"), "the graph holds what kgbuild would not write"
     return out
 
 

@@ -56,8 +56,3 @@ class TestQdrantEdgeVectorSink(VectorSinkConformance):
         schema = set(sink._shard.info().payload_schema)
         for field in ("doc_id", "path", "source_path", "entity_keys", "entity_types", "class.document_type", "doc_class.document_type"):
             assert field in schema
-
-    def test_scroll_payloads_returns_every_point(self, shared):
-        sink, points = shared
-        got = sorted(sink.scroll_payloads(batch_size=4), key=lambda p: p["chunk_id"])
-        assert got == sorted((p.payload for p in points), key=lambda p: p["chunk_id"])

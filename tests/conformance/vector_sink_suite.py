@@ -189,8 +189,18 @@ class VectorSinkConformance:
 
     def test_implements_the_protocol(self, shared):
         sink, _ = shared
-        for method in ("open", "upsert", "delete_documents", "search", "count", "flush", "close"):
+        for method in ("open", "upsert", "delete_documents", "search", "count", "export_points", "flush", "close"):
             assert callable(getattr(sink, method, None)), method
+
+    def test_export_points_returns_every_point_by_id(self, shared):
+        sink, points = shared
+        assert sink.export_points(batch_size=4) == {p.id: p.payload for p in points}
+
+    def test_export_points_after_deleting_a_document(self, loaded):
+        sink, points = loaded
+        gone = points[0].payload["doc_id"]
+        sink.delete_documents([gone])
+        assert sink.export_points() == {p.id: p.payload for p in points if p.payload["doc_id"] != gone}
 
     def test_open_creates_an_empty_index_and_a_second_open_is_harmless(self, open_sink):
         sink = open_sink()
