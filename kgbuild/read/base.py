@@ -58,10 +58,10 @@ def prepare_text(raw: str) -> str | None:
 
 
 def clean_title(title: object) -> str:
-    """A one-line title: whitespace collapsed, NULs removed; "" when there is none."""
+    """A one-line title: whitespace collapsed, NULs and lone surrogates removed; "" when there is none."""
     if not isinstance(title, str):
         return ""
-    return " ".join(title.replace("\x00", "").split())
+    return " ".join(normalize_text(title).split())
 
 
 def file_stem(rel_path: str) -> str:

@@ -285,7 +285,7 @@ def read_csv(file: SourceFile, options: ReadOptions) -> Iterator[Document | Skip
             where = f"row {line}"
             if len(row) != len(columns):
                 yield SkippedFile(
-                    f"{file.rel_path}#{where}", f"row {line} has {len(row)} fields, expected {len(columns)}"
+                    f"{file.rel_path}#{where}", f"row {line} has {len(row)} field{'s' if len(row) != 1 else ''}, expected {len(columns)}"
                 )
                 continue
             result = builder.build(dict(zip(columns, row)), str(line), where)

@@ -43,6 +43,16 @@ def _file_entry(abs_path: str, rel_path: str, name: str, st: os.stat_result) -> 
     return SourceFile(path=abs_path, rel_path=rel_path, size=st.st_size, mtime=st.st_mtime)
 
 
+def readable_name(name: str) -> str:
+    """A file name as valid Unicode: bytes that are not UTF-8 (``os.fsdecode`` gives surrogates for them)
+    are shown as ``\\xNN`` escapes, so paths can go into JSON, Neo4j and vector payloads."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
 def _list_dir(abs_dir: str, rel_dir: str) -> list[tuple[str, str, str, bool]]:
     """(name, abs path, rel path, is_dir) for the visible entries of one directory, in walk order.
 
@@ -58,7 +68,8 @@ def _list_dir(abs_dir: str, rel_dir: str) -> list[tuple[str, str, str, bool]]:
                 is_dir = entry.is_dir()  # follows symlinks
             except OSError:
                 is_dir = False
-            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            shown = readable_name(entry.name)
+            rel = f"{rel_dir}/{shown}" if rel_dir else shown
             entries.append((entry.name, os.path.join(abs_dir, entry.name), rel, is_dir))
     entries.sort(key=lambda e: e[0] + "/" if e[3] else e[0])
     return entries
@@ -85,7 +96,7 @@ def walk_files(root: str | Path, *, exclude: Sequence[str | Path] = ()) -> Itera
     root_stat = os.stat(root_abs)
     if not stat.S_ISDIR(root_stat.st_mode):
         name = os.path.basename(root_abs)
-        yield _file_entry(root_abs, name, name, root_stat)
+        yield _file_entry(root_abs, readable_name(name), name, root_stat)
         return
 
     excluded = {key for key in (_dir_key(os.path.abspath(os.fspath(p))) for p in exclude) if key}
