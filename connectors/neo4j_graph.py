@@ -504,14 +504,17 @@ class Neo4jGraphSink:
     def export(self) -> dict[str, Any]:
         """The whole database in the sink-agnostic export form of ``kgbuild.verify``, read back with plain Cypher.
 
-        What kgbuild would not have written (other labels, an entity without its type label,
-        evidence ids out of step with the evidence) is listed under "problems".
+        Nodes without a Document, Chunk or Entity label belong to someone else and are left out;
+        what kgbuild would not have written (other labels on its nodes, an entity without its
+        type label, evidence ids out of step with the evidence) is listed under "problems".
         """
         from kgbuild.verify import empty_export
 
         out = empty_export()
         problems = out["problems"]
-        for row in self.run_read("MATCH (n) RETURN labels(n) AS labels, properties(n) AS props"):
+        # other applications' nodes in the same database are none of kgbuild's business
+        ours = "(n:Document OR n:Chunk OR n:Entity)"
+        for row in self.run_read(f"MATCH (n) WHERE {ours} RETURN labels(n) AS labels, properties(n) AS props"):
             labels, p = set(row["labels"]), decode_properties(row["props"])
             if labels == {"Document"}:
                 out["documents"][p["id"]] = {
@@ -530,7 +533,8 @@ class Neo4jGraphSink:
             else:
                 problems.append(f"node {p.get('id')!r} has labels {sorted(labels)}")
         query = (
-            "MATCH (h)-[x]->(t) RETURN h.id AS head, labels(h) AS head_labels, t.id AS tail, "
+            f"MATCH (h)-[x]->(t) WHERE {ours.replace('n:', 'h:')} OR {ours.replace('n:', 't:')} "
+            "RETURN h.id AS head, labels(h) AS head_labels, t.id AS tail, "
             "labels(t) AS tail_labels, type(x) AS type, properties(x) AS props"
         )
         for row in self.run_read(query):

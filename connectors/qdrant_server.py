@@ -28,6 +28,7 @@ class QdrantServerVectorSink:
         path: str | None = None,
         location: str | None = None,
         classification_tasks: Sequence[str] = (),
+        retry_seconds: float = 30.0,
     ):
         if sum(x is not None for x in (url, path, location)) != 1:
             raise ValueError("give exactly one of url, path or location")
@@ -36,6 +37,7 @@ class QdrantServerVectorSink:
         self._api_key = api_key
         self.classification_tasks = list(classification_tasks)
         self._client: Any = None
+        self.retry_seconds = retry_seconds
 
     def __repr__(self) -> str:  # never show the key
         target = self._url or self._path or self._location
@@ -61,6 +63,20 @@ class QdrantServerVectorSink:
         return self._client
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run one client call; a server that does not answer is retried with exponential backoff
+        (tenacity) for up to ``retry_seconds``, then surfaces as TransientError. Every call is
+        idempotent (upserts by id, deletes by filter), so running one twice is harmless."""
+        from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
+
+        retrying = Retrying(
+            retry=retry_if_exception_type(TransientError),
+            stop=stop_after_delay(self.retry_seconds),
+            wait=wait_exponential(multiplier=0.2, max=5.0),
+            reraise=True,
+        )
+        return retrying(self._call_once, what, fn, *args, **kwargs)
+
+    def _call_once(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except Exception as exc:
@@ -69,7 +85,10 @@ class QdrantServerVectorSink:
             if isinstance(exc, ResponseHandlingException) or (
                 isinstance(exc, UnexpectedResponse) and exc.status_code in (429, 502, 503, 504)
             ):
-                raise TransientError(f"Qdrant at {self.target} did not answer while trying to {what}: {exc}") from None
+                raise TransientError(
+                    f"Qdrant at {self.target} did not answer while trying to {what}"
+                    f" (retried for {self.retry_seconds:g} s): {exc}"
+                ) from None
             if isinstance(exc, UnexpectedResponse):
                 raise SinkError(f"Qdrant at {self.target} refused to {what}: {exc}") from None
             raise

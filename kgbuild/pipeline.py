@@ -196,8 +196,10 @@ class IngestPipeline:
             if self.settings.prune:
                 self._prune(root, [rel for rel in known if rel not in seen])
             self._finish(root)
-        finally:
-            self._close_sinks()
+        except BaseException:
+            self._close_sinks(quiet=True)  # the error that stopped the run is the one to report
+            raise
+        self._close_sinks()
         self.report.elapsed_s = time.perf_counter() - started
         return self.report
 
@@ -290,11 +292,18 @@ class IngestPipeline:
         self.vector_sink.open(self.embedder.dimension)
         self._sinks_open = True
 
-    def _close_sinks(self) -> None:
-        if self._sinks_open:
-            self.graph_sink.close()
-            self.vector_sink.close()
-            self._sinks_open = False
+    def _close_sinks(self, *, quiet: bool = False) -> None:
+        if not self._sinks_open:
+            return
+        self._sinks_open = False
+        errors = []
+        for sink in (self.graph_sink, self.vector_sink):
+            try:
+                sink.close()
+            except Exception as exc:  # close the other one all the same
+                errors.append(exc)
+        if errors and not quiet:
+            raise errors[0]
 
     def _flush(self, root: str) -> None:
         if not self._queue:

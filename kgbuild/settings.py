@@ -48,6 +48,9 @@ class Settings(BaseSettings):
         default="neo4j", validation_alias=AliasChoices("neo4j_database", "KGBUILD_NEO4J_DATABASE", "NEO4J_DATABASE")
     )
     neo4j_password_env: str = "NEO4J_PASSWORD"
+    retry_seconds: float = Field(
+        default=30.0, ge=0.0, description="how long a Neo4j or Qdrant server that stops answering is retried, with backoff"
+    )
     qdrant_url: str | None = None
     qdrant_api_key_env: str = "QDRANT_API_KEY"
     collection: str = Field(default="kgbuild", pattern=r"^[A-Za-z0-9_-]{1,64}$")

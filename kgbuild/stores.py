@@ -29,7 +29,8 @@ def make_graph_sink(settings: Settings) -> GraphSink:
     if settings.graph == "neo4j":
         from kgbuild.connectors.neo4j_graph import Neo4jGraphSink
 
-        return Neo4jGraphSink(settings.neo4j_uri, settings.neo4j_user, settings.neo4j_password, settings.neo4j_database)
+        return Neo4jGraphSink(settings.neo4j_uri, settings.neo4j_user, settings.neo4j_password, settings.neo4j_database,
+                              retry_time=settings.retry_seconds)
     from kgbuild.connectors.networkx_graph import NetworkXGraphSink
 
     return NetworkXGraphSink(graph_path(settings.out_dir))
@@ -50,6 +51,7 @@ def make_vector_sink(settings: Settings, classification_tasks: Sequence[str] = (
             url=settings.qdrant_url,
             api_key=settings.qdrant_api_key,
             classification_tasks=classification_tasks,
+            retry_seconds=settings.retry_seconds,
         )
     from kgbuild.connectors.qdrant_edge import QdrantEdgeVectorSink
 
