@@ -4,6 +4,7 @@ Layout of the output directory::
 
     .kgbuild/
       state.json   ingest state: file and document hashes, manifest, totals (kgbuild.state)
+      journal.json documents being written between checkpoints; lock: held by the writing process
       graph.json   the knowledge graph, NetworkX node-link JSON (kgbuild.connectors.networkx_graph)
       qdrant/      the chunk vectors, a qdrant-edge shard (kgbuild.connectors.qdrant_edge);
                    absent when --qdrant-url sends the vectors to a server
