@@ -108,6 +108,7 @@ def test_secrets_never_appear_in_any_output(tmp_path, business_schema, monkeypat
 
     monkeypatch.setenv("NEO4J_PASSWORD", SECRET)
     monkeypatch.setenv("QDRANT_API_KEY", API_KEY)
+    monkeypatch.setenv("KGBUILD_RETRY_SECONDS", "1")  # the servers below never come back
     monkeypatch.setattr(pipeline, "build_extractor", lambda settings, schema: hostile_extractor(schema))
     monkeypatch.setattr(pipeline, "build_embedder", lambda settings: HashEmbedder())
     caplog.set_level(logging.DEBUG)

@@ -75,7 +75,7 @@ class TestQdrantServerVectorSink(VectorSinkConformance):
         with socket.socket() as probe:  # a local port nothing listens on
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
-        sink = QdrantServerVectorSink("chunks", url=f"http://127.0.0.1:{port}", api_key="sekret")
+        sink = QdrantServerVectorSink("chunks", url=f"http://127.0.0.1:{port}", api_key="sekret", retry_seconds=0.5)
         try:
             with pytest.raises(TransientError) as caught:
                 sink.open(DIM)
