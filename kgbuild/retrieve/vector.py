@@ -127,18 +127,28 @@ def query(
     k: int = 10,
     embedder: Embedder | None = None,
     vector_sink: VectorSink | None = None,
+    query_filter: VectorFilter | None = None,
 ) -> list[QueryHit]:
     """Ranked chunks for a text, restricted by metadata filters.
+
+    Where ``settings.out_dir`` holds no kgbuild index but a Qdrant collection is named (``--qdrant-url``
+    or ``vector_sink``), the collection is read on its own, for example one written by LlamaIndex.
 
     >>> query("new headset", entities=["COMPANY:apple inc."], classes=["document_type=product_announcement"])
     """
     settings = settings or Settings()
     if k < 1:
         raise ConfigError(f"-k must be at least 1, got {k}")
-    state = load_manifest(settings.out_dir)
-    manifest = state.manifest
+    state = IngestState.load(settings.out_dir)
+    if state.exists and state.manifest:
+        manifest = state.manifest
+    elif vector_sink is not None or settings.qdrant_url:
+        manifest = {}
+    else:
+        manifest = load_manifest(settings.out_dir).manifest
     settings = settings_for_index(settings, manifest)
-    query_filter = build_filter(manifest, entities=entities, types=types, classes=classes, docs=docs)
+    if query_filter is None:
+        query_filter = build_filter(manifest, entities=entities, types=types, classes=classes, docs=docs)
     embedder = embedder or SentenceTransformerEmbedder(manifest.get("embedding_model") or settings.embedding_model)
     tasks = list(manifest.get("schema_definition", {}).get("classifications", {}))
     sink = vector_sink or make_vector_sink(settings, tasks)
