@@ -64,7 +64,11 @@ def build_query_extractor(model: str, schema: ExtractionSchema, settings: Settin
 
 
 class HybridRetriever:
-    """Opens the index on first use (or ``open()``); keeps the BM25 index and the entity graph in memory."""
+    """Reads the index on first use (or ``open()``); keeps the BM25 index and the entity graph in memory.
+
+    The vector store is opened for each query and closed after it, so several retrievers (and a
+    later ``kgbuild ingest``) can use the same embedded index.
+    """
 
     def __init__(
         self,
@@ -109,9 +113,13 @@ class HybridRetriever:
         tasks = list(self.schema.classifications)
         if self._vector_sink is None:
             self._vector_sink = make_vector_sink(self.settings, tasks)
+        # the store is opened per call, never held: an embedded shard admits one handle per folder
         self._vector_sink.open(None)
+        try:
+            points = self._vector_sink.scroll_payloads()
+        finally:
+            self._vector_sink.close()
         self._open = True
-        points = self._vector_sink.scroll_payloads()
         self._by_chunk = {str(p.get("chunk_id")): p for p in points if p.get("chunk_id")}
         self._bm25 = BM25ChunkIndex(list(self._by_chunk.values()), payload_text) if self.enabled["bm25"] else None
         if self.enabled["graph"] and self._entity_graph is None:
@@ -128,8 +136,6 @@ class HybridRetriever:
         return load_networkx_entity_graph(graph_path(self.settings.out_dir))
 
     def close(self) -> None:
-        if self._open and self._vector_sink is not None:
-            self._vector_sink.close()
         self._open = False
 
     def __enter__(self) -> HybridRetriever:
@@ -190,7 +196,12 @@ class HybridRetriever:
         if self.enabled["vector"]:
             assert self._embedder is not None and self._vector_sink is not None
             vector = self._embedder.embed([text])[0]
-            for rank, hit in enumerate(self._vector_sink.search(vector, query_filter, limit), 1):
+            self._vector_sink.open(None)
+            try:
+                found = self._vector_sink.search(vector, query_filter, limit)
+            finally:
+                self._vector_sink.close()
+            for rank, hit in enumerate(found, 1):
                 chunk_id = str(hit.payload.get("chunk_id") or hit.point_id)
                 add("vector", chunk_id, hit.payload, hit.point_id, RetrievalReason("vector", rank, round(hit.score, 6)))
         if self.enabled["graph"] and self._entity_graph is not None:
