@@ -118,7 +118,8 @@ def test_property_graph_index_with_llamaindexs_neo4j_store(neo4j_server, busines
             "RETURN p.name AS person, c.name AS company, r.kgbuild_id AS rel",
             param_map={"tim": TIM, "apple": APPLE},
         )
-        assert rows == [{"person": "Tim Cook", "company": "Apple Inc.", "rel": relation_id("CEO_OF", TIM, APPLE)}]
+        assert len(rows) == 1 and rows[0]["person"] == "Tim Cook" and rows[0]["company"] in ("Apple Inc.", "Apple")
+        assert rows[0]["rel"] == relation_id("CEO_OF", TIM, APPLE)
         mentions = store.structured_query("MATCH (:Chunk)-[:MENTIONS]->(e:__Entity__ {id: $apple}) RETURN count(*) AS n",
                                           param_map={"apple": APPLE})
         assert mentions[0]["n"] == 2

@@ -5,16 +5,23 @@ procedures (``apoc.map.clean``, ``apoc.create.addLabels``, ``apoc.merge.relation
 schema with ``apoc.meta.data``. A stock Neo4j 5 (Community, Aura Free) has no APOC, so this subclass
 does the same writes in plain Cypher, with the dynamic labels and relationship types of Neo4j 5.26
 (``SET e:$(row.label)``, ``MERGE (a)-[r:$(row.label)]->(b)``), and keeps a schema summary from
-built-in procedures. Everything else (reads, deletes, vector search) is LlamaIndex's own code.
+built-in procedures. Chunk properties that are maps or lists of maps are stored as JSON text. Everything else (reads, deletes, vector search) is LlamaIndex's own code.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any, List
 
 from llama_index.core.graph_stores.types import ChunkNode, EntityNode, LabelledNode, Relation
 from llama_index.graph_stores.neo4j import Neo4jPropertyGraphStore
 from llama_index.graph_stores.neo4j.neo4j_property_graph import BASE_ENTITY_LABEL, BASE_NODE_LABEL, CHUNK_SIZE
+
+
+def _primitive(value: Any) -> Any:
+    if isinstance(value, dict) or (isinstance(value, (list, tuple)) and any(isinstance(v, (dict, list, tuple)) for v in value)):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return value
 
 
 class Neo4jPropertyGraphStoreWithoutApoc(Neo4jPropertyGraphStore):
@@ -48,7 +55,9 @@ class Neo4jPropertyGraphStoreWithoutApoc(Neo4jPropertyGraphStore):
                 entities.append({"id": item.id, "name": item.name, "label": item.label, "properties": properties,
                                  "embedding": item.embedding})
             elif isinstance(item, ChunkNode):
-                chunks.append(item)
+                # Neo4j properties are primitives or arrays of them: nested metadata (KgbuildExtractor's
+                # spans, relations, classifications) travels as JSON text
+                chunks.append(item.model_copy(update={"properties": {k: _primitive(v) for k, v in item.properties.items()}}))
         if chunks:
             super().upsert_nodes(chunks)  # LlamaIndex's chunk write needs no APOC
         for index in range(0, len(entities), CHUNK_SIZE):
