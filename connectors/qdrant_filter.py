@@ -33,4 +33,6 @@ def to_qdrant_filter(models: Any, query_filter: VectorFilter | None) -> Any:
                 ]
             )
         )
+    if query_filter.doc_ids:
+        must.append(models.FieldCondition(key="doc_id", match=models.MatchAny(any=list(query_filter.doc_ids))))
     return models.Filter(must=must)

@@ -38,6 +38,7 @@ class QdrantServerVectorSink:
         self.classification_tasks = list(classification_tasks)
         self._client: Any = None
         self.retry_seconds = retry_seconds
+        self._vector_name: str | None = None  # None: the collection has one unnamed vector
 
     def __repr__(self) -> str:  # never show the key
         target = self._url or self._path or self._location
@@ -101,6 +102,7 @@ class QdrantServerVectorSink:
         from qdrant_client import models
 
         client = self._connect()
+        size = None
         if not self._call("look up the collection", client.collection_exists, self.collection):
             if dimension is None:
                 raise SinkError(f"no collection '{self.collection}' at {self.target}: run `kgbuild ingest` first")
@@ -110,14 +112,20 @@ class QdrantServerVectorSink:
                 self.collection,
                 vectors_config=models.VectorParams(size=dimension, distance=models.Distance.COSINE),
             )
-        elif dimension is not None:
+        else:
             info = self._call("read the collection", client.get_collection, self.collection)
-            size = getattr(info.config.params.vectors, "size", None)
-            if size is not None and size != dimension:
-                raise SinkError(
-                    f"collection '{self.collection}' at {self.target} holds {size}-dimensional vectors, but the"
-                    f" embedding model gives {dimension}; use the embedding model it was built with, or another --collection"
-                )
+            vectors = info.config.params.vectors
+            if isinstance(vectors, dict) and vectors:
+                # a collection made by another writer (LlamaIndex's QdrantVectorStore names its vector
+                # "text-dense"): read and write its one dense vector by name
+                self._vector_name = "" if "" in vectors else sorted(vectors)[0]
+                vectors = vectors[self._vector_name]
+            size = getattr(vectors, "size", None)
+        if dimension is not None and size is not None and size != dimension:
+            raise SinkError(
+                f"collection '{self.collection}' at {self.target} holds {size}-dimensional vectors, but the"
+                f" embedding model gives {dimension}; use the embedding model it was built with, or another --collection"
+            )
         with warnings.catch_warnings():
             # qdrant-client's local mode (tests) warns that it ignores payload indexes; a server uses them
             warnings.filterwarnings("ignore", message="Payload indexes have no effect")
@@ -143,8 +151,13 @@ class QdrantServerVectorSink:
 
         client = self._connect()
         for i in range(0, len(points), UPSERT_BATCH):
-            batch = [models.PointStruct(id=p.id, vector=list(p.vector), payload=p.payload) for p in points[i : i + UPSERT_BATCH]]
+            batch = [
+                models.PointStruct(id=p.id, vector=self._vector(p.vector), payload=p.payload) for p in points[i : i + UPSERT_BATCH]
+            ]
             self._call("upsert points", client.upsert, self.collection, points=batch, wait=True)
+
+    def _vector(self, vector: Sequence[float]) -> Any:
+        return {self._vector_name: list(vector)} if self._vector_name else list(vector)
 
     def delete_documents(self, doc_ids: Sequence[str]) -> None:
         if not doc_ids:
@@ -167,6 +180,7 @@ class QdrantServerVectorSink:
             self._connect().query_points,
             self.collection,
             query=list(vector),
+            using=self._vector_name or None,
             query_filter=to_qdrant_filter(models, query_filter),
             limit=limit,
             with_payload=True,

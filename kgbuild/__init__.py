@@ -13,16 +13,18 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # pragma: no cover
     from kgbuild.pipeline import ingest
+    from kgbuild.retrieve.hybrid import hybrid_query
     from kgbuild.retrieve.vector import query
     from kgbuild.settings import Settings
     from kgbuild.stats import stats
 
-__all__ = ["Settings", "__version__", "ingest", "query", "stats"]
+__all__ = ["Settings", "__version__", "hybrid_query", "ingest", "query", "stats"]
 
 # Imports are lazy so that `kgbuild --help` and re-runs with nothing to do never import torch.
 _LAZY = {
     "ingest": ("kgbuild.pipeline", "ingest"),
     "query": ("kgbuild.retrieve.vector", "query"),
+    "hybrid_query": ("kgbuild.retrieve.hybrid", "hybrid_query"),
     "stats": ("kgbuild.stats", "stats"),
     "Settings": ("kgbuild.settings", "Settings"),
 }

@@ -192,13 +192,25 @@ def query(
     k: int = typer.Option(10, "-k", help="How many chunks."),
     qdrant_url: Optional[str] = typer.Option(None, "--qdrant-url", help="Read vectors from this Qdrant server."),
     collection: Optional[str] = typer.Option(None, "--collection", help="Qdrant collection name."),
+    hybrid: bool = typer.Option(False, "--hybrid", help="Fuse vector, graph expansion and BM25 (reciprocal rank fusion)."),
+    vector: bool = typer.Option(True, "--vector/--no-vector", help="Hybrid: use the dense vector channel."),
+    graph: bool = typer.Option(True, "--graph/--no-graph", help="Hybrid: use graph expansion from the query's entities."),
+    bm25: bool = typer.Option(True, "--bm25/--no-bm25", help="Hybrid: use the BM25 lexical channel."),
+    hops: int = typer.Option(2, "--hops", help="Hybrid: how far graph expansion goes from the query's entities."),
+    model: Optional[str] = typer.Option(None, "--model", help="Hybrid: GLiNER2 model reading the query (default: the index's)."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
 ) -> None:
-    """Ranked chunks by meaning, filtered by what was extracted."""
+    """Ranked chunks by meaning, filtered by what was extracted (--hybrid: plus graph and BM25)."""
     settings = _settings(out_dir=out_dir, qdrant_url=qdrant_url, collection=collection)
-    from kgbuild.retrieve.vector import query as run_query
+    if hybrid:
+        from kgbuild.retrieve.hybrid import hybrid_query
 
-    hits = _run(lambda: run_query(text, settings, entities=entity, types=entity_type, classes=class_, docs=doc, k=k))
+        hits = _run(lambda: hybrid_query(text, settings, k=k, vector=vector, graph=graph, bm25=bm25, hops=hops, model=model,
+                                         entities=entity, types=entity_type, classes=class_, docs=doc))
+    else:
+        from kgbuild.retrieve.vector import query as run_query
+
+        hits = _run(lambda: run_query(text, settings, entities=entity, types=entity_type, classes=class_, docs=doc, k=k))
     if as_json:
         print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False))
         return
@@ -207,6 +219,11 @@ def query(
         return
     for rank, hit in enumerate(hits, 1):
         out.print(Text.assemble((f"{rank}. {hit.path}", "bold"), f" [{hit.start}:{hit.end}] score {hit.score:.3f}"))
+        for reason in hit.reasons:
+            why = f"   via {reason.channel} #{reason.rank} ({reason.score:.3f})"
+            if reason.path:
+                why += ": " + " -> ".join(reason.path)
+            out.print(why, highlight=False, markup=False)
         if hit.matched_entities:
             out.print(f"   matched: {', '.join(hit.matched_entities)}", highlight=False, markup=False)
         names = ", ".join(f"{e.type}:{e.name}" for e in hit.entities[:8])

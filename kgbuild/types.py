@@ -232,6 +232,21 @@ class EntityRef:
     type: str
 
 
+@dataclass(frozen=True, slots=True)
+class RetrievalReason:
+    """Why a hybrid query returned a chunk: one per channel that found it.
+
+    ``path`` (graph channel) runs from a query entity to the chunk, alternating node and edge
+    labels: ``["PERSON:jane park", "CEO_OF", "COMPANY:acme", "MENTIONED_IN", "doc_...:00000"]``.
+    """
+
+    channel: str  # vector | graph | bm25
+    rank: int  # 1-based rank within the channel
+    score: float  # the channel's own score (cosine, personalised PageRank, BM25)
+    entity: str | None = None  # graph channel: the query entity (key) the path starts from
+    path: tuple[str, ...] = ()
+
+
 @dataclass(slots=True)
 class QueryHit:
     chunk_id: str
@@ -245,6 +260,7 @@ class QueryHit:
     entities: list[EntityRef]  # the chunk's entities; those that matched a filter come first
     matched_entities: list[str]  # entity keys that satisfied an --entity filter
     classes: dict[str, list[str]]
+    reasons: list[RetrievalReason] = field(default_factory=list)  # hybrid queries: why it was retrieved
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

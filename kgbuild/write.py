@@ -56,9 +56,23 @@ class VectorFilter:
     entity_types: tuple[str, ...] = ()
     classes: tuple[tuple[str, str], ...] = ()
     paths: tuple[str, ...] = ()
+    doc_ids: tuple[str, ...] = ()  # any of them
 
     def is_empty(self) -> bool:
-        return not (self.entity_keys or self.entity_types or self.classes or self.paths)
+        return not (self.entity_keys or self.entity_types or self.classes or self.paths or self.doc_ids)
+
+    def matches(self, payload: dict[str, Any]) -> bool:
+        """The same conditions evaluated on one point payload in Python (graph and BM25 channels)."""
+        keys, types = set(payload.get("entity_keys") or ()), set(payload.get("entity_types") or ())
+        if not (set(self.entity_keys) <= keys and set(self.entity_types) <= types):
+            return False
+        for task, label in self.classes:
+            labels = {*((payload.get("class") or {}).get(task) or ()), *((payload.get("doc_class") or {}).get(task) or ())}
+            if label not in labels:
+                return False
+        if self.paths and payload.get("path") not in self.paths and payload.get("source_path") not in self.paths:
+            return False
+        return not self.doc_ids or payload.get("doc_id") in self.doc_ids
 
 
 @dataclass(frozen=True, slots=True)

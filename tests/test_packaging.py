@@ -41,3 +41,16 @@ def test_neo4j_driver_uses_the_rust_packstream_codec():
     from neo4j._codec.packstream import v1
 
     assert v1._rust_pack is not None and v1._rust_unpack is not None
+
+
+def test_the_library_and_hybrid_retrieval_import_neither_torch_nor_llama_index(tmp_path):
+    probe = ("import sys, kgbuild, kgbuild.cli, kgbuild.pipeline, kgbuild.retrieve.hybrid;"
+             "print('torch' in sys.modules, any(m.startswith('llama_index') for m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["False", "False"]
+
+
+def test_the_llamaindex_integration_installs_as_a_subpackage(tmp_path):
+    probe = "import kgbuild.llamaindex as m; print(m.__name__, sorted(m.__all__)[0])"
+    result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["kgbuild.llamaindex", "KgbuildEmbedding"]

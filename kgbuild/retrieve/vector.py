@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -29,6 +30,7 @@ def build_filter(
     types: Sequence[str] = (),
     classes: Sequence[str] | Mapping[str, str] = (),
     docs: Sequence[str] = (),
+    doc_ids: Sequence[str] = (),
 ) -> VectorFilter:
     """Validate filters against the schema the index was built with, and normalise entity names."""
     schema = manifest.get("schema_definition", {})
@@ -52,7 +54,7 @@ def build_filter(
         if labels and label not in labels:
             raise ConfigError(f"--class {task}={label}: unknown label {label!r} (known: {', '.join(labels)})")
         pairs.append((task, label))
-    return VectorFilter(tuple(keys), tuple(types), tuple(pairs), tuple(_normalise_path(d) for d in docs))
+    return VectorFilter(tuple(keys), tuple(types), tuple(pairs), tuple(_normalise_path(d) for d in docs), tuple(doc_ids))
 
 
 def _check_type(entity_type: str, known: set[str], what: str) -> str:
@@ -76,6 +78,16 @@ def _normalise_path(value: str) -> str:
     return Path(value).as_posix().removeprefix("./")
 
 
+def payload_text(payload: Mapping) -> str:
+    """The chunk text of a point: kgbuild's ``text``, or the text inside a LlamaIndex ``_node_content``."""
+    if payload.get("text"):
+        return str(payload["text"])
+    try:
+        return str(json.loads(payload.get("_node_content") or "{}").get("text", ""))
+    except (TypeError, ValueError):
+        return ""
+
+
 def hit_from_payload(hit: VectorHit, matched_keys: Sequence[str] = ()) -> QueryHit:
     p = hit.payload
     refs = [
@@ -90,14 +102,14 @@ def hit_from_payload(hit: VectorHit, matched_keys: Sequence[str] = ()) -> QueryH
             classes.setdefault(task, [])
             classes[task].extend(label for label in labels if label not in classes[task])
     return QueryHit(
-        chunk_id=p.get("chunk_id", ""),
+        chunk_id=p.get("chunk_id") or hit.point_id,
         doc_id=p.get("doc_id", ""),
-        path=p.get("path", ""),
+        path=p.get("path") or p.get("file_path") or p.get("doc_id", ""),
         title=p.get("title", ""),
         start=int(p.get("start", 0)),
         end=int(p.get("end", 0)),
         score=round(hit.score, 6),
-        text=p.get("text", ""),
+        text=payload_text(p),
         entities=refs,
         matched_entities=matched,
         classes=classes,
@@ -115,18 +127,28 @@ def query(
     k: int = 10,
     embedder: Embedder | None = None,
     vector_sink: VectorSink | None = None,
+    query_filter: VectorFilter | None = None,
 ) -> list[QueryHit]:
     """Ranked chunks for a text, restricted by metadata filters.
+
+    Where ``settings.out_dir`` holds no kgbuild index but a Qdrant collection is named (``--qdrant-url``
+    or ``vector_sink``), the collection is read on its own, for example one written by LlamaIndex.
 
     >>> query("new headset", entities=["COMPANY:apple inc."], classes=["document_type=product_announcement"])
     """
     settings = settings or Settings()
     if k < 1:
         raise ConfigError(f"-k must be at least 1, got {k}")
-    state = load_manifest(settings.out_dir)
-    manifest = state.manifest
+    state = IngestState.load(settings.out_dir)
+    if state.exists and state.manifest:
+        manifest = state.manifest
+    elif vector_sink is not None or settings.qdrant_url:
+        manifest = {}
+    else:
+        manifest = load_manifest(settings.out_dir).manifest
     settings = settings_for_index(settings, manifest)
-    query_filter = build_filter(manifest, entities=entities, types=types, classes=classes, docs=docs)
+    if query_filter is None:
+        query_filter = build_filter(manifest, entities=entities, types=types, classes=classes, docs=docs)
     embedder = embedder or SentenceTransformerEmbedder(manifest.get("embedding_model") or settings.embedding_model)
     tasks = list(manifest.get("schema_definition", {}).get("classifications", {}))
     sink = vector_sink or make_vector_sink(settings, tasks)

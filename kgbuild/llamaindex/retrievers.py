@@ -1,0 +1,88 @@
+"""LlamaIndex retrievers over a kgbuild index: metadata-filtered vector search, and hybrid retrieval.
+
+Both return ``NodeWithScore`` with ``TextNode(id_=chunk id)`` whose metadata carries the document
+path, title, entity keys and classes; the hybrid one adds ``retrieval``: one record per channel
+that found the chunk (channel, rank, score, query entity, graph path). Works in a
+``RetrieverQueryEngine``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from llama_index.core.base.base_retriever import BaseRetriever
+from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+from llama_index.core.vector_stores.types import MetadataFilters
+
+from kgbuild.embed import Embedder
+from kgbuild.extract.base import Extractor
+from kgbuild.llamaindex.filters import to_vector_filter
+from kgbuild.retrieve.hybrid import HybridRetriever
+from kgbuild.retrieve.vector import load_manifest, query
+from kgbuild.settings import Settings
+from kgbuild.types import QueryHit
+from kgbuild.write import VectorSink
+
+
+def hit_to_node(hit: QueryHit) -> NodeWithScore:
+    metadata: dict[str, Any] = {
+        "doc_id": hit.doc_id,
+        "path": hit.path,
+        "title": hit.title,
+        "start": hit.start,
+        "end": hit.end,
+        "entity_keys": [e.key for e in hit.entities],
+        "classes": hit.classes,
+    }
+    if hit.reasons:
+        metadata["retrieval"] = [asdict(r) for r in hit.reasons]
+    node = TextNode(id_=hit.chunk_id, text=hit.text, metadata=metadata,
+                    excluded_embed_metadata_keys=list(metadata), excluded_llm_metadata_keys=["entity_keys", "classes", "retrieval"])
+    return NodeWithScore(node=node, score=hit.score)
+
+
+class KgbuildVectorRetriever(BaseRetriever):
+    """
+    >>> retriever = KgbuildVectorRetriever(Settings(out_dir=".kgbuild"), filters=MetadataFilters(filters=[
+    ...     MetadataFilter(key="entity_keys", value="COMPANY:Apple"), MetadataFilter(key="class.document_type",
+    ...     value="product_announcement")]), similarity_top_k=5)
+    """
+
+    def __init__(self, settings: Settings | None = None, *, filters: MetadataFilters | None = None, similarity_top_k: int = 10,
+                 embedder: Embedder | None = None, vector_sink: VectorSink | None = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.settings = settings or Settings()
+        self.filters = filters
+        self.similarity_top_k = similarity_top_k
+        self._embedder = embedder
+        self._vector_sink = vector_sink
+
+    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        manifest = load_manifest(self.settings.out_dir).manifest
+        vector_filter = to_vector_filter(self.filters, manifest)
+        hits = query(query_bundle.query_str, self.settings, k=self.similarity_top_k, embedder=self._embedder,
+                     vector_sink=self._vector_sink, query_filter=vector_filter)
+        return [hit_to_node(h) for h in hits]
+
+
+class KgbuildHybridRetriever(BaseRetriever):
+    """Vector + graph expansion + BM25, fused by reciprocal rank (see ``kgbuild.retrieve.hybrid``)."""
+
+    def __init__(self, settings: Settings | None = None, *, filters: MetadataFilters | None = None, similarity_top_k: int = 10,
+                 vector: bool = True, graph: bool = True, bm25: bool = True, hops: int = 2, model: str | None = None,
+                 extractor: Extractor | None = None, embedder: Embedder | None = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.filters = filters
+        self.similarity_top_k = similarity_top_k
+        self.hybrid = HybridRetriever(settings, vector=vector, graph=graph, bm25=bm25, hops=hops, model=model,
+                                      extractor=extractor, embedder=embedder)
+
+    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        self.hybrid.open()
+        vector_filter = to_vector_filter(self.filters, self.hybrid.manifest)
+        hits = self.hybrid.retrieve(query_bundle.query_str, k=self.similarity_top_k, query_filter=vector_filter)
+        return [hit_to_node(h) for h in hits]
+
+    def close(self) -> None:
+        self.hybrid.close()

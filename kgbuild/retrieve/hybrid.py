@@ -1,0 +1,255 @@
+"""Hybrid retrieval: dense vectors, graph expansion from the query's entities, and BM25, fused by rank.
+
+Channels (each can be switched off):
+
+1. **vector**: the query embedding against the chunk vectors, with the metadata filters.
+2. **graph**: the query run through the extractor with the index's schema; its entity mentions
+   matched to canonical entities (``EntityMatcher``: reconciliation's normalisation, aliases,
+   rapidfuzz); chunks that mention them or entities within ``hops`` ranked by personalised
+   PageRank (``EntityGraph.expand``).
+3. **bm25**: lexical BM25 over the chunk texts (``BM25ChunkIndex``).
+
+Fusion: reciprocal rank fusion, ``score(chunk) = sum over channels of 1 / (RRF_K + rank)`` with
+``RRF_K = 60`` (Cormack et al., 2009), so no channel's raw score scale matters. Every hit carries
+one ``RetrievalReason`` per channel that found it: rank, the channel's own score and, for the
+graph, the query entity and the path from it to the chunk. The graph and BM25 channels apply the
+same metadata filters as the vector channel.
+
+>>> with HybridRetriever(Settings(out_dir=".kgbuild")) as retriever:
+...     hits = retriever.retrieve("Which device does the firm headed by Mara Lindqvist build?", k=5)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+from kgbuild.embed import Embedder, SentenceTransformerEmbedder
+from kgbuild.errors import ConfigError
+from kgbuild.extract.base import Extractor, link_extraction
+from kgbuild.retrieve.entities import EntityMatch, EntityMatcher
+from kgbuild.retrieve.graph import EntityGraph, load_neo4j_entity_graph, load_networkx_entity_graph
+from kgbuild.retrieve.lexical import BM25ChunkIndex
+from kgbuild.retrieve.vector import build_filter, hit_from_payload, load_manifest, payload_text
+from kgbuild.schema import ExtractionSchema
+from kgbuild.settings import Settings
+from kgbuild.stores import graph_path, make_vector_sink, settings_for_index
+from kgbuild.types import Chunk, QueryHit, RetrievalReason
+from kgbuild.write import VectorFilter, VectorHit, VectorSink
+
+CHANNELS = ("vector", "graph", "bm25")
+RRF_K = 60
+
+
+def reciprocal_rank_fusion(rankings: Mapping[str, Sequence[str]], rrf_k: int = RRF_K) -> list[tuple[str, float]]:
+    """``{"vector": ["a", "b"], "bm25": ["b"]}`` -> ``[("b", 1/62 + 1/61), ("a", 1/61)]``; ties by id."""
+    fused: dict[str, float] = {}
+    for ranking in rankings.values():
+        for rank, item in enumerate(ranking, 1):
+            fused[item] = fused.get(item, 0.0) + 1.0 / (rrf_k + rank)
+    return sorted(fused.items(), key=lambda pair: (-pair[1], pair[0]))
+
+
+@dataclass(slots=True)
+class _Candidate:
+    payload: dict[str, Any]
+    point_id: str
+
+
+def build_query_extractor(model: str, schema: ExtractionSchema, settings: Settings) -> Extractor:
+    """The GLiNER2 extractor that reads queries (the index's model unless ``--model`` says otherwise)."""
+    from kgbuild.extract.gliner import GLiNER2Extractor
+
+    return GLiNER2Extractor(schema, model, device=settings.device, batch_size=1, torch_threads=settings.torch_threads)
+
+
+class HybridRetriever:
+    """Reads the index on first use (or ``open()``); keeps the BM25 index and the entity graph in memory.
+
+    The vector store is opened for each query and closed after it, so several retrievers (and a
+    later ``kgbuild ingest``) can use the same embedded index.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        vector: bool = True,
+        graph: bool = True,
+        bm25: bool = True,
+        hops: int = 2,
+        candidates: int = 30,
+        model: str | None = None,
+        extractor: Extractor | None = None,
+        embedder: Embedder | None = None,
+        vector_sink: VectorSink | None = None,
+        entity_graph: EntityGraph | None = None,
+    ):
+        if not (vector or graph or bm25):
+            raise ConfigError("hybrid retrieval needs at least one channel: vector, graph or bm25")
+        if hops < 0:
+            raise ConfigError(f"--hops must be 0 or more, got {hops}")
+        if candidates < 1:
+            raise ConfigError(f"candidates must be at least 1, got {candidates}")
+        self.settings = settings or Settings()
+        self.enabled = {"vector": vector, "graph": graph, "bm25": bm25}
+        self.hops = hops
+        self.candidates = candidates
+        self._model = model
+        self._extractor = extractor
+        self._embedder = embedder
+        self._vector_sink = vector_sink
+        self._entity_graph = entity_graph
+        self._open = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def open(self) -> HybridRetriever:
+        if self._open:
+            return self
+        self.manifest = load_manifest(self.settings.out_dir).manifest
+        self.settings = settings_for_index(self.settings, self.manifest)
+        self.schema = ExtractionSchema.model_validate(self.manifest.get("schema_definition") or {"name": "unknown"})
+        tasks = list(self.schema.classifications)
+        if self._vector_sink is None:
+            self._vector_sink = make_vector_sink(self.settings, tasks)
+        # the store is opened per call, never held: an embedded shard admits one handle per folder
+        self._vector_sink.open(None)
+        try:
+            points = self._vector_sink.scroll_payloads()
+        finally:
+            self._vector_sink.close()
+        self._open = True
+        self._by_chunk = {str(p.get("chunk_id")): p for p in points if p.get("chunk_id")}
+        self._bm25 = BM25ChunkIndex(list(self._by_chunk.values()), payload_text) if self.enabled["bm25"] else None
+        if self.enabled["graph"] and self._entity_graph is None:
+            self._entity_graph = self._load_graph()
+        self._matcher = EntityMatcher(self._entity_graph.entities) if self._entity_graph is not None else None
+        if self._embedder is None and self.enabled["vector"]:
+            self._embedder = SentenceTransformerEmbedder(self.manifest.get("embedding_model") or self.settings.embedding_model)
+        return self
+
+    def _load_graph(self) -> EntityGraph:
+        if self.settings.graph == "neo4j":
+            s = self.settings
+            return load_neo4j_entity_graph(s.neo4j_uri, s.neo4j_user, s.neo4j_password, s.neo4j_database)
+        return load_networkx_entity_graph(graph_path(self.settings.out_dir))
+
+    def close(self) -> None:
+        self._open = False
+
+    def __enter__(self) -> HybridRetriever:
+        return self.open()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- the query -----------------------------------------------------------------------------
+
+    @property
+    def extractor(self) -> Extractor:
+        if self._extractor is None:
+            self._extractor = build_query_extractor(self._model or self.manifest.get("model") or self.settings.model,
+                                                    self.schema, self.settings)
+        return self._extractor
+
+    def query_entities(self, text: str) -> list[EntityMatch]:
+        """The query's entity mentions (same extractor and schema as at ingest), matched to canonical entities."""
+        self.open()
+        if self._matcher is None:
+            return []
+        raw = self.extractor.extract([text])[0]
+        chunk = Chunk(id="query", doc_id="query", position=0, start=0, end=len(text), text=text, token_count=len(text.split()))
+        mentions = link_extraction(chunk, raw, self.schema).mentions
+        return self._matcher.match_all((m.text, m.label) for m in mentions)
+
+    def retrieve(
+        self,
+        text: str,
+        *,
+        k: int = 10,
+        entities: Sequence[str] = (),
+        types: Sequence[str] = (),
+        classes: Sequence[str] | Mapping[str, str] = (),
+        docs: Sequence[str] = (),
+        doc_ids: Sequence[str] = (),
+        query_filter: VectorFilter | None = None,
+    ) -> list[QueryHit]:
+        """The ``k`` best chunks by reciprocal rank fusion of the enabled channels."""
+        if k < 1:
+            raise ConfigError(f"-k must be at least 1, got {k}")
+        if not text.strip():
+            raise ConfigError("the query text is empty")
+        self.open()
+        if query_filter is None:
+            query_filter = build_filter(self.manifest, entities=entities, types=types, classes=classes, docs=docs, doc_ids=doc_ids)
+        limit = max(self.candidates, k)
+        rankings: dict[str, list[str]] = {}
+        reasons: dict[str, list[RetrievalReason]] = {}
+        candidates: dict[str, _Candidate] = {}
+
+        def add(channel: str, chunk_id: str, payload: dict[str, Any], point_id: str, reason: RetrievalReason) -> None:
+            rankings.setdefault(channel, []).append(chunk_id)
+            reasons.setdefault(chunk_id, []).append(reason)
+            candidates.setdefault(chunk_id, _Candidate(payload, point_id))
+
+        if self.enabled["vector"]:
+            assert self._embedder is not None and self._vector_sink is not None
+            vector = self._embedder.embed([text])[0]
+            self._vector_sink.open(None)
+            try:
+                found = self._vector_sink.search(vector, query_filter, limit)
+            finally:
+                self._vector_sink.close()
+            for rank, hit in enumerate(found, 1):
+                chunk_id = str(hit.payload.get("chunk_id") or hit.point_id)
+                add("vector", chunk_id, hit.payload, hit.point_id, RetrievalReason("vector", rank, round(hit.score, 6)))
+        if self.enabled["graph"] and self._entity_graph is not None:
+            matches = self.query_entities(text)
+            seeds: dict[str, float] = {}
+            for match in matches:
+                seeds[match.entity.id] = max(seeds.get(match.entity.id, 0.0), match.weight)
+            rank = 0
+            for hit in self._entity_graph.expand(seeds, hops=self.hops, limit=len(self._by_chunk) or limit):
+                payload = self._by_chunk.get(hit.chunk_id)
+                if payload is None or not query_filter.matches(payload):
+                    continue
+                rank += 1
+                add("graph", hit.chunk_id, payload, str(payload.get("chunk_id")),
+                    RetrievalReason("graph", rank, round(hit.score, 6), hit.entity, hit.path))
+                if rank == limit:
+                    break
+        if self.enabled["bm25"] and self._bm25 is not None:
+            for rank, (index, score) in enumerate(self._bm25.search(text, limit, query_filter), 1):
+                payload = self._bm25.payloads[index]
+                chunk_id = str(payload["chunk_id"])
+                add("bm25", chunk_id, payload, chunk_id, RetrievalReason("bm25", rank, round(score, 6)))
+
+        hits: list[QueryHit] = []
+        for chunk_id, score in reciprocal_rank_fusion(rankings)[:k]:
+            candidate = candidates[chunk_id]
+            hit = hit_from_payload(VectorHit(candidate.point_id, score, candidate.payload), query_filter.entity_keys)
+            hit.reasons = sorted(reasons[chunk_id], key=lambda r: CHANNELS.index(r.channel))
+            hits.append(hit)
+        return hits
+
+
+def hybrid_query(
+    text: str,
+    settings: Settings | None = None,
+    *,
+    k: int = 10,
+    vector: bool = True,
+    graph: bool = True,
+    bm25: bool = True,
+    hops: int = 2,
+    model: str | None = None,
+    entities: Sequence[str] = (),
+    types: Sequence[str] = (),
+    classes: Sequence[str] | Mapping[str, str] = (),
+    docs: Sequence[str] = (),
+    extractor: Extractor | None = None,
+) -> list[QueryHit]:
+    """One hybrid query (``kgbuild query --hybrid``); see ``HybridRetriever`` to run many."""
+    with HybridRetriever(settings, vector=vector, graph=graph, bm25=bm25, hops=hops, model=model, extractor=extractor) as retriever:
+        return retriever.retrieve(text, k=k, entities=entities, types=types, classes=classes, docs=docs)
