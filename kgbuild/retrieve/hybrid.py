@@ -116,7 +116,7 @@ class HybridRetriever:
         # the store is opened per call, never held: an embedded shard admits one handle per folder
         self._vector_sink.open(None)
         try:
-            points = self._vector_sink.scroll_payloads()
+            points = list(self._vector_sink.export_points().values())
         finally:
             self._vector_sink.close()
         self._open = True
