@@ -246,7 +246,7 @@ def stats(
 ) -> None:
     """What the index holds, and what it was built with."""
     settings = _index_settings(out_dir, qdrant_url, collection, neo4j_uri, neo4j_user)
-    from kgbuild.stats import stats as run_stats
+    from kgbuild.index_stats import stats as run_stats
 
     result = _run(lambda: run_stats(settings))
     if as_json:

@@ -143,7 +143,7 @@ def _ingest_folder(tmp_path, gazetteer, embedder, **settings):
 def test_writer_ends_a_llamaindex_pipeline_in_the_same_index_as_kgbuild_ingest(tmp_path, business_schema, gazetteer, embedder):
     import kgbuild
     from kgbuild.connectors.networkx_graph import load_graph
-    from kgbuild.stats import stats  # (kgbuild.stats is the module once something imported it)
+    from kgbuild.index_stats import stats
 
     cli = _ingest_folder(tmp_path, gazetteer, embedder)
     li = Settings(out_dir=tmp_path / "li-index", device="cpu")

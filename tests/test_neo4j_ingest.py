@@ -11,7 +11,7 @@ from test_pipeline import DOCS, write_corpus
 from kgbuild.connectors.neo4j_graph import Neo4jGraphSink
 from kgbuild.pipeline import ingest
 from kgbuild.settings import Settings
-from kgbuild.stats import stats
+from kgbuild.index_stats import stats
 
 pytestmark = pytest.mark.neo4j
 

@@ -54,3 +54,13 @@ def test_the_llamaindex_integration_installs_as_a_subpackage(tmp_path):
     probe = "import kgbuild.llamaindex as m; print(m.__name__, sorted(m.__all__)[0])"
     result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["kgbuild.llamaindex", "KgbuildEmbedding"]
+
+
+def test_top_level_functions_stay_functions_after_the_cli_imported_everything():
+    import kgbuild
+    import kgbuild.cli  # noqa: F401
+    import kgbuild.index_stats  # noqa: F401
+    import kgbuild.pipeline  # noqa: F401
+
+    for name in ("ingest", "query", "stats", "hybrid_query"):
+        assert callable(getattr(kgbuild, name)), name

@@ -13,7 +13,7 @@ from kgbuild.extract.base import DROP_SOURCE_TYPE
 from kgbuild.pipeline import ingest
 from kgbuild.retrieve.vector import query
 from kgbuild.settings import Settings
-from kgbuild.stats import stats
+from kgbuild.index_stats import stats
 
 DOCS = {
     "news/apple.txt": (
