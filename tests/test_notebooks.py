@@ -9,10 +9,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import nbclient  # dev dependencies: a missing one must fail CI, never skip the notebooks silently
+import nbformat
 import pytest
-
-nbformat = pytest.importorskip("nbformat")
-nbclient = pytest.importorskip("nbclient")
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
