@@ -101,6 +101,12 @@ def ingest(
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Confidence threshold, overrides the schema's."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Chunks per model forward pass."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or auto."),
+    precision: Optional[str] = typer.Option(
+        None, "--precision", help="auto (bf16 where the device has it natively), fp32 or bf16."
+    ),
+    fast_attention: Optional[bool] = typer.Option(
+        None, "--fast-attention/--no-fast-attention", help="DisentangledFlash attention for DeBERTa encoders (default on)."
+    ),
     chunk_size: Optional[int] = typer.Option(None, "--chunk-size", help="Maximum tokens per chunk."),
     chunk_overlap: Optional[int] = typer.Option(None, "--chunk-overlap", help="Tokens shared by neighbouring chunks."),
     embedding_model: Optional[str] = typer.Option(None, "--embedding-model", help="sentence-transformers model."),
@@ -124,7 +130,7 @@ def ingest(
         chunk_size=chunk_size, chunk_overlap=chunk_overlap, embedding_model=embedding_model, qdrant_url=qdrant_url,
         qdrant_api_key_env=qdrant_api_key_env, collection=collection, text_field=text_field, id_field=id_field,
         title_field=title_field, csv_text_column=csv_text_column, prune=prune, graph=graph, neo4j_uri=neo4j_uri,
-        neo4j_user=neo4j_user, neo4j_database=neo4j_database,
+        neo4j_user=neo4j_user, neo4j_database=neo4j_database, precision=precision, fast_attention=fast_attention,
     )
     from kgbuild.pipeline import ingest as run_ingest
 

@@ -8,6 +8,7 @@ reconciled, embedded and written, so memory stays bounded by one write batch.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import json
@@ -16,7 +17,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Iterator, Protocol, Sequence
 
 from kgbuild import __version__
 from kgbuild.chunk import TokenChunker
@@ -100,6 +101,7 @@ def extraction_fingerprint(settings: Settings, schema: ExtractionSchema, extract
         "chunk_size": settings.chunk_size,
         "chunk_overlap": settings.chunk_overlap,
         "embedding_model": embedder_name,
+        "precision": settings.precision,
         "reader": [settings.text_field, settings.id_field, settings.title_field, settings.csv_text_column],
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
@@ -114,6 +116,8 @@ def build_extractor(settings: Settings, schema: ExtractionSchema) -> Extractor:
         device=settings.device,
         batch_size=settings.batch_size,
         torch_threads=settings.torch_threads,
+        precision=settings.precision,
+        fast_attention=settings.fast_attention,
     )
 
 
@@ -158,6 +162,16 @@ class IngestPipeline:
         self._last_checkpoint = time.monotonic()
         self._recovered: set[str] = set()
 
+    @contextlib.contextmanager
+    def _timed(self, stage: str) -> Iterator[None]:
+        """Adds the block's wall time to the report's per-stage seconds (the ingest summary's profile)."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            stages = self.report.stage_seconds
+            stages[stage] = stages.get(stage, 0.0) + time.perf_counter() - started
+
     # -- the run ---------------------------------------------------------------------------
 
     def run(self, path: str | Path) -> IngestReport:
@@ -201,6 +215,10 @@ class IngestPipeline:
             raise
         self._close_sinks()
         self.report.elapsed_s = time.perf_counter() - started
+        for key in ("resolved_precision", "attention"):
+            value = getattr(self.extractor, key, None)
+            if value:
+                self.report.model_runtime[key.removeprefix("resolved_")] = str(value)
         return self.report
 
     def _recover(self) -> None:
@@ -252,7 +270,8 @@ class IngestPipeline:
                     pending.kept[item.id] = old
                     self.report.documents_unchanged += 1
                     continue
-                chunks = self._chunk(item)
+                with self._timed("chunk"):
+                    chunks = self._chunk(item)
                 self._queue.append((pending, item, chunks))
                 pending.waiting += 1
                 self._pending_chunks += len(chunks)
@@ -340,19 +359,23 @@ class IngestPipeline:
         relation_mentions = [r for e in extractions for r in e.relations]
         for e in extractions:
             self._dropped.update(e.dropped_relations)
-        reconciliation, dropped = reconcile(mentions, relation_mentions, self.schema)
+        with self._timed("reconcile"):
+            reconciliation, dropped = reconcile(mentions, relation_mentions, self.schema)
         self._dropped.update(dropped)
         batch = GraphBatch(extracted, reconciliation.entities, reconciliation.mention_entity, reconciliation.relations)
 
         self._open_sinks()
-        vectors = self.embedder.embed([c.text for c in chunks])
+        with self._timed("embed"):
+            vectors = self.embedder.embed([c.text for c in chunks])
         doc_ids = [d.document.id for d in extracted]
         self.journal.record(doc_ids)
-        self.graph_sink.write(batch)
+        with self._timed("graph write"):
+            self.graph_sink.write(batch)
         crash_point("graph-written")
-        # a changed document may now have fewer chunks: drop all of its old points first
-        self.vector_sink.delete_documents(doc_ids)
-        self.vector_sink.upsert(build_chunk_points(batch, vectors))
+        with self._timed("vector write"):
+            # a changed document may now have fewer chunks: drop all of its old points first
+            self.vector_sink.delete_documents(doc_ids)
+            self.vector_sink.upsert(build_chunk_points(batch, vectors))
         self._vectors_touched = True
         crash_point("vectors-written")
 
@@ -403,14 +426,16 @@ class IngestPipeline:
             except Exception:
                 # find the chunk that broke the batch; the others still count
                 raws = [self._extract_one(c.text) for c in window]
-            results.extend(r if isinstance(r, str) else link_extraction(c, r, self.schema) for c, r in zip(window, raws))
+            with self._timed("link"):
+                results.extend(r if isinstance(r, str) else link_extraction(c, r, self.schema) for c, r in zip(window, raws))
             self.progress.on_chunks_done(len(window))
             release_heap()
             crash_point("extract")
         return results
 
     def _extract_texts(self, texts: list[str]) -> list[RawExtraction]:
-        raw = self.extractor.extract(texts)
+        with self._timed("model"):
+            raw = self.extractor.extract(texts)
         if len(raw) != len(texts):
             raise KgbuildError(f"extractor {self.extractor.name} returned {len(raw)} results for {len(texts)} texts")
         return raw
@@ -441,6 +466,10 @@ class IngestPipeline:
 
     def _checkpoint(self) -> None:
         """Graph and vectors durable first, then the state that vouches for them."""
+        with self._timed("checkpoint"):
+            self._save_checkpoint()
+
+    def _save_checkpoint(self) -> None:
         if self._sinks_open:
             self.graph_sink.flush()
             self.vector_sink.flush()

@@ -30,6 +30,13 @@ class Settings(BaseSettings):
     threshold: float | None = Field(default=None, ge=0.0, le=1.0, description="overrides the schema's threshold")
     batch_size: int = Field(default=8, ge=1, le=4096, description="chunks per GLiNER2 forward pass")
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        default="auto",
+        description="extraction arithmetic: auto is bf16 where the device has it natively (CPUs with AVX512-BF16 or AMX, most GPUs), else fp32",
+    )
+    fast_attention: bool = Field(
+        default=True, description="DeBERTa encoders: DisentangledFlash attention on unpadded sequences (same math, no padding)"
+    )
     chunk_size: int = Field(default=256, ge=16, le=8192, description="maximum tokens of text per chunk")
     chunk_overlap: int = Field(default=32, ge=0, description="tokens shared by neighbouring chunks")
     write_batch_chunks: int = Field(default=256, ge=1, description="chunks extracted before one write")

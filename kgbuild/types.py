@@ -211,6 +211,9 @@ class IngestReport:
     relations_dropped: dict[str, int] = field(default_factory=dict)
     classifications: int = 0
     elapsed_s: float = 0.0
+    # wall seconds per stage (model, embed, graph write, ...); the rest of elapsed_s is reading and bookkeeping
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    model_runtime: dict[str, str] = field(default_factory=dict)  # e.g. {"precision": "bf16", "attention": "eager"}
     totals: IndexStats = field(default_factory=IndexStats)
 
     @property
