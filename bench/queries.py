@@ -12,6 +12,8 @@ numpy search over the points that match the same filter.
 from __future__ import annotations
 
 import argparse
+import os
+import random
 import shutil
 import tempfile
 import time
@@ -41,7 +43,12 @@ QUERY_NOISE = 0.5  # norm of the noise added to a stored vector to make a query
 TARGET_P50_MS = 10.0
 TARGET_RECALL = 0.95
 FILTER_KINDS = {"entity": "one entity key", "type_class": "entity type + class label"}
-STORES = {"edge": "qdrant-edge", "local": "qdrant-client local mode"}
+STORES = {
+    "edge": "qdrant-edge",
+    "local": "qdrant-client local mode (on disk)",
+    # on disk, local mode commits to SQLite once per point (1–11 ms each on this machine): minutes at 100k
+    "local-memory": "qdrant-client local mode (in memory)",
+}
 
 # (name words, share of the key pool) per entity type; names are "<word> <n>", normalised (lower case)
 NAME_WORDS = {
@@ -65,7 +72,6 @@ class Dataset:
     type_mask: dict[str, np.ndarray]  # entity type -> bool per row
     label_mask: dict[str, np.ndarray]  # class label -> bool per row (chunk or document label)
     mention_keys: list[str]  # one entry per (chunk, entity key): drawing from it weights keys by frequency
-    mention_rows: np.ndarray
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -111,7 +117,9 @@ def make_dataset(n: int, task: str, labels: list[str], relation_labels: list[str
     doc_topic = rng.integers(CENTROIDS, size=n_docs)
     label_weights = 1.0 / np.arange(1, len(labels) + 1)
     doc_label = rng.choice(len(labels), size=n_docs, p=label_weights / label_weights.sum())
-    doc_entities = [rng.choice(ENTITY_KEYS, size=4 + rng.poisson(4), p=zipf) for _ in range(n_docs)]
+    pool_sizes = 4 + rng.poisson(4, size=n_docs)
+    drawn = rng.choice(ENTITY_KEYS, size=int(pool_sizes.sum()), p=zipf)
+    doc_pools = [sorted(set(pool.tolist())) for pool in np.split(drawn, np.cumsum(pool_sizes)[:-1])]
 
     rows = np.arange(n)
     doc_of = rows // CHUNKS_PER_DOC
@@ -122,12 +130,13 @@ def make_dataset(n: int, task: str, labels: list[str], relation_labels: list[str
     chunk_label = np.where(rng.random(n) < 0.8, doc_label[doc_of], rng.integers(len(labels), size=n))
     chunk_label[rng.random(n) < 0.1] = -1
     n_entities = rng.poisson(3, size=n)
+    n_relations = rng.integers(0, min(3, len(relation_labels) + 1), size=n)
+    sample = random.Random(seed).sample  # per-chunk draws from short lists: much cheaper than numpy calls
 
     payloads: list[dict[str, Any]] = []
     ids: list[str] = []
     key_rows: dict[str, list[int]] = {}
     mention_keys: list[str] = []
-    mention_rows: list[int] = []
     type_mask = {t: np.zeros(n, dtype=bool) for t in types}
     for i in range(n):
         d = int(doc_of[i])
@@ -135,18 +144,17 @@ def make_dataset(n: int, task: str, labels: list[str], relation_labels: list[str
         path = f"news/{d:06d}.txt"
         doc_id = document_id(path)
         cid = chunk_id(doc_id, position)
-        pool = np.unique(doc_entities[d])
-        chunk_keys = [int(k) for k in rng.choice(pool, size=min(len(pool), int(n_entities[i])), replace=False)]
+        pool = doc_pools[d]
+        chunk_keys = sample(pool, min(len(pool), int(n_entities[i])))
         entity_types = sorted({key_types[k] for k in chunk_keys})
         for k in chunk_keys:
             key_rows.setdefault(keys[k], []).append(i)
             mention_keys.append(keys[k])
-            mention_rows.append(i)
         for t in entity_types:
             type_mask[t][i] = True
         entity_names = [names[k] for k in chunk_keys]
         text = f"{' and '.join(entity_names) or 'The market'} in business news, part {position + 1} of story {d}."
-        relation_types = sorted(set(rng.choice(relation_labels, size=rng.integers(0, 3)).tolist())) if len(chunk_keys) > 1 else []
+        relation_types = sorted(sample(relation_labels, int(n_relations[i]))) if len(chunk_keys) > 1 else []
         payloads.append(
             {
                 "doc_id": doc_id,
@@ -177,7 +185,6 @@ def make_dataset(n: int, task: str, labels: list[str], relation_labels: list[str
         type_mask=type_mask,
         label_mask=label_mask,
         mention_keys=mention_keys,
-        mention_rows=np.array(mention_rows),
     )
 
 
@@ -197,8 +204,7 @@ def make_queries(data: Dataset, task: str, labels: list[str], per_kind: int, see
     types = list(data.type_mask)
     queries: dict[str, list[Query]] = {kind: [] for kind in FILTER_KINDS}
     while len(queries["entity"]) < per_kind:
-        m = int(rng.integers(len(data.mention_keys)))
-        key = data.mention_keys[m]
+        key = data.mention_keys[rng.integers(len(data.mention_keys))]
         queries["entity"].append(_query(data, rng, "entity", VectorFilter(entity_keys=(key,)), data.key_rows[key]))
     while len(queries["type_class"]) < per_kind:
         entity_type, label = types[rng.integers(len(types))], labels[rng.integers(len(labels))]
@@ -224,6 +230,8 @@ def open_sink(store: str, folder: Path, task: str) -> Any:
         return QdrantEdgeVectorSink(folder, classification_tasks=[task])
     from kgbuild.connectors.qdrant_server import QdrantServerVectorSink
 
+    if store == "local-memory":
+        return QdrantServerVectorSink("chunks", location=":memory:", classification_tasks=[task])
     return QdrantServerVectorSink("chunks", path=str(folder), classification_tasks=[task])
 
 
@@ -231,25 +239,30 @@ def measure(store: str, data: Dataset, queries: dict[str, list[Query]], folder: 
     with warnings.catch_warnings():
         # local mode warns above 20,000 points; that it is slow there is what this measures
         warnings.filterwarnings("ignore", message=".*[Ll]ocal mode.*")
+        persistent = store != "local-memory"
         sink = open_sink(store, folder, task)
-        sink.open(dimension=DIMENSION)
-        upsert_s = 0.0
-        for start in range(0, len(data), BATCH):
-            points = data.points(start, min(start + BATCH, len(data)))
-            t0 = time.perf_counter()
-            sink.upsert(points)
-            upsert_s += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        sink.flush()
-        sink.close()
-        upsert_s += time.perf_counter() - t0
-
-        # a query runs in another process than the ingest: reopen the store as `kgbuild query` does
-        t0 = time.perf_counter()
-        sink = open_sink(store, folder, task)
-        sink.open(None)
-        reopen_s = time.perf_counter() - t0
         try:
+            sink.open(dimension=DIMENSION)
+            upsert_s = 0.0
+            for start in range(0, len(data), BATCH):
+                points = data.points(start, min(start + BATCH, len(data)))
+                t0 = time.perf_counter()
+                sink.upsert(points)
+                upsert_s += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            sink.flush()
+            if persistent:
+                sink.close()
+            upsert_s += time.perf_counter() - t0
+
+            reopen_s = None
+            if persistent:
+                # a query runs in another process than the ingest: reopen the store as `kgbuild query` does
+                t0 = time.perf_counter()
+                sink = open_sink(store, folder, task)
+                sink.open(None)
+                reopen_s = time.perf_counter() - t0
+
             count = sink.count()
             first = next(q for qs in queries.values() for q in qs)
             sink.search(first.vector, first.filter, LIMIT)  # warm-up, not counted
@@ -280,8 +293,8 @@ def measure(store: str, data: Dataset, queries: dict[str, list[Query]], folder: 
 def plan(quick: bool) -> list[tuple[int, dict[str, int]]]:
     """(chunks, {store: queries per filter kind}) in the order they run."""
     if quick:
-        return [(10_000, {"edge": 50, "local": 10}), (100_000, {"edge": 50})]
-    return [(10_000, {"edge": 100, "local": 100}), (100_000, {"edge": 100, "local": 20})]
+        return [(10_000, {"edge": 50, "local-memory": 10}), (100_000, {"edge": 50})]
+    return [(10_000, {"edge": 100, "local": 100}), (100_000, {"edge": 100, "local-memory": 20})]
 
 
 def _size(n: int) -> str:
@@ -301,6 +314,7 @@ def run(quick: bool) -> Section:
         raise SystemExit(f"bench.queries: entity types {sorted(NAME_WORDS)} differ from the schema's {sorted(schema.entities)}")
     section = Section("P6", "Filtered vector queries", command=f"python -m bench.queries{' --quick' if quick else ''}")
 
+    load_before = os.getloadavg()[0]
     runs: list[dict[str, Any]] = []
     generate_s: dict[int, float] = {}
     work = Path(tempfile.mkdtemp(prefix="kgbuild-bench-queries-"))
@@ -322,20 +336,30 @@ def run(quick: bool) -> Section:
 
     sizes = sorted({r["chunks"] for r in runs})
     section.setup = (
-        f"Synthetic chunks in the business-news payload shape ({CHUNKS_PER_DOC} chunks per document, 0–9 entity keys"
-        f" per chunk drawn Zipf-like from a pool of {ENTITY_KEYS:,} keys over {', '.join(NAME_WORDS)}, `{task}` labels on"
+        f"Synthetic chunks in the business-news payload shape ({CHUNKS_PER_DOC} chunks per document, about 3 entity"
+        f" keys per chunk from its document's handful, drawn Zipf-like from a pool of {ENTITY_KEYS:,} keys over {', '.join(NAME_WORDS)}, `{task}` labels on"
         f" chunks and documents), {DIMENSION}-dim unit vectors around {CENTROIDS:,} random topic centroids; sizes"
         f" {', '.join(_size(n) for n in sizes)}. Written through each store's own kgbuild vector sink in batches of"
-        f" {BATCH:,} (timed: `upsert` + `flush`/`close`), reopened as a query process would, then `search(limit={LIMIT})`"
-        " with a `VectorFilter` timed per query after one warm-up query. Query vectors are a stored vector (one that"
-        " matches the filter) plus noise; entity keys are drawn per mention (common keys come up often, rare ones"
-        " too); type + class pairs uniformly. recall@10 is against an exact numpy search over the matching points."
-        f"{' Quick mode: fewer queries, qdrant-client local mode at 10k only.' if quick else ''} Machine: {machine()}."
+        f" {BATCH:,} (timed: `upsert` + `flush` + `close`), reopened as a query process would, then"
+        f" `search(limit={LIMIT})` with a `VectorFilter` timed per query after one warm-up query. Query vectors are a"
+        " stored vector (one that matches the filter) plus noise; entity keys are drawn per mention (common keys come"
+        " up often, rare ones too); type + class pairs uniformly. recall@10 is against an exact numpy search over the"
+        " matching points."
+        + (
+            " qdrant-client local mode runs in memory where marked (`location=\":memory:\"`, not reopened): on disk it"
+            " commits to SQLite once per point, which takes minutes at 100k; its queries scan the same in-memory"
+            " structures either way."
+            if any(r["store"] == "local-memory" for r in runs)
+            else ""
+        )
+        + (" Quick mode: fewer queries; qdrant-client local mode at 10k only." if quick else "")
+        + f" Machine: {machine()}."
     )
 
     for r in runs:
         name = f"{STORES[r['store']]}, {_size(r['chunks'])}"
-        section.row(f"{name}: upsert", f"{r['upsert_s']:.1f} s ({r['points_per_s']:,.0f} points/s); reopen {r['reopen_s']:.2f} s")
+        reopen = "" if r["reopen_s"] is None else f"; reopen {r['reopen_s']:.2f} s"
+        section.row(f"{name}: upsert", f"{r['upsert_s']:.1f} s ({r['points_per_s']:,.0f} points/s){reopen}")
         for kind, f in r["filters"].items():
             section.row(
                 f"{name}: {FILTER_KINDS[kind]} ({f['queries']} queries)",
@@ -356,9 +380,8 @@ def run(quick: bool) -> Section:
     )
 
     verdicts = []
-    for store in STORES:
-        store_runs = [r for r in runs if r["store"] == store]
-        largest = max(store_runs, key=lambda r: r["chunks"])
+    for store in dict.fromkeys(r["store"] for r in runs):
+        largest = max((r for r in runs if r["store"] == store), key=lambda r: r["chunks"])
         p50 = max(f["p50_ms"] for f in largest["filters"].values())
         verdicts.append(
             f"{STORES[store]} {'meets' if _meets(largest) else 'does not meet'} it"
@@ -373,7 +396,18 @@ def run(quick: bool) -> Section:
         " qdrant-client's local mode stands in for it: same client API and sink code, but it scans in Python and"
         " ignores payload indexes, so its latency is not a server's."
     )
-    section.figures = {"runs": runs, "generate_s": generate_s, "quick": quick}
+    load_after = os.getloadavg()[0]
+    if max(load_before, load_after) >= (os.cpu_count() or 1):
+        section.notes.append(
+            f"The machine was busy while this ran (1-minute load average {load_before:.1f} before, {load_after:.1f}"
+            f" after, on {os.cpu_count()} cores): latencies are higher than on an idle machine."
+        )
+    section.figures = {
+        "runs": runs,
+        "generate_s": generate_s,
+        "quick": quick,
+        "load_average": {"before": load_before, "after": load_after},
+    }
     return section
 
 

@@ -18,7 +18,7 @@ from typing import Any, Iterable, Sequence
 import networkx as nx
 
 from kgbuild.connectors.graph_records import evidence_record, merge_evidence, scores_record
-from kgbuild.reconcile import summarize_surfaces
+from kgbuild.reconcile import SurfaceTally
 from kgbuild.state import write_json_atomic
 from kgbuild.types import GraphBatch, IndexStats
 
@@ -94,6 +94,9 @@ class NetworkXGraphSink:
         self.path = Path(path)
         self.graph: nx.MultiDiGraph | None = None
         self._dirty = False
+        # surface forms per entity, kept up to date so a write costs its own mentions, not every
+        # mention a common entity ever had (built on an entity's first touch in this process)
+        self._tallies: dict[str, SurfaceTally] = {}
 
     def open(self) -> None:
         if self.graph is not None:
@@ -161,6 +164,9 @@ class NetworkXGraphSink:
                         end=mention.end,
                         confidence=round(mention.confidence, 6),
                     )
+                    tally = self._tallies.get(eid)
+                    if tally is not None:
+                        tally.add(mention.doc_id, mention.start, mention.end, mention.text, round(mention.confidence, 6))
                     touched.add(eid)
         for relation in batch.relations:
             evidence = [evidence_record(e) for e in relation.evidence]
@@ -188,8 +194,15 @@ class NetworkXGraphSink:
         touched: set[str] = set()
         for doc_id in doc_set:
             chunks = [c for _, c, k in g.out_edges(doc_id, keys=True) if k == "HAS_CHUNK"]
+            spans: dict[str, list[tuple[int, int]]] = {}
             for chunk in chunks:
-                touched.update(e for _, e, d in g.out_edges(chunk, data=True) if d.get("type") == "MENTIONS")
+                for _, eid, d in g.out_edges(chunk, data=True):
+                    if d.get("type") == "MENTIONS":
+                        spans.setdefault(eid, []).append((d["start"], d["end"]))
+            for eid, entity_spans in spans.items():
+                if eid in self._tallies:
+                    self._tallies[eid].remove_document(doc_id, entity_spans)
+            touched.update(spans)
             g.remove_nodes_from(chunks)
             g.remove_node(doc_id)
         for eid in touched:
@@ -211,12 +224,19 @@ class NetworkXGraphSink:
         g = self._g()
         for eid in entity_ids:
             if eid not in g:
+                self._tallies.pop(eid, None)
                 continue
-            mentions = [d for _, _, d in g.in_edges(eid, data=True) if d.get("type") == "MENTIONS"]
-            if not mentions:
+            tally = self._tallies.get(eid)
+            if tally is None:
+                tally = self._tallies[eid] = SurfaceTally()
+                for _, _, d in g.in_edges(eid, data=True):
+                    if d.get("type") == "MENTIONS":
+                        tally.add(d["doc_id"], d["start"], d["end"], d["text"], d["confidence"])
+            if not len(tally):
                 g.remove_node(eid)
+                del self._tallies[eid]
                 continue
-            summary = summarize_surfaces((d["doc_id"], d["start"], d["end"], d["text"], d["confidence"]) for d in mentions)
+            summary = tally.summary()
             g.nodes[eid].update(
                 name=summary.name,
                 aliases=summary.aliases,

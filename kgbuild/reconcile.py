@@ -102,6 +102,60 @@ def summarize_surfaces(occurrences: Iterable[tuple[str, int, int, str, float]]) 
     return SurfaceSummary(name, sorted(counts), len(by_span), round(best, 6))
 
 
+class SurfaceTally:
+    """``summarize_surfaces`` kept up to date as occurrences come and go, for a store that holds
+    an entity's mentions across many writes: each update costs its own occurrences, not all of them.
+
+    Occurrences are removed a document at a time (a store re-writes whole documents).
+    """
+
+    __slots__ = ("_by_span", "_counts", "_confidence_sums", "_best")
+
+    def __init__(self) -> None:
+        self._by_span: dict[tuple[str, int, int], tuple[str, float]] = {}
+        self._counts: Counter[str] = Counter()
+        self._confidence_sums: defaultdict[str, float] = defaultdict(float)
+        self._best: float | None = 0.0  # None: a removal took the maximum away; recomputed on demand
+
+    def __len__(self) -> int:
+        return len(self._by_span)
+
+    def add(self, doc_id: str, start: int, end: int, text: str, confidence: float) -> None:
+        key = (doc_id, start, end)
+        old = self._by_span.get(key)
+        if old is not None:
+            if old[1] >= confidence:
+                return
+            self._forget(*old)
+        self._by_span[key] = (text, confidence)
+        self._counts[text] += 1
+        self._confidence_sums[text] += confidence
+        if self._best is not None:
+            self._best = max(self._best, confidence)
+
+    def remove_document(self, doc_id: str, spans: Iterable[tuple[int, int]]) -> None:
+        for start, end in spans:
+            old = self._by_span.pop((doc_id, start, end), None)
+            if old is not None:
+                self._forget(*old)
+                if self._best is not None and old[1] >= self._best:
+                    self._best = None
+
+    def _forget(self, text: str, confidence: float) -> None:
+        self._counts[text] -= 1
+        self._confidence_sums[text] -= confidence
+        if not self._counts[text]:
+            del self._counts[text]
+            del self._confidence_sums[text]
+
+    def summary(self) -> SurfaceSummary:
+        counts, sums = self._counts, self._confidence_sums
+        if self._best is None:
+            self._best = max((c for _, c in self._by_span.values()), default=0.0)
+        name = min(counts, key=lambda t: (-counts[t], -round(sums[t], 9), t.isupper() or t.islower(), -len(t), t))
+        return SurfaceSummary(name, sorted(counts), len(self._by_span), round(self._best, 6))
+
+
 def reconcile_mentions(mentions: Sequence[Mention]) -> tuple[dict[str, Entity], dict[str, str]]:
     """Mentions -> (entities by id, mention id -> entity id).
 

@@ -155,8 +155,10 @@ def write_json_atomic(path: Path, data: Any, *, prefix: str, indent: int | None 
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".json", dir=path.parent)
     try:
+        # dumps, not dump: json.dump streams through the pure-Python encoder (2.6 s for a 67 MB graph)
+        text = json.dumps(data, ensure_ascii=True, indent=indent, separators=None if indent else (",", ":"))
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, ensure_ascii=True, indent=indent, separators=None if indent else (",", ":"))
+            fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
         crash_point(f"write:{path.name}")

@@ -64,3 +64,13 @@ def test_top_level_functions_stay_functions_after_the_cli_imported_everything():
 
     for name in ("ingest", "query", "stats", "hybrid_query"):
         assert callable(getattr(kgbuild, name)), name
+
+
+def test_llamaindex_sentence_splitter_can_split_sentences():
+    """NLTK refuses data files with several hard links (uv's default install): pyproject sets link-mode copy."""
+    from llama_index.core.node_parser import SentenceSplitter
+
+    text = "Acme Corp opened a plant in Ohio. " * 60
+    chunks = SentenceSplitter(chunk_size=32, chunk_overlap=0).split_text(text)
+    assert len(chunks) > 5
+    assert all(chunk.strip().endswith(".") for chunk in chunks)

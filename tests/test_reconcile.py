@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kgbuild.extract.base import DROP_TARGET_TYPE
 from kgbuild.ids import entity_id, mention_id
-from kgbuild.reconcile import entity_key, normalize_name, parse_entity_filter, reconcile, reconcile_mentions
+from kgbuild.reconcile import (
+    SurfaceTally,
+    entity_key,
+    normalize_name,
+    parse_entity_filter,
+    reconcile,
+    reconcile_mentions,
+    summarize_surfaces,
+)
 from kgbuild.types import Mention, RelationMention
 
 
@@ -122,3 +132,29 @@ def test_reconciling_many_mentions_scales_linearly():
     mentions = [mention("COMPANY", f"Company {i % 2000} Inc.", i * 30, doc=f"doc_{i // 100}") for i in range(200_000)]
     entities, mapping = reconcile_mentions(mentions)
     assert len(entities) == 2000 and len(mapping) == 200_000
+
+
+_occurrence = st.tuples(
+    st.sampled_from(["d1", "d2", "d3"]),
+    st.integers(0, 6),
+    st.integers(1, 3),
+    st.sampled_from(["Acme", "ACME", "Acme Corp", "acme"]),
+    st.sampled_from([0.5, 0.61, 0.7, 0.9, 0.123457]),
+)
+
+
+@given(st.lists(_occurrence, max_size=40), st.lists(st.sampled_from(["d1", "d2", "d3"]), max_size=3))
+def test_surface_tally_equals_a_fresh_summary_after_adds_and_document_removals(occurrences, removed):
+    """The NetworkX sink keeps a tally per entity instead of re-reading every mention on each write."""
+    tally = SurfaceTally()
+    kept = []
+    for doc_id, start, length, text, confidence in occurrences:
+        tally.add(doc_id, start, start + length, text, confidence)
+        kept.append((doc_id, start, start + length, text, confidence))
+    for doc_id in removed:
+        tally.remove_document(doc_id, [(s, e) for d, s, e, _, _ in kept if d == doc_id])
+        kept = [o for o in kept if o[0] != doc_id]
+    if not kept:
+        assert len(tally) == 0
+        return
+    assert tally.summary() == summarize_surfaces(kept)
