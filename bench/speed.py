@@ -301,37 +301,71 @@ def p3_one_pass(bench: Bench) -> Section:
     return section
 
 
-def p4_llamaindex(bench: Bench) -> Section:
-    section = Section("P4", "kgbuild ingest vs LlamaIndex PropertyGraphIndex.from_documents")
+def llamaindex_seconds(extractor: Any, embedder: Any, documents: list[tuple[str, str]], budget: int) -> tuple[float, int]:
+    """PropertyGraphIndex.from_documents with kgbuild's extractor component and embedder: seconds, nodes."""
     from llama_index.core import Document, PropertyGraphIndex
     from llama_index.core.node_parser import SentenceSplitter
 
     from kgbuild.llamaindex import KgbuildEmbedding, KgbuildExtractor
 
-    tokenizer = bench.fast.model.processor.tokenizer
-    budget = min(bench.settings(bench.work).chunk_size, bench.fast.max_text_tokens())
-    documents = [Document(text=text, id_=doc_id) for doc_id, text in bench.workload.documents]
+    tokenizer = extractor.model.processor.tokenizer
+    li_documents = [Document(text=text, id_=doc_id) for doc_id, text in documents]
 
     def build() -> Any:
         return PropertyGraphIndex.from_documents(
-            documents,
-            kg_extractors=[KgbuildExtractor(bench.schema, extractor=bench.fast, batch_size=BATCH_SIZE)],
-            embed_model=KgbuildEmbedding(embedder=bench.embedder),
+            li_documents,
+            kg_extractors=[KgbuildExtractor(extractor.schema, extractor=extractor, batch_size=BATCH_SIZE)],
+            embed_model=KgbuildEmbedding(embedder=embedder),
             transformations=[SentenceSplitter(chunk_size=budget, chunk_overlap=32, tokenizer=tokenizer.tokenize)],
             show_progress=False,
         )
 
-    li_s, index = timed(build)
-    nodes = len(index.docstore.docs)
-    ratio = li_s / bench.times["fast"]
-    section.setup = (f"The same {len(documents)} documents; LlamaIndex runs kgbuild's own extractor component (`KgbuildExtractor`,"
+    seconds, index = timed(build)
+    return seconds, len(index.docstore.docs)
+
+
+def p4_llamaindex(bench: Bench) -> Section:
+    section = Section("P4", "kgbuild ingest vs LlamaIndex PropertyGraphIndex.from_documents")
+    budget = min(bench.settings(bench.work).chunk_size, bench.fast.max_text_tokens())
+    base_li_s, base_nodes = llamaindex_seconds(bench.fast, bench.embedder, bench.workload.documents, budget)
+    base_ratio = base_li_s / bench.times["fast"]
+    section.setup = ("The same documents on both sides; LlamaIndex runs kgbuild's own extractor component (`KgbuildExtractor`,"
                      " the same loaded model and fast path) and the same embedder, its SentenceSplitter cutting chunks of"
-                     f" the same token budget ({budget}) with the model's tokenizer, into its default in-memory stores.")
-    section.row("`kgbuild ingest`, fast path (from P2)", f"{bench.times['fast']:.2f} s, {len(bench.texts)} chunks")
-    section.row("`PropertyGraphIndex.from_documents`", f"{li_s:.2f} s, {nodes} nodes")
-    section.row("**LlamaIndex ÷ kgbuild**", f"**{ratio:.2f}×**")
-    section.target("P4 kgbuild ≥ 1.5× faster than PropertyGraphIndex", ratio >= 1.5)
-    section.figures.update(llamaindex_s=li_s, kgbuild_s=bench.times["fast"], nodes=nodes, ratio=ratio)
+                     " the same token budget with the model's tokenizer, into its default in-memory stores"
+                     " (`embed_kg_nodes` on: it also embeds every entity). Two models: the base-size benchmark model,"
+                     " which at threshold 0.99 extracts nothing, so only the shared model pass and the chunk work"
+                     " count; and the MiniLM demo checkpoint, which extracts real entities (about 18 per chunk).")
+    section.row(f"base model: `kgbuild ingest`, fast path (from P2)", f"{bench.times['fast']:.2f} s, {len(bench.texts)} chunks")
+    section.row(f"base model: `PropertyGraphIndex.from_documents`", f"{base_li_s:.2f} s, {base_nodes} nodes")
+    section.row("base model: LlamaIndex ÷ kgbuild", f"{base_ratio:.2f}×")
+    section.figures.update(base_llamaindex_s=base_li_s, base_kgbuild_s=bench.times["fast"], base_ratio=base_ratio)
+    if not DEMO_MODEL.exists():
+        section.notes.append(f"The demo-checkpoint half is skipped: the checkpoint is not at {DEMO_MODEL}.")
+        section.target("P4 kgbuild ≥ 1.5× faster than PropertyGraphIndex (base model)", base_ratio >= 1.5)
+        return section
+
+    from kgbuild.extract.gliner import GLiNER2Extractor
+    from kgbuild.pipeline import ingest
+    from kgbuild.schema import load_schema
+
+    demo = GLiNER2Extractor(load_schema("business-news"), str(DEMO_MODEL), device=bench.device, batch_size=BATCH_SIZE)
+    demo.warm_up()
+    settings = lambda out: bench.settings(out).model_copy(update={"threshold": None})  # noqa: E731
+    workload = build_workload(demo, settings(bench.work), 64 if bench.quick else 256)
+    corpus = workload.write_corpus(bench.work / "corpus-demo")
+    demo.extract(workload.chunk_texts[:2])
+    budget = min(settings(bench.work).chunk_size, demo.max_text_tokens())
+    kg_s, report = timed(lambda: ingest(corpus, settings(bench.work / "out-demo"), extractor=demo, embedder=bench.embedder))
+    li_s, nodes = llamaindex_seconds(demo, bench.embedder, workload.documents, budget)
+    ratio = li_s / kg_s
+    section.row("demo checkpoint: `kgbuild ingest`, fast path",
+                f"{kg_s:.2f} s, {report.chunks} chunks, {report.mentions} mentions, {report.entities} entities")
+    section.row("demo checkpoint: `PropertyGraphIndex.from_documents`", f"{li_s:.2f} s, {nodes} nodes")
+    section.row("**demo checkpoint: LlamaIndex ÷ kgbuild**", f"**{ratio:.2f}×**")
+    section.row("demo checkpoint: where kgbuild's time went", stage_breakdown(report))
+    section.target("P4 kgbuild ≥ 1.5× faster than PropertyGraphIndex (demo checkpoint, real entities)", ratio >= 1.5)
+    section.target("P4 kgbuild ≥ 1.5× faster than PropertyGraphIndex (base model, no entities)", base_ratio >= 1.5)
+    section.figures.update(demo_llamaindex_s=li_s, demo_kgbuild_s=kg_s, demo_ratio=ratio, nodes=nodes)
     return section
 
 
