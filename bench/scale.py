@@ -154,6 +154,8 @@ def run_worker(target_chunks: int, workdir: Path, graph: str = "networkx") -> di
     report = ingest(workdir / "corpus", settings, extractor=extractor, embedder=embedder)
     ingest_s, ingest_cpu_s = time.perf_counter() - started, time.process_time() - cpu_started
     resident = resident_split_mib()
+    if graph == "neo4j":
+        clear_neo4j(settings)  # leave the shared development server as it was found
     return {
         "target_chunks": target_chunks,
         "documents": report.documents_read,

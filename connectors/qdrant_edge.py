@@ -9,6 +9,7 @@ and gave poor recall in that measurement.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -18,6 +19,13 @@ from kgbuild.connectors.qdrant_filter import to_qdrant_filter
 from kgbuild.write import VectorFilter, VectorHit, keyword_fields
 
 UPSERT_BATCH = 5000
+
+# The engine locks a shard's folder against a second handle, even in the same process. Sinks on
+# the same folder in one process share one handle (two retrievers on one index, a retriever held
+# open during an ingest); the last close() closes it. Other processes still get the clear
+# "in use" error.
+_SHARED: dict[str, tuple[Any, int]] = {}
+_SHARED_LOCK = threading.Lock()
 
 
 def _edge() -> Any:
@@ -40,6 +48,18 @@ class QdrantEdgeVectorSink:
     def open(self, dimension: int | None = None) -> None:
         if self._shard is not None:
             return
+        key = str(self.path.resolve())
+        with _SHARED_LOCK:
+            if key in _SHARED:
+                shard, users = _SHARED[key]
+                _SHARED[key] = (shard, users + 1)
+                self._shard = shard
+            else:
+                self._open_shard(dimension)
+                _SHARED[key] = (self._shard, 1)
+        self._ensure_indexes()
+
+    def _open_shard(self, dimension: int | None) -> None:
         q = _edge()
         config = None
         if dimension is not None:
@@ -69,7 +89,6 @@ class QdrantEdgeVectorSink:
                     f" ({exc}); use the embedding model it was built with, or another --out"
                 ) from None
             raise SinkError(f"cannot open the vector index at {self.path}: {exc}") from None
-        self._ensure_indexes()
 
     def _ensure_indexes(self) -> None:
         q = _edge()
@@ -88,9 +107,18 @@ class QdrantEdgeVectorSink:
             self._shard.flush()
 
     def close(self) -> None:
-        if self._shard is not None:
-            self._shard.close()
-            self._shard = None
+        if self._shard is None:
+            return
+        shard, self._shard = self._shard, None
+        key = str(self.path.resolve())
+        with _SHARED_LOCK:
+            _, users = _SHARED.get(key, (shard, 1))
+            if users > 1:
+                _SHARED[key] = (shard, users - 1)
+                shard.flush()
+                return
+            _SHARED.pop(key, None)
+        shard.close()
 
     # -- writing -----------------------------------------------------------------------
 

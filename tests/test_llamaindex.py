@@ -259,3 +259,30 @@ def test_hybrid_retriever_in_a_retriever_query_engine(tmp_path, business_schema,
                                        filters=MetadataFilters(filters=[MetadataFilter(key="entity_types", value="PRODUCT")]))
     nodes = only_bm25.retrieve("Ines Okafor wearable adhesive glucose sensor")
     assert [n.node.metadata["path"].rsplit("#", 1)[-1] for n in nodes] == ["p06"]
+
+
+def test_vector_retriever_holds_the_store_between_queries_unless_told_not_to(tmp_path, gazetteer, embedder):
+    from kgbuild.stores import make_vector_sink
+
+    settings = _ingest_folder(tmp_path, gazetteer, embedder)
+    opens = []
+
+    class CountingSink:
+        def __init__(self):
+            self.inner = make_vector_sink(settings, ["document_type"])
+
+        def open(self, dimension=None):
+            opens.append(dimension)
+            self.inner.open(dimension)
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+    for hold, expected in ((True, 1), (False, 3)):
+        opens.clear()
+        retriever = KgbuildVectorRetriever(settings, similarity_top_k=3, embedder=embedder, vector_sink=CountingSink(),
+                                           hold_store=hold)
+        results = [[n.node.node_id for n in retriever.retrieve("Apple headset")] for _ in range(3)]
+        retriever.close()
+        assert len(opens) == expected
+        assert results[0] == results[1] == results[2] and results[0]

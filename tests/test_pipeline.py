@@ -274,3 +274,35 @@ def test_an_index_built_on_a_server_is_read_from_that_server(settings):
     resolved = settings_for_index(settings, manifest)
     assert (resolved.qdrant_url, resolved.collection) == ("http://qdrant.internal:6333", "news")
     assert settings_for_index(settings, {"qdrant_url": None}) is settings
+
+
+class _CountingSink:
+    """Wraps a vector sink and counts how often it is opened."""
+
+    def __init__(self, inner):
+        self.inner, self.opens = inner, 0
+
+    def open(self, dimension=None):
+        self.opens += 1
+        self.inner.open(dimension)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_a_vector_searcher_opens_the_store_once_for_many_queries(corpus, settings, gazetteer, embedder):
+    from kgbuild.retrieve.vector import VectorSearcher
+    from kgbuild.stores import make_vector_sink
+
+    run(corpus, settings, gazetteer, embedder)
+    sink = _CountingSink(make_vector_sink(settings, ["document_type"]))
+    with VectorSearcher(settings, embedder=embedder, vector_sink=sink) as searcher:
+        first = searcher.query("headset price", entities=["COMPANY:apple inc."])
+        again = searcher.query("headset price", entities=["COMPANY:apple inc."])
+        other = searcher.query("court", types=["LOCATION"], docs=["legal/suit.txt"])
+    assert sink.opens == 1
+    assert [h.chunk_id for h in first] == [h.chunk_id for h in again]
+    assert first == query("headset price", settings, entities=["COMPANY:apple inc."], embedder=embedder)
+    assert [h.path for h in other] == ["legal/suit.txt"]
+    # closed: the next ingest into the same index may open the store again
+    run(corpus, settings, gazetteer, embedder)

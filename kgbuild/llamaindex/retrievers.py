@@ -19,7 +19,7 @@ from kgbuild.embed import Embedder
 from kgbuild.extract.base import Extractor
 from kgbuild.llamaindex.filters import to_vector_filter
 from kgbuild.retrieve.hybrid import HybridRetriever
-from kgbuild.retrieve.vector import load_manifest, query
+from kgbuild.retrieve.vector import VectorSearcher, load_manifest
 from kgbuild.settings import Settings
 from kgbuild.types import QueryHit
 from kgbuild.write import VectorSink
@@ -50,20 +50,30 @@ class KgbuildVectorRetriever(BaseRetriever):
     """
 
     def __init__(self, settings: Settings | None = None, *, filters: MetadataFilters | None = None, similarity_top_k: int = 10,
-                 embedder: Embedder | None = None, vector_sink: VectorSink | None = None, **kwargs: Any):
+                 embedder: Embedder | None = None, vector_sink: VectorSink | None = None, hold_store: bool = True,
+                 **kwargs: Any):
+        """``hold_store``: keep the vector store open from the first query until ``close()`` (a query then costs
+        milliseconds, not the store's opening); False opens it per query, for an index another process writes to."""
         super().__init__(**kwargs)
         self.settings = settings or Settings()
         self.filters = filters
         self.similarity_top_k = similarity_top_k
-        self._embedder = embedder
-        self._vector_sink = vector_sink
+        self.hold_store = hold_store
+        self._searcher = VectorSearcher(self.settings, embedder=embedder, vector_sink=vector_sink)
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         manifest = load_manifest(self.settings.out_dir).manifest
         vector_filter = to_vector_filter(self.filters, manifest)
-        hits = query(query_bundle.query_str, self.settings, k=self.similarity_top_k, embedder=self._embedder,
-                     vector_sink=self._vector_sink, query_filter=vector_filter)
+        try:
+            hits = self._searcher.query(query_bundle.query_str, k=self.similarity_top_k, query_filter=vector_filter)
+        finally:
+            if not self.hold_store:
+                self._searcher.close()
         return [hit_to_node(h) for h in hits]
+
+    def close(self) -> None:
+        """Release the vector store (an embedded one admits one process at a time)."""
+        self._searcher.close()
 
 
 class KgbuildHybridRetriever(BaseRetriever):

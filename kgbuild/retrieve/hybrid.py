@@ -64,7 +64,8 @@ def build_query_extractor(model: str, schema: ExtractionSchema, settings: Settin
 
 
 class HybridRetriever:
-    """Reads the index on first use (or ``open()``); keeps the BM25 index and the entity graph in memory.
+    """Reads the index on first use (or ``open()``); keeps the BM25 index and the entity graph in memory,
+    and the vector store open until ``close()``.
 
     The vector store is opened for each query and closed after it, so several retrievers (and a
     later ``kgbuild ingest``) can use the same embedded index.
@@ -113,12 +114,14 @@ class HybridRetriever:
         tasks = list(self.schema.classifications)
         if self._vector_sink is None:
             self._vector_sink = make_vector_sink(self.settings, tasks)
-        # the store is opened per call, never held: an embedded shard admits one handle per folder
+        # held until close(): opening an embedded store costs far more than a query, and it admits one
+        # process at a time, so close the retriever before ingesting into the same index
         self._vector_sink.open(None)
         try:
             points = list(self._vector_sink.export_points().values())
-        finally:
+        except BaseException:
             self._vector_sink.close()
+            raise
         self._open = True
         self._by_chunk = {str(p.get("chunk_id")): p for p in points if p.get("chunk_id")}
         self._bm25 = BM25ChunkIndex(list(self._by_chunk.values()), payload_text) if self.enabled["bm25"] else None
@@ -136,6 +139,8 @@ class HybridRetriever:
         return load_networkx_entity_graph(graph_path(self.settings.out_dir))
 
     def close(self) -> None:
+        if self._open and self._vector_sink is not None:
+            self._vector_sink.close()
         self._open = False
 
     def __enter__(self) -> HybridRetriever:
@@ -196,11 +201,7 @@ class HybridRetriever:
         if self.enabled["vector"]:
             assert self._embedder is not None and self._vector_sink is not None
             vector = self._embedder.embed([text])[0]
-            self._vector_sink.open(None)
-            try:
-                found = self._vector_sink.search(vector, query_filter, limit)
-            finally:
-                self._vector_sink.close()
+            found = self._vector_sink.search(vector, query_filter, limit)
             for rank, hit in enumerate(found, 1):
                 chunk_id = str(hit.payload.get("chunk_id") or hit.point_id)
                 add("vector", chunk_id, hit.payload, hit.point_id, RetrievalReason("vector", rank, round(hit.score, 6)))

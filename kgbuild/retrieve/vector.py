@@ -116,6 +116,85 @@ def hit_from_payload(hit: VectorHit, matched_keys: Sequence[str] = ()) -> QueryH
     )
 
 
+class VectorSearcher:
+    """Metadata-filtered vector queries that keep the vector store open between them.
+
+    Opening the embedded store costs 0.4–0.8 s at 10k–100k chunks (BENCHMARKS.md, P6), far more than a
+    query; hold a searcher for as long as you query. An embedded store admits one process at a time:
+    close the searcher before ``kgbuild ingest`` writes to the same index.
+
+    >>> with VectorSearcher(Settings(out_dir=".kgbuild")) as searcher:
+    ...     hits = searcher.query("new headset", entities=["COMPANY:apple inc."])
+    """
+
+    def __init__(self, settings: Settings | None = None, *, embedder: Embedder | None = None,
+                 vector_sink: VectorSink | None = None):
+        self.settings = settings or Settings()
+        self._embedder = embedder
+        self._given_sink = vector_sink
+        self._sink: VectorSink | None = None
+        self.manifest: Mapping = {}
+
+    def open(self) -> VectorSearcher:
+        if self._sink is not None:
+            return self
+        state = IngestState.load(self.settings.out_dir)
+        if state.exists and state.manifest:
+            manifest = state.manifest
+        elif self._given_sink is not None or self.settings.qdrant_url:
+            # no kgbuild index here, but a named collection: read it on its own (one written by LlamaIndex, say)
+            manifest = {}
+        else:
+            manifest = load_manifest(self.settings.out_dir).manifest
+        self.manifest = manifest
+        self.settings = settings_for_index(self.settings, manifest)
+        if self._embedder is None:
+            self._embedder = SentenceTransformerEmbedder(manifest.get("embedding_model") or self.settings.embedding_model)
+        tasks = list(manifest.get("schema_definition", {}).get("classifications", {}))
+        sink = self._given_sink or make_vector_sink(self.settings, tasks)
+        sink.open(None)
+        self._sink = sink
+        return self
+
+    def close(self) -> None:
+        sink, self._sink = self._sink, None
+        if sink is not None:
+            sink.close()
+
+    def __enter__(self) -> VectorSearcher:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:  # a searcher dropped without close() must not keep the store locked
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def query(
+        self,
+        text: str,
+        *,
+        entities: Sequence[str] = (),
+        types: Sequence[str] = (),
+        classes: Sequence[str] | Mapping[str, str] = (),
+        docs: Sequence[str] = (),
+        k: int = 10,
+        query_filter: VectorFilter | None = None,
+    ) -> list[QueryHit]:
+        if k < 1:
+            raise ConfigError(f"-k must be at least 1, got {k}")
+        self.open()
+        if query_filter is None:
+            query_filter = build_filter(self.manifest, entities=entities, types=types, classes=classes, docs=docs)
+        assert self._embedder is not None and self._sink is not None
+        vector = self._embedder.embed([text])[0]
+        hits = self._sink.search(vector, query_filter, k)
+        return [hit_from_payload(h, query_filter.entity_keys) for h in hits]
+
+
 def query(
     text: str,
     settings: Settings | None = None,
@@ -129,33 +208,16 @@ def query(
     vector_sink: VectorSink | None = None,
     query_filter: VectorFilter | None = None,
 ) -> list[QueryHit]:
-    """Ranked chunks for a text, restricted by metadata filters.
+    """Ranked chunks for a text, restricted by metadata filters: one query, the store opened and closed around it.
 
     Where ``settings.out_dir`` holds no kgbuild index but a Qdrant collection is named (``--qdrant-url``
     or ``vector_sink``), the collection is read on its own, for example one written by LlamaIndex.
+    For many queries, hold a ``VectorSearcher``.
 
     >>> query("new headset", entities=["COMPANY:apple inc."], classes=["document_type=product_announcement"])
     """
-    settings = settings or Settings()
     if k < 1:
         raise ConfigError(f"-k must be at least 1, got {k}")
-    state = IngestState.load(settings.out_dir)
-    if state.exists and state.manifest:
-        manifest = state.manifest
-    elif vector_sink is not None or settings.qdrant_url:
-        manifest = {}
-    else:
-        manifest = load_manifest(settings.out_dir).manifest
-    settings = settings_for_index(settings, manifest)
-    if query_filter is None:
-        query_filter = build_filter(manifest, entities=entities, types=types, classes=classes, docs=docs)
-    embedder = embedder or SentenceTransformerEmbedder(manifest.get("embedding_model") or settings.embedding_model)
-    tasks = list(manifest.get("schema_definition", {}).get("classifications", {}))
-    sink = vector_sink or make_vector_sink(settings, tasks)
-    sink.open(None)
-    try:
-        vector = embedder.embed([text])[0]
-        hits = sink.search(vector, query_filter, k)
-    finally:
-        sink.close()
-    return [hit_from_payload(h, query_filter.entity_keys) for h in hits]
+    with VectorSearcher(settings, embedder=embedder, vector_sink=vector_sink) as searcher:
+        return searcher.query(text, entities=entities, types=types, classes=classes, docs=docs, k=k,
+                              query_filter=query_filter)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -26,24 +27,43 @@ class TestQdrantEdgeVectorSink(VectorSinkConformance):
         super().test_open_with_another_dimension_is_refused(open_sink)
 
 
-    def test_second_open_of_a_folder_in_use_is_a_sink_error(self, tmp_path):
+    def test_a_folder_in_use_by_another_process_is_a_sink_error(self, tmp_path):
         first = QdrantEdgeVectorSink(tmp_path / "shard", classification_tasks=["document_type"])
         first.open(DIM)
         first.upsert(b.points_for(b.corpus_batch(b.ACME), DIM))
         first.flush()
-        second = QdrantEdgeVectorSink(tmp_path / "shard", classification_tasks=["document_type"])
+        script = (
+            "import sys\n"
+            "from kgbuild.connectors.qdrant_edge import QdrantEdgeVectorSink\n"
+            "from kgbuild.errors import SinkError\n"
+            "try:\n"
+            f"    QdrantEdgeVectorSink(sys.argv[1]).open({DIM})\n"
+            "except SinkError as exc:\n"
+            "    print('SinkError', exc, exc.__cause__ is None and exc.__suppress_context__)\n"
+        )
         try:
-            with pytest.raises(SinkError) as caught:
-                second.open(DIM)
-            message = str(caught.value)
-            assert str(tmp_path / "shard") in message
-            assert "in use" in message
-            assert caught.value.__cause__ is None and caught.value.__suppress_context__
-            # the first one is unharmed
-            assert first.count() == 1
+            done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "shard")], capture_output=True, text=True)
+            assert done.stdout.startswith("SinkError"), done.stdout + done.stderr
+            assert str(tmp_path / "shard") in done.stdout and "in use" in done.stdout
+            assert done.stdout.strip().endswith("True")
+            assert first.count() == 1  # the first one is unharmed
         finally:
-            second.close()
             first.close()
+
+    def test_sinks_on_one_folder_in_one_process_share_the_store(self, tmp_path):
+        """Two retrievers on one index, or a retriever held open during an ingest, in the same process."""
+        first = QdrantEdgeVectorSink(tmp_path / "shard", classification_tasks=["document_type"])
+        first.open(DIM)
+        second = QdrantEdgeVectorSink(tmp_path / "shard", classification_tasks=["document_type"])
+        second.open(None)
+        try:
+            first.upsert(b.points_for(b.corpus_batch(b.ACME), DIM))
+            assert second.count() == 1
+            first.close()
+            assert second.count() == 1  # closing one leaves the other open
+        finally:
+            first.close()
+            second.close()
         reopened = QdrantEdgeVectorSink(tmp_path / "shard")
         reopened.open(None)
         try:
