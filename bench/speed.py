@@ -130,10 +130,8 @@ class Bench:
 
 
 def stage_breakdown(report: Any) -> str:
-    stages = dict(report.stage_seconds)
-    stages["read, hash, state and the rest"] = max(report.elapsed_s - sum(stages.values()), 0.0)
-    ordered = sorted(stages.items(), key=lambda kv: -kv[1])
-    return ", ".join(f"{name} {seconds:.2f} s ({100 * seconds / report.elapsed_s:.1f}%)" for name, seconds in ordered)
+    return ", ".join(f"{name} {seconds:.2f} s ({100 * seconds / report.elapsed_s:.1f}%)"
+                     for name, seconds in report.time_breakdown() if seconds >= 0.005)
 
 
 def p1_overhead(bench: Bench) -> Section:

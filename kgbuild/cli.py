@@ -181,6 +181,11 @@ def _print_report(report: Any) -> None:
         f" {t.entities} entities, {t.relations} relations, {t.vector_points} vector points",
         highlight=False,
     )
+    if report.chunks and report.elapsed_s > 0:
+        shares = " · ".join(f"{name} {100 * seconds / report.elapsed_s:.0f}%"
+                            for name, seconds in report.time_breakdown() if seconds / report.elapsed_s >= 0.01)
+        runtime = ", ".join(f"{k} {v}" for k, v in report.model_runtime.items())
+        out.print(f"time: {shares}" + (f" (model: {runtime})" if runtime else ""), highlight=False, soft_wrap=True)
     if report.skipped:
         out.print(f"skipped ({len(report.skipped)}):", highlight=False)
         for item in report.skipped:

@@ -220,6 +220,12 @@ class IngestReport:
     def chunks_per_s(self) -> float:
         return self.chunks / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
+    def time_breakdown(self) -> list[tuple[str, float]]:
+        """(stage, seconds), largest first; what no stage timed (reading, hashing, state) is "read and the rest"."""
+        stages = dict(self.stage_seconds)
+        stages["read and the rest"] = max(self.elapsed_s - sum(stages.values()), 0.0)
+        return sorted(stages.items(), key=lambda item: -item[1])
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["chunks_per_s"] = round(self.chunks_per_s, 2)

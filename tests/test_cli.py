@@ -53,6 +53,23 @@ def test_every_good_file_is_ingested_and_every_bad_one_named(mixed, ingested):
     assert report["totals"]["documents"] == mixed.expected_documents
     assert report["totals"]["vector_points"] == report["chunks"]
     assert report["chunks_per_s"] > 0
+    stages = report["stage_seconds"]
+    assert {"chunk", "model", "link", "reconcile", "embed", "graph write", "vector write"} <= set(stages)
+    assert 0 < sum(stages.values()) <= report["elapsed_s"]
+    assert report["model_runtime"]["precision"] in ("bf16", "fp32")
+    assert report["model_runtime"]["attention"] == "eager"  # a MiniLM encoder: DisentangledFlash is for DeBERTa
+
+
+def test_the_summary_says_where_the_time_went(capsys):
+    from kgbuild.cli import _print_report
+    from kgbuild.types import IngestReport
+
+    report = IngestReport(root="corpus", out_dir="out", chunks=10, elapsed_s=10.0,
+                          stage_seconds={"model": 8.0, "embed": 1.0, "graph write": 0.04},
+                          model_runtime={"precision": "bf16", "attention": "disentangled-flash"})
+    _print_report(report)
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("time:"))
+    assert line == "time: model 80% · embed 10% · read and the rest 10% (model: precision bf16, attention disentangled-flash)"
 
 
 def test_rerun_changes_nothing(mixed, ingested):
