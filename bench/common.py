@@ -78,7 +78,17 @@ class Section:
 
 
 def peak_rss_mib() -> float:
-    """This process's peak resident set size so far."""
+    """This process's peak resident set size so far.
+
+    VmHWM where Linux has it: getrusage's ru_maxrss survives fork and exec, so a worker started by a
+    large process would report its parent's peak.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -253,7 +253,10 @@ def compare_extractions(reference: list[Any], candidate: list[Any]) -> dict[str,
     ref, cand = spans(reference), spans(candidate)
     common = ref.keys() & cand.keys()
     diffs = [abs(ref[key] - cand[key]) for key in common]
-    classes = [(a.classifications == b.classifications) for a, b in zip(reference, candidate)]
+    def labels(raw: Any) -> dict[str, list[str]]:
+        return {task: [score.label for score in scores] for task, scores in raw.classifications.items()}
+
+    classes = [labels(a) == labels(b) for a, b in zip(reference, candidate)]
     return {
         "plain_entities": len(ref),
         "fast_entities": len(cand),
@@ -265,37 +268,63 @@ def compare_extractions(reference: list[Any], candidate: list[Any]) -> dict[str,
     }
 
 
-def p3_one_pass(bench: Bench) -> Section:
-    section = Section("P3", "one multi-task pass vs separate entity, relation and classification passes")
+def one_vs_three_passes(bench: Bench, schema: Any) -> dict[str, Any]:
+    """Seconds for one multi-task pass and for one pass per task, on the same loaded model and chunks."""
     from kgbuild.extract.gliner import GLiNER2Extractor
 
-    schema = bench.schema
     parts = {
         "entities": schema.model_copy(update={"relations": {}, "classifications": {}, "structures": {}}),
         "relations": schema.model_copy(update={"entities": {}, "classifications": {}, "structures": {}}),
         "classification": schema.model_copy(update={"entities": {}, "relations": {}, "structures": {}}),
     }
+    one = GLiNER2Extractor(schema, bench.fast.model, device=bench.device, batch_size=BATCH_SIZE)
     passes = {name: GLiNER2Extractor(part, bench.fast.model, device=bench.device, batch_size=BATCH_SIZE) for name, part in parts.items()}
-    one_s, _ = timed(lambda: bench.fast.extract(bench.texts))
+    one_s, _ = timed(lambda: one.extract(bench.texts))
     three = {name: timed(lambda e=extractor: e.extract(bench.texts))[0] for name, extractor in passes.items()}
-    three_s = sum(three.values())
-    ratio = three_s / one_s
     tokens = {name: extractor._schema_tokens for name, extractor in passes.items()}
-    text_tokens = sum(len(bench.fast.token_counter().token_spans(t)) for t in bench.texts) / len(bench.texts)
-    section.setup = (f"Same model and chunks as P1, fast path on for all passes (the same loaded model). Schema prompt"
-                     f" tokens: all tasks {bench.fast._schema_tokens}; "
-                     + ", ".join(f"{n} {t}" for n, t in tokens.items()) + f"; text tokens per chunk: {text_tokens:.0f} on average.")
-    section.row("one pass, all tasks", f"{one_s:.2f} s")
-    for name, seconds in three.items():
-        section.row(f"{name} only", f"{seconds:.2f} s")
-    section.row("**three passes ÷ one pass**", f"**{ratio:.2f}×**")
-    section.target("P3 one pass ≥ 2.5× faster than three", ratio >= 2.5)
-    # The encoder sees schema prompt + text each pass; the ideal ratio with linear cost is
-    # (3 text + all prompts) / (text + all prompts).
-    ideal = (3 * text_tokens + sum(tokens.values())) / (text_tokens + bench.fast._schema_tokens)
-    section.row("tokens encoded, three passes ÷ one pass", f"{ideal:.2f}×")
-    section.figures.update(one_s=one_s, three=three, ratio=ratio, token_ratio=ideal, schema_tokens=tokens,
-                           text_tokens=text_tokens)
+    text_tokens = sum(len(one.token_counter().token_spans(t)) for t in bench.texts) / len(bench.texts)
+    # every pass encodes its schema prompt + the text: with a cost linear in tokens the ratio would be
+    # (3 text + the three prompts) / (text + the whole prompt)
+    token_ratio = (3 * text_tokens + sum(tokens.values())) / (text_tokens + one._schema_tokens)
+    return {"one_s": one_s, "three": three, "ratio": sum(three.values()) / one_s, "prompt_tokens": one._schema_tokens,
+            "part_tokens": tokens, "text_tokens": text_tokens, "token_ratio": token_ratio}
+
+
+def lean_schema(schema: Any) -> Any:
+    """The same labels without descriptions: a much shorter prompt."""
+    return schema.model_copy(update={
+        "entities": {k: v.model_copy(update={"description": ""}) for k, v in schema.entities.items()},
+        "relations": {k: v.model_copy(update={"description": ""}) for k, v in schema.relations.items()},
+        "classifications": {k: v.model_copy(update={"labels": {label: "" for label in v.labels}})
+                            for k, v in schema.classifications.items()},
+    })
+
+
+def p3_one_pass(bench: Bench) -> Section:
+    section = Section("P3", "one multi-task pass vs separate entity, relation and classification passes")
+    described = one_vs_three_passes(bench, bench.schema)
+    lean = one_vs_three_passes(bench, lean_schema(bench.schema))
+    section.setup = ("Same model and chunks as P1, fast path on for all passes (the same loaded model);"
+                     f" {described['text_tokens']:.0f} text tokens per chunk on average. Two schemas: business-news as"
+                     " shipped (every type described) and the same labels without descriptions.")
+    for name, run in (("business-news", described), ("labels only", lean)):
+        parts = ", ".join(f"{n} {t}" for n, t in run["part_tokens"].items())
+        section.row(f"{name}: prompt tokens, all tasks / per task", f"{run['prompt_tokens']} / {parts}")
+        section.row(f"{name}: one pass / three passes",
+                    f"{run['one_s']:.2f} s / {sum(run['three'].values()):.2f} s ("
+                    + ", ".join(f"{n} {t:.2f}" for n, t in run["three"].items()) + ")")
+        section.row(f"**{name}: three passes ÷ one pass**", f"**{run['ratio']:.2f}×** (tokens encoded: {run['token_ratio']:.2f}×)")
+    section.target("P3 one pass ≥ 2.5× faster than three (business-news)", described["ratio"] >= 2.5)
+    section.target("P3 one pass ≥ 2.5× faster than three (labels only)", lean["ratio"] >= 2.5)
+    section.notes.append(
+        "Why the target is out of reach here: GLiNER2 encodes the schema prompt together with the text in every pass,"
+        " so one pass saves re-encoding the text twice, not the prompts. The ratio is bounded by the tokens encoded,"
+        " (3·text + prompt) ÷ (text + prompt), which reaches 2.5 only when the text is at least 3× the prompt. With"
+        " business-news's 272-token prompt and a 512-token window that cannot happen (the text gets at most 236 tokens);"
+        " without descriptions the prompt is 108 tokens, and 2.5× needs chunks of about 330 tokens or more. The measured"
+        " ratio follows the token ratio (a little below it: decoding is per pass, and shorter sequences attend more cheaply)."
+    )
+    section.figures.update(described=described, lean=lean)
     return section
 
 
