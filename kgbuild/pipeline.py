@@ -270,8 +270,7 @@ class IngestPipeline:
                     pending.kept[item.id] = old
                     self.report.documents_unchanged += 1
                     continue
-                with self._timed("chunk"):
-                    chunks = self._chunk(item)
+                chunks = self._chunk(item)
                 self._queue.append((pending, item, chunks))
                 pending.waiting += 1
                 self._pending_chunks += len(chunks)
@@ -297,18 +296,22 @@ class IngestPipeline:
 
     def _chunk(self, document: Document) -> list[Chunk]:
         if self._chunker is None:
-            budget = min(self.settings.chunk_size, self.extractor.max_text_tokens())
-            overlap = min(self.settings.chunk_overlap, budget // 2)
-            self._chunker = TokenChunker(self.extractor.token_counter(), budget, overlap)
-        return self._chunker.chunk(document)
+            with self._timed("load models"):  # the chunker counts tokens with the model's own tokenizer
+                budget = min(self.settings.chunk_size, self.extractor.max_text_tokens())
+                overlap = min(self.settings.chunk_overlap, budget // 2)
+                self._chunker = TokenChunker(self.extractor.token_counter(), budget, overlap)
+        with self._timed("chunk"):
+            return self._chunker.chunk(document)
 
     # -- writing ---------------------------------------------------------------------------
 
     def _open_sinks(self) -> None:
         if self._sinks_open:
             return
+        with self._timed("load models"):
+            dimension = self.embedder.dimension  # loads the embedding model
         self.graph_sink.open()
-        self.vector_sink.open(self.embedder.dimension)
+        self.vector_sink.open(dimension)
         self._sinks_open = True
 
     def _close_sinks(self, *, quiet: bool = False) -> None:
