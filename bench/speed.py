@@ -429,8 +429,8 @@ def profile_ingest(bench: Bench) -> Section:
     html.parent.mkdir(parents=True, exist_ok=True)
     html.write_text(profiler.output_html())
     text = profiler.output_text(unicode=False, color=False, show_all=False)
-    section.setup = f"Full profile: {html.relative_to(REPO)} (not committed). The top of the call tree:"
-    section.notes.append("\n```\n" + "\n".join(text.splitlines()[:40]) + "\n```")
+    tree = "\n".join(line for line in text.splitlines()[:40] if line.strip())
+    section.setup = f"Full profile: {html.relative_to(REPO)} (not committed). The top of the call tree:\n\n```\n{tree}\n```"
     return section
 
 

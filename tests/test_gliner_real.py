@@ -43,6 +43,24 @@ def test_token_budget_matches_what_gliner2_feeds_the_encoder(extractor):
     assert 16 <= extractor.max_text_tokens() <= 512 - extractor._schema_tokens
 
 
+def test_cached_token_counts_equal_the_tokenizers_even_when_the_cache_overflows(extractor, monkeypatch):
+    processor = extractor.model.processor
+
+    def uncached(text):
+        words = list(processor.word_splitter(text, lower=True))
+        return [len(processor.tokenizer(w, add_special_tokens=False)["input_ids"]) for w, _, _ in words]
+
+    counter = extractor.token_counter()
+    monkeypatch.setattr(counter, "MAX_CACHED_WORDS", 12)
+    texts = [SHORT, LONG[:900], "Ünïcödé naïve café — “quotes” and emoji 😀 too.", SHORT, LONG[:300]]
+    for text in texts:
+        spans = counter.token_spans(text)
+        expected = uncached(text)
+        assert len(spans) == sum(expected)
+        assert sum(spans.word_start) == len(expected)
+    assert len(counter._counts) <= max(12, len(set(w for w, _, _ in processor.word_splitter(LONG[:900], lower=True))))
+
+
 def test_chunks_of_a_long_document_all_fit_the_window(extractor, tmp_path, embedder):
     root = tmp_path / "corpus"
     root.mkdir()
