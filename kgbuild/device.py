@@ -1,6 +1,8 @@
-"""Choosing where models run."""
+"""Choosing where models run, and how."""
 
 from __future__ import annotations
+
+import os
 
 from kgbuild.errors import ConfigError
 
@@ -38,3 +40,14 @@ def resolve_precision(precision: str, device: str) -> str:
 
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
     return "bf16" if cpu_has_native_bf16() else "fp32"
+
+
+# oneDNN (torch's CPU matmul library) caches a compiled primitive per input shape, 1,024 by default.
+# Chunks of every length up to the window make hundreds of shapes, and the cache grew an ingest's
+# memory by ~0.5 GB per 1,000 chunks (BENCHMARKS.md, P7); 128 kept the speed and bounded the memory.
+ONEDNN_CACHE_CAPACITY = "128"
+
+
+def bound_onednn_cache() -> None:
+    """Cap oneDNN's primitive cache unless the user set it; read by oneDNN when it first creates a primitive."""
+    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", ONEDNN_CACHE_CAPACITY)

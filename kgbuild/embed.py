@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol, Sequence
 
-from kgbuild.device import resolve_device
+from kgbuild.device import bound_onednn_cache, resolve_device
 from kgbuild.errors import ModelLoadError
 
 PACKAGED_MINILM = "all-MiniLM-L6-v2"
@@ -45,6 +45,7 @@ class SentenceTransformerEmbedder:
     def warm_up(self) -> None:
         if self._model is not None:
             return
+        bound_onednn_cache()
         device = resolve_device(self.device)
         try:
             from sentence_transformers import SentenceTransformer

@@ -6,6 +6,7 @@ Speed is measured in `python -m bench` (P2); these tests guard what the fast pat
 from __future__ import annotations
 
 import contextlib
+import os
 import json
 from pathlib import Path
 
@@ -161,3 +162,19 @@ def test_fast_path_keeps_98_percent_of_the_demo_checkpoints_entities(demo_checkp
     assert len(common) / len(reference) >= 0.98
     assert len(common) / len(reference.keys() | candidate.keys()) >= 0.98
     assert max(abs(reference[k] - candidate[k]) for k in common) <= 0.05
+
+
+def test_loading_a_model_caps_onednns_shape_cache_unless_the_user_set_it(monkeypatch):
+    """Unbounded, oneDNN's per-shape cache grew an ingest by ~0.5 GB per 1,000 chunks of varied lengths."""
+    from kgbuild.device import ONEDNN_CACHE_CAPACITY, bound_onednn_cache
+
+    monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", raising=False)
+    bound_onednn_cache()
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == ONEDNN_CACHE_CAPACITY
+    monkeypatch.setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "7")
+    bound_onednn_cache()
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "7"
+
+
+def test_extractor_and_embedder_cap_it_when_they_load(minilm_extractor, embedder):
+    assert os.environ.get("ONEDNN_PRIMITIVE_CACHE_CAPACITY")

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from kgbuild.chunk import TokenSpans, split_word_spans
-from kgbuild.device import resolve_device, resolve_precision
+from kgbuild.device import bound_onednn_cache, resolve_device, resolve_precision
 from kgbuild.errors import ConfigError, ModelLoadError
 from kgbuild.extract.base import RawExtraction, RawRelation, RawSpan
 from kgbuild.schema import ExtractionSchema
@@ -75,6 +75,7 @@ class GLiNER2Extractor:
     def warm_up(self) -> None:
         if self._model is not None:
             return
+        bound_onednn_cache()
         import torch
 
         if self.torch_threads:
