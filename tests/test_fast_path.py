@@ -176,5 +176,15 @@ def test_loading_a_model_caps_onednns_shape_cache_unless_the_user_set_it(monkeyp
     assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "7"
 
 
-def test_extractor_and_embedder_cap_it_when_they_load(minilm_extractor, embedder):
-    assert os.environ.get("ONEDNN_PRIMITIVE_CACHE_CAPACITY")
+def test_the_embedder_caps_it_when_it_loads(monkeypatch):
+    from kgbuild.embed import SentenceTransformerEmbedder
+
+    monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", raising=False)
+    SentenceTransformerEmbedder(device="cpu").warm_up()
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "128"
+
+
+def test_the_extractor_caps_it_when_it_loads(untrained_checkpoint, business_schema, monkeypatch):
+    monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", raising=False)
+    GLiNER2Extractor(business_schema, str(untrained_checkpoint), device="cpu").warm_up()
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "128"
