@@ -215,10 +215,7 @@ class IngestPipeline:
             raise
         self._close_sinks()
         self.report.elapsed_s = time.perf_counter() - started
-        for key in ("resolved_precision", "attention"):
-            value = getattr(self.extractor, key, None)
-            if value:
-                self.report.model_runtime[key.removeprefix("resolved_")] = str(value)
+        self.report.model_runtime = dict(getattr(self.extractor, "runtime", None) or {})  # optional for extractors
         return self.report
 
     def _recover(self) -> None:

@@ -86,25 +86,15 @@ def summarize_surfaces(occurrences: Iterable[tuple[str, int, int, str, float]]) 
     mixed-case form over an all-capitals or all-lower-case one, then the longer form,
     then the alphabetically first, so the result never depends on order.
     """
-    by_span: dict[tuple[str, int, int], tuple[str, float]] = {}
-    for doc_id, start, end, text, confidence in occurrences:
-        key = (doc_id, start, end)
-        if key not in by_span or by_span[key][1] < confidence:
-            by_span[key] = (text, confidence)
-    counts: Counter[str] = Counter()
-    confidence_sums: defaultdict[str, float] = defaultdict(float)
-    best = 0.0
-    for text, confidence in by_span.values():
-        counts[text] += 1
-        confidence_sums[text] += confidence
-        best = max(best, confidence)
-    name = min(counts, key=lambda t: (-counts[t], -round(confidence_sums[t], 9), t.isupper() or t.islower(), -len(t), t))
-    return SurfaceSummary(name, sorted(counts), len(by_span), round(best, 6))
+    tally = SurfaceTally()
+    for occurrence in occurrences:
+        tally.add(*occurrence)
+    return tally.summary()
 
 
 class SurfaceTally:
-    """``summarize_surfaces`` kept up to date as occurrences come and go, for a store that holds
-    an entity's mentions across many writes: each update costs its own occurrences, not all of them.
+    """The occurrences behind ``summarize_surfaces``, kept up to date as they come and go: a store that
+    holds an entity's mentions across many writes pays for each update's own occurrences, not all of them.
 
     Occurrences are removed a document at a time (a store re-writes whole documents).
     """

@@ -140,10 +140,15 @@ class GLiNER2Extractor:
                 include_confidence=True,
                 include_spans=True,
             )
-        results: list[RawExtraction] = [RawExtraction()] * len(texts)
-        for position, output in zip(order, outputs):
-            results[position] = parse_gliner_output(output, self.schema)
-        return results
+        by_position = {position: parse_gliner_output(output, self.schema) for position, output in zip(order, outputs)}
+        return [by_position[i] for i in range(len(texts))]
+
+    @property
+    def runtime(self) -> dict[str, str]:
+        """How the model runs, once loaded: precision and attention (the ingest report's ``model_runtime``)."""
+        if self._model is None:
+            return {}
+        return {"precision": str(self.resolved_precision), "attention": self.attention}
 
     def _autocast(self) -> Any:
         if self.resolved_precision != "bf16":

@@ -67,8 +67,8 @@ class HybridRetriever:
     """Reads the index on first use (or ``open()``); keeps the BM25 index and the entity graph in memory,
     and the vector store open until ``close()``.
 
-    The vector store is opened for each query and closed after it, so several retrievers (and a
-    later ``kgbuild ingest``) can use the same embedded index.
+    Retrievers in one process share an embedded store; close them before another process
+    (``kgbuild ingest``) writes to the same index.
     """
 
     def __init__(
