@@ -16,6 +16,7 @@ from kgbuild.extract.base import (
     RawRelation,
     RawSpan,
     aggregate_classifications,
+    crosses_break,
     link_extraction,
 )
 from kgbuild.extract.gliner import parse_gliner_output
@@ -171,3 +172,144 @@ def test_document_classification_is_a_weighted_vote(business_schema):
     assert top.label == "earnings_report"
     assert top.confidence == pytest.approx((0.9 * 100 + 0.6 * 50) / 160)
     assert aggregate_classifications([], business_schema) == {}
+
+
+# --- spans never cross a paragraph or heading boundary -------------------------
+
+VIOTTI = "Viotti dies\n\nConductor Marcello Viotti led Acme Corp until 2005."
+
+
+def test_a_mention_across_a_blank_line_is_dropped_not_trimmed(business_schema):
+    raw = RawExtraction(
+        entities=[
+            span("COMPANY", "Viotti dies\n\nConductor Marcello Viotti", text=VIOTTI),
+            span("PERSON", "Marcello Viotti", text=VIOTTI),
+            span("COMPANY", "Acme Corp", text=VIOTTI),
+        ],
+        # the head runs across the break: it must not link to the PERSON it overlaps
+        relations=[RawRelation("CEO_OF", span("", "dies\n\nConductor Marcello Viotti", text=VIOTTI),
+                               span("", "Acme Corp", text=VIOTTI))],
+    )
+    result = link_extraction(chunk(VIOTTI), raw, business_schema)
+    assert [(m.label, m.text) for m in result.mentions] == [("PERSON", "Marcello Viotti"), ("COMPANY", "Acme Corp")]
+    assert result.relations == []
+    assert result.dropped_relations == {DROP_HEAD_UNLINKED: 1}
+
+
+def test_a_mention_across_a_heading_line_is_dropped(business_schema):
+    text = "# Viotti dies\nConductor Marcello Viotti led Acme Corp.\n## Acme Corp\nnews"
+    raw = RawExtraction(
+        entities=[
+            span("PERSON", "Viotti dies\nConductor Marcello Viotti", text=text),  # ends a heading line
+            span("COMPANY", "Acme Corp.\n## Acme Corp", text=text),  # runs into a heading line
+            span("PERSON", "Marcello Viotti", text=text),
+        ]
+    )
+    result = link_extraction(chunk(text), raw, business_schema)
+    assert [m.text for m in result.mentions] == ["Marcello Viotti"]
+
+
+@pytest.mark.parametrize(
+    ("text", "crosses"),
+    [
+        ("Viotti dies\n\nConductor Marcello", True),
+        ("Viotti dies\n \t \nConductor Marcello", True),  # a blank line holding only spaces
+        ("# Viotti dies\nConductor Marcello", True),
+        ("Viotti dies\n   ### Conductor", True),
+        ("Conductor Marcello\nViotti led it", False),  # a hard wrap inside a sentence
+        ("Acme Corp\n#1 seller", False),  # "#1" opens no heading
+        ("Viotti dies in Munich", False),
+    ],
+)
+def test_crosses_break(text, crosses):
+    assert crosses_break(text, 0, len(text)) is crosses
+
+
+def test_a_name_wrapped_across_one_newline_is_kept(business_schema):
+    text = "The conductor Marcello\nViotti died."
+    (mention,) = link_extraction(chunk(text), RawExtraction(entities=[span("PERSON", "Marcello\nViotti", text=text)]),
+                                 business_schema).mentions
+    assert mention.text == "Marcello\nViotti"
+
+
+# --- classification labels below their task's threshold are not stored ---------
+
+
+def test_a_chunk_label_below_the_threshold_is_not_stored(business_schema):
+    raw = RawExtraction(classifications={"document_type": [LabelScore("legal_filing", 0.28)]})
+    assert business_schema.classifications["document_type"].threshold == 0.5
+    assert link_extraction(chunk(), raw, business_schema).classifications == {}
+
+
+def test_multi_label_keeps_only_labels_at_the_threshold():
+    from kgbuild.schema import load_schema
+
+    schema = load_schema("biomedical")
+    raw = RawExtraction(classifications={"topics": [LabelScore("oncology", 0.8), LabelScore("immunology", 0.3),
+                                                    LabelScore("cardiology", 0.5)]})
+    result = link_extraction(chunk(), raw, schema)
+    assert result.classifications == {"topics": [LabelScore("oncology", 0.8), LabelScore("cardiology", 0.5)]}
+    assert aggregate_classifications([result], schema) == {"topics": [LabelScore("oncology", 0.8), LabelScore("cardiology", 0.5)]}
+
+
+def test_a_document_whose_chunks_are_all_below_the_threshold_gets_no_label(business_schema):
+    parts = [
+        link_extraction(chunk(tokens=50), RawExtraction(classifications={"document_type": [LabelScore(label, conf)]}),
+                        business_schema)
+        for label, conf in (("legal_filing", 0.28), ("earnings_report", 0.45), ("legal_filing", 0.31))
+    ]
+    assert aggregate_classifications(parts, business_schema) == {}
+
+
+def test_a_document_label_whose_weighted_mean_is_below_the_threshold_is_not_stored(business_schema):
+    def extraction(label, confidence, tokens):
+        raw = RawExtraction(classifications={"document_type": [LabelScore(label, confidence)]} if label else {})
+        return link_extraction(chunk(tokens=tokens), raw, business_schema)
+
+    # one confident chunk in four: the document as a whole is not confidently a legal filing
+    parts = [extraction("legal_filing", 0.9, 25), extraction(None, 0, 25), extraction(None, 0, 25), extraction(None, 0, 25)]
+    assert aggregate_classifications(parts, business_schema) == {}
+
+
+# --- stored confidences do not depend on the batch -----------------------------
+
+
+def _raw_with_noise(noise: float) -> RawExtraction:
+    def s(label, surface, confidence):
+        return span(label, surface, confidence + noise)
+
+    return RawExtraction(
+        entities=[s("COMPANY", "Apple Inc.", 0.91234567), s("PERSON", "Tim Cook", 0.73456781),
+                  s("PRODUCT", "Vision Pro", 0.66666666)],
+        relations=[RawRelation("CEO_OF", s("", "Tim Cook", 0.81818181), s("", "Apple Inc.", 0.72727272))],
+        classifications={"document_type": [LabelScore("product_announcement", 0.87654321 + noise)]},
+    )
+
+
+def test_confidences_differing_by_1e_7_give_identical_extractions(business_schema):
+    first = link_extraction(chunk(), _raw_with_noise(0.0), business_schema)
+    second = link_extraction(chunk(), _raw_with_noise(1e-7), business_schema)
+    assert first == second
+    assert [m.confidence for m in first.mentions] == [0.9123, 0.7346, 0.6667]
+    assert [r.confidence for r in first.relations] == [0.7273]
+    assert first.classifications == {"document_type": [LabelScore("product_announcement", 0.8765)]}
+
+
+def test_thresholds_apply_to_the_stored_value(business_schema):
+    raw = RawExtraction(
+        entities=[span("PERSON", "Tim Cook", 0.49996), span("COMPANY", "Apple Inc.", 0.49994)],
+        classifications={"document_type": [LabelScore("product_announcement", 0.49996)]},
+    )
+    result = link_extraction(chunk(), raw, business_schema)
+    assert [(m.text, m.confidence) for m in result.mentions] == [("Tim Cook", 0.5)]  # stored as 0.5, so kept
+    assert result.classifications == {"document_type": [LabelScore("product_announcement", 0.5)]}
+
+
+def test_structure_confidences_are_stored_at_the_same_precision():
+    from kgbuild.schema import load_schema
+    from kgbuild.types import StructureInstance
+
+    schema = load_schema("biomedical")
+    raw = RawExtraction(structures=[StructureInstance("trial_result", {"drug": {"text": "metformin", "confidence": 0.912345678}})])
+    (structure,) = link_extraction(chunk(), raw, schema).structures
+    assert structure.fields == {"drug": {"text": "metformin", "confidence": 0.9123}}

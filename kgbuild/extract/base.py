@@ -4,13 +4,23 @@ An extractor turns chunk texts into ``RawExtraction`` (spans in chunk offsets, s
 labels). ``link_extraction`` then makes typed mentions in document offsets, links each
 relation's ends to mentions by span, checks them against the schema's source/target
 types, and counts every relation it drops by reason.
+
+Stored precision: every confidence that leaves this module (mentions, relations,
+classification scores, floats inside structures) is rounded to ``CONFIDENCE_DIGITS``
+decimal places, and thresholds are compared with the rounded value, so what is kept
+agrees with what is stored. The model's floats shift in the last digits with the other
+chunks that share its batch; rounding hides shifts below 5e-5, so a rerun that batches
+chunks differently stores the same graph. (A value that lies within the shift of a
+rounding boundary, such as x.xxxx5, can still round either way: rounding makes such a
+flip rare, it cannot make it impossible.)
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Any, Protocol, Sequence
 
 from kgbuild.chunk import TokenCounter
 from kgbuild.ids import mention_id
@@ -71,21 +81,67 @@ DROP_TARGET_TYPE = "tail type not allowed by schema"
 DROP_SELF = "head and tail are the same entity"
 
 
+CONFIDENCE_DIGITS = 4
+
+# An ATX Markdown heading line ("# Title", "## Part"): not "#hashtag", not "#" inside a line.
+_HEADING_LINE = re.compile(r"[ \t]{0,3}#{1,6}(?:[ \t]|$)")
+
+
+def stored_confidence(value: float) -> float:
+    """A confidence at the stored precision (``CONFIDENCE_DIGITS`` decimal places)."""
+    return round(float(value), CONFIDENCE_DIGITS)
+
+
 def _clean_span(chunk_text: str, start: int, end: int) -> tuple[int, int] | None:
+    """The span clipped to the chunk and stripped of whitespace; None when empty or crossing a break."""
     start = max(0, start)
     end = min(len(chunk_text), end)
     while start < end and chunk_text[start].isspace():
         start += 1
     while end > start and chunk_text[end - 1].isspace():
         end -= 1
-    return (start, end) if start < end else None
+    if start >= end or crosses_break(chunk_text, start, end):
+        return None
+    return start, end
+
+
+def crosses_break(text: str, start: int, end: int) -> bool:
+    """Whether ``text[start:end]`` runs across a paragraph or heading boundary.
+
+    A boundary is a blank line (two newlines with only whitespace between), or a newline
+    that ends or starts an ATX Markdown heading line. The readers put a blank line after
+    every heading and title they recognise (HTML, rendered Markdown, DOCX heading styles,
+    a plain-text headline), so the heading rule is for text that was not rendered: plain
+    text and JSON/CSV records. A single newline after any other short line is not a
+    boundary: it cannot be told from a hard wrap inside a sentence ("Marcello\nViotti").
+
+    A span across a boundary is dropped, not trimmed to its longest part: the model
+    scored and typed the whole span, so a trimmed part would be stored with a type and a
+    confidence nobody gave it (``COMPANY:"Viotti dies\n\nConductor Marcello Viotti"``
+    trimmed is ``COMPANY:"Conductor Marcello Viotti"``). A real entity in it is normally
+    also found as a span of its own.
+    """
+    newline = text.find("\n", start, end)
+    while newline != -1:
+        line_start = text.rfind("\n", 0, newline) + 1
+        next_end = text.find("\n", newline + 1)
+        next_line = text[newline + 1 : len(text) if next_end == -1 else next_end]
+        if (
+            not next_line.strip()
+            or _HEADING_LINE.match(text, line_start, newline)
+            or _HEADING_LINE.match(next_line)
+        ):
+            return True
+        newline = text.find("\n", newline + 1, end)
+    return False
 
 
 def link_extraction(chunk: Chunk, raw: RawExtraction, schema: ExtractionSchema) -> ChunkExtraction:
     """Schema-check one chunk's raw output and express it in document offsets."""
     best: dict[tuple[str, int, int], Mention] = {}
     for span in raw.entities:
-        if span.label not in schema.entities or span.confidence < schema.entity_threshold(span.label):
+        confidence = stored_confidence(span.confidence)
+        if span.label not in schema.entities or confidence < schema.entity_threshold(span.label):
             continue
         cleaned = _clean_span(chunk.text, span.start, span.end)
         if cleaned is None:
@@ -93,7 +149,7 @@ def link_extraction(chunk: Chunk, raw: RawExtraction, schema: ExtractionSchema) 
         start, end = cleaned
         doc_start, doc_end = chunk.start + start, chunk.start + end
         key = (span.label, doc_start, doc_end)
-        if key in best and best[key].confidence >= span.confidence:
+        if key in best and best[key].confidence >= confidence:
             continue
         best[key] = Mention(
             id=mention_id(chunk.id, span.label, doc_start, doc_end),
@@ -103,7 +159,7 @@ def link_extraction(chunk: Chunk, raw: RawExtraction, schema: ExtractionSchema) 
             text=chunk.text[start:end],
             start=doc_start,
             end=doc_end,
-            confidence=float(span.confidence),
+            confidence=confidence,
         )
     mentions = sorted(best.values(), key=lambda m: (m.start, m.end, m.label))
 
@@ -113,7 +169,7 @@ def link_extraction(chunk: Chunk, raw: RawExtraction, schema: ExtractionSchema) 
         if rel.label not in schema.relations:
             dropped[DROP_UNKNOWN_LABEL] += 1
             continue
-        confidence = min(rel.head.confidence, rel.tail.confidence)
+        confidence = stored_confidence(min(rel.head.confidence, rel.tail.confidence))
         if confidence < schema.relation_threshold(rel.label):
             dropped[DROP_BELOW_THRESHOLD] += 1
             continue
@@ -131,21 +187,45 @@ def link_extraction(chunk: Chunk, raw: RawExtraction, schema: ExtractionSchema) 
             continue
         key = (rel.label, head.id, tail.id)
         if key not in relations or relations[key].confidence < confidence:
-            relations[key] = RelationMention(rel.label, head, tail, float(confidence))
+            relations[key] = RelationMention(rel.label, head, tail, confidence)
 
-    classifications = {
-        task: sorted(scores, key=lambda s: (-s.confidence, s.label))
-        for task, scores in raw.classifications.items()
-        if task in schema.classifications and scores
-    }
+    classifications: dict[str, list[LabelScore]] = {}
+    for task, scores in raw.classifications.items():
+        if task not in schema.classifications:
+            continue
+        kept = _at_threshold(scores, schema.classifications[task].threshold)
+        if kept:
+            classifications[task] = kept
     return ChunkExtraction(
         chunk=chunk,
         mentions=mentions,
         relations=sorted(relations.values(), key=lambda r: (r.label, r.head.start, r.tail.start)),
         classifications=classifications,
-        structures=[s for s in raw.structures if s.name in schema.structures],
+        structures=[
+            StructureInstance(s.name, _round_floats(s.fields)) for s in raw.structures if s.name in schema.structures
+        ],
         dropped_relations=dict(dropped),
     )
+
+
+def _at_threshold(scores: Sequence[LabelScore], threshold: float) -> list[LabelScore]:
+    """The labels scoring at least ``threshold`` at stored precision, best first; [] when none does.
+
+    gliner2 answers a single-label task with its top label whatever its score, so the
+    threshold is applied here: a chunk no label fits gets no label, not the least bad one.
+    """
+    rounded = (LabelScore(s.label, stored_confidence(s.confidence)) for s in scores)
+    return sorted((s for s in rounded if s.confidence >= threshold), key=lambda s: (-s.confidence, s.label))
+
+
+def _round_floats(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _round_floats(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_round_floats(v) for v in value]
+    if isinstance(value, float):
+        return stored_confidence(value)
+    return value
 
 
 def _link_end(
@@ -174,12 +254,15 @@ def _link_end(
 def aggregate_classifications(
     extractions: Sequence[ChunkExtraction], schema: ExtractionSchema
 ) -> dict[str, list[LabelScore]]:
-    """Document-level labels from chunk-level ones.
+    """Document-level labels from chunk-level ones, kept only at or above the task's threshold.
 
     Single-label task: each chunk votes for its label with its confidence, weighted by
-    the chunk's token count; the label with the highest weighted mean wins. Multi-label
-    task: a label the document carries if any chunk carries it, with the highest chunk
-    confidence.
+    the chunk's token count; a chunk without a label abstains but still counts in the
+    total weight. The label with the highest weighted mean wins, if that mean reaches the
+    threshold: a document whose chunks mostly have no label, or disagree, gets none.
+    Multi-label task: a label the document carries if any chunk carries it, with the
+    highest chunk confidence. A task without a label is left out of the result, as it
+    is in a chunk's ``classifications``. Scores are at the stored precision.
     """
     result: dict[str, list[LabelScore]] = {}
     total_weight = sum(max(e.chunk.token_count, 1) for e in extractions) or 1
@@ -189,15 +272,15 @@ def aggregate_classifications(
             for extraction in extractions:
                 for score in extraction.classifications.get(task, []):
                     best[score.label] = max(best.get(score.label, 0.0), score.confidence)
-            scores = [LabelScore(label, conf) for label, conf in best.items()]
+            scores = _at_threshold([LabelScore(label, conf) for label, conf in best.items()], spec.threshold)
         else:
             votes: Counter[str] = Counter()
             for extraction in extractions:
                 top = extraction.classifications.get(task)
                 if top:
                     votes[top[0].label] += top[0].confidence * max(extraction.chunk.token_count, 1)
-            scores = [LabelScore(label, weight / total_weight) for label, weight in votes.items()]
-            scores = sorted(scores, key=lambda s: (-s.confidence, s.label))[:1]
+            means = [LabelScore(label, weight / total_weight) for label, weight in votes.items()]
+            scores = _at_threshold(means, spec.threshold)[:1]
         if scores:
-            result[task] = sorted(scores, key=lambda s: (-s.confidence, s.label))
+            result[task] = scores
     return result
