@@ -299,7 +299,10 @@ class Neo4jGraphSink:
         try:
             return fn()
         except (ServiceUnavailable, SessionExpired) as exc:
-            raise TransientError(f"Neo4j at {self.uri} is unavailable while {what}: {self._message(exc)}") from exc
+            raise TransientError(
+                f"Neo4j at {self.uri} is unavailable while {what} (is the server running? check --neo4j-uri or NEO4J_URI):"
+                f" {self._message(exc)}"
+            ) from exc
         except Neo4jTransientError as exc:
             raise TransientError(f"Neo4j at {self.uri} failed transiently while {what}: {self._message(exc)}") from exc
         except AuthError as exc:
@@ -308,7 +311,13 @@ class Neo4jGraphSink:
             raise SinkError(f"Neo4j at {self.uri} failed while {what}: {self._message(exc)}") from exc
 
     def _message(self, exc: BaseException) -> str:
-        text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+        import warnings
+
+        with warnings.catch_warnings():  # the driver warns that its GQL status fields are a preview
+            warnings.simplefilter("ignore")
+            text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+            if text.startswith("50N42") or "Unexpected error has occurred" in text:  # a GQL status, not the cause
+                text = str(exc.__cause__ or exc.__context__ or "") or str(exc.args[0] if exc.args else type(exc).__name__)
         if self.__password:
             text = text.replace(self.__password, "***")
         return " ".join(text.split())  # one line

@@ -73,12 +73,21 @@ def _index_settings(out_dir: Any, qdrant_url: Any, collection: Any, neo4j_uri: A
 
 
 class _RichProgress:
-    """The progress bar over chunks; its total grows as documents are chunked."""
+    """The progress display: a spinner while scanning and loading the model, then a bar over chunks whose
+    total is counted ahead (chunking comes before extraction), with chunks per second and an ETA."""
+
+    PHASES = {"scanning": "scanning files", "loading model": "loading model", "chunking": "chunking",
+              "extracting": "extracting"}
 
     def __init__(self, progress: Progress):
         self.progress = progress
-        self.task = progress.add_task("extracting", total=0)
+        self.task = progress.add_task("scanning files", total=None, files=0)
         self.files = 0
+
+    def on_phase(self, phase: str) -> None:
+        self.progress.update(self.task, description=self.PHASES.get(phase, phase))
+        if phase == "chunking":
+            self.progress.update(self.task, total=0, completed=0)
 
     def on_chunks_added(self, count: int) -> None:
         total = (self.progress.tasks[0].total or 0) + count
@@ -89,7 +98,21 @@ class _RichProgress:
 
     def on_file(self, rel_path: str) -> None:
         self.files += 1
-        self.progress.update(self.task, description=f"files {self.files}")
+        self.progress.update(self.task, files=self.files)
+
+
+def _progress_columns() -> list[Any]:
+    from rich.progress import ProgressColumn, TimeRemainingColumn
+
+    class ChunkRate(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            return Text(f"{task.speed:.1f} chunks/s" if task.speed else "", style="progress.data.speed")
+
+    return [
+        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("chunks"),
+        TextColumn("· {task.fields[files]} files"), ChunkRate(), TimeElapsedColumn(), TextColumn("ETA"),
+        TimeRemainingColumn(),
+    ]
 
 
 @app.command()
@@ -136,15 +159,16 @@ def ingest(
 
     show_progress = not as_json and err.is_terminal
     if show_progress:
-        with Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("chunks"), TimeElapsedColumn(), console=err, transient=True,
-        ) as progress:
+        with Progress(*_progress_columns(), console=err, transient=True) as progress:
             report = _run(lambda: run_ingest(path, settings, progress=_RichProgress(progress)))
     else:
         report = _run(lambda: run_ingest(path, settings))
+    for warning in report.warnings:
+        err.print(Text.assemble(("warning: ", "bold yellow"), warning), highlight=False, soft_wrap=True)
     if as_json:
         print(json.dumps(report.to_dict(), ensure_ascii=False))
+        return
+    if not report.files_seen and not report.totals.documents:
         return
     _print_report(report)
 
@@ -170,6 +194,8 @@ def _print_report(report: Any) -> None:
     ]
     if report.documents_recovered:
         rows.insert(4, ("documents recovered from an interrupted run", report.documents_recovered))
+    if report.documents_kept_unreadable:
+        rows.insert(4, ("documents kept (path unreadable this time)", report.documents_kept_unreadable))
     for name, value in rows:
         table.add_row(name, str(value))
     for reason, count in report.relations_dropped.items():
@@ -186,6 +212,8 @@ def _print_report(report: Any) -> None:
                             for name, seconds in report.time_breakdown() if seconds / report.elapsed_s >= 0.01)
         runtime = ", ".join(f"{k} {v}" for k, v in report.model_runtime.items())
         out.print(f"time: {shares}" + (f" (model: {runtime})" if runtime else ""), highlight=False, soft_wrap=True)
+    if report.reextraction_reason:
+        out.print(f"extracted again because {report.reextraction_reason}", highlight=False, markup=False, soft_wrap=True)
     if report.skipped:
         out.print(f"skipped ({len(report.skipped)}):", highlight=False)
         for item in report.skipped:

@@ -12,6 +12,7 @@ import contextlib
 import ctypes
 import hashlib
 import json
+import os
 import sys
 import time
 from collections import Counter
@@ -26,6 +27,7 @@ from kgbuild.errors import ConfigError, DocumentError, KgbuildError
 from kgbuild.extract.base import Extractor, RawExtraction, aggregate_classifications, link_extraction
 from kgbuild.ids import file_hash
 from kgbuild.read import ReadOptions, read_file, walk_files
+from kgbuild.read.walk import SUPPORTED_SUFFIXES
 from kgbuild.reconcile import reconcile
 from kgbuild.schema import ExtractionSchema, load_schema
 from kgbuild.settings import Settings
@@ -56,7 +58,14 @@ _LIBC = _load_libc()
 
 
 class ProgressListener(Protocol):
-    """What the pipeline tells a progress display. The library itself never prints."""
+    """What the pipeline tells a progress display. The library itself never prints.
+
+    Phases come in order: ``"scanning"`` (walking and hashing), ``"loading model"``, ``"chunking"``
+    (the total number of chunks is counted ahead), ``"extracting"``. ``on_chunks_added`` grows the
+    total while chunking; ``on_chunks_done`` advances it while extracting.
+    """
+
+    def on_phase(self, phase: str) -> None: ...
 
     def on_chunks_added(self, count: int) -> None: ...
 
@@ -66,6 +75,9 @@ class ProgressListener(Protocol):
 
 
 class _Silent:
+    def on_phase(self, phase: str) -> None:
+        pass
+
     def on_chunks_added(self, count: int) -> None:
         pass
 
@@ -83,6 +95,7 @@ class _PendingFile:
     file: SourceFile
     hash: str
     previous: dict[str, DocumentState]  # what the state knew of this file's documents
+    reusable: dict[str, DocumentState] = field(default_factory=dict)  # earlier documents valid under this fingerprint
     written: dict[str, DocumentState] = field(default_factory=dict)  # extracted and written in this run
     kept: dict[str, DocumentState] = field(default_factory=dict)  # unchanged records of a changed file
     failed: set[str] = field(default_factory=set)  # documents the model could not process
@@ -94,17 +107,62 @@ class _PendingFile:
         return self.read_complete and self.waiting == 0
 
 
-def extraction_fingerprint(settings: Settings, schema: ExtractionSchema, extractor_name: str, embedder_name: str) -> str:
-    parts = {
+@dataclass(slots=True)
+class _ToRead:
+    pending: _PendingFile
+    previous_fingerprint: str | None  # the extraction fingerprint the file was last written under
+
+
+@dataclass(slots=True)
+class _PreparedFile:
+    """A pending file read and chunked ahead (to count the chunks), or only counted when too large to keep."""
+
+    pending: _PendingFile
+    documents: list[tuple[Document, list[Chunk]]] | None  # None: read it again when its turn comes
+    skipped: list[SkippedFile]
+    kept: dict[str, DocumentState]
+    error: DocumentError | None = None
+    chunks: int = 0
+    characters: int = 0
+
+
+# Chunk text kept in memory between counting and extracting; beyond it files are read a second time.
+PREPARED_TEXT_BUDGET = 64 * 1024 * 1024
+
+
+def extraction_fingerprint_parts(settings: Settings, schema: ExtractionSchema, model_fingerprint: str, embedder_name: str) -> dict[str, Any]:
+    """Everything that changes what extraction writes; a file extracted under other parts is extracted again."""
+    return {
         "schema": schema.fingerprint,
-        "model": extractor_name,
+        "model": model_fingerprint,
         "chunk_size": settings.chunk_size,
         "chunk_overlap": settings.chunk_overlap,
         "embedding_model": embedder_name,
         "precision": settings.precision,
         "reader": [settings.text_field, settings.id_field, settings.title_field, settings.csv_text_column],
     }
+
+
+def extraction_fingerprint(settings: Settings, schema: ExtractionSchema, model_fingerprint: str, embedder_name: str) -> str:
+    parts = extraction_fingerprint_parts(settings, schema, model_fingerprint, embedder_name)
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def describe_fingerprint_change(before: dict[str, Any], now: dict[str, Any]) -> str:
+    """Why files are extracted again, in words: which parts of the extraction fingerprint changed."""
+    if not before:
+        return "the index was built by an earlier kgbuild that did not record its extraction settings"
+    changes = []
+    for key in sorted(set(before) | set(now)):
+        if before.get(key) != now.get(key):
+            changes.append(f"{key.replace('_', ' ')} {_shown(before.get(key))} -> {_shown(now.get(key))}")
+    return "; ".join(changes) or "extraction settings changed"
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, str) and value.startswith("sha256:"):
+        return value[:19]
+    return json.dumps(value) if not isinstance(value, str) else value
 
 
 def build_extractor(settings: Settings, schema: ExtractionSchema) -> Extractor:
@@ -125,6 +183,26 @@ def build_embedder(settings: Settings) -> Embedder:
     return SentenceTransformerEmbedder(settings.embedding_model, device=settings.device, batch_size=settings.embedding_batch_size)
 
 
+def check_output_dir(out_dir: Path) -> None:
+    """One clear line when ``--out`` cannot hold an index: a file, or a place this user cannot write."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"--out {out_dir}: is a file, not a directory; pass a directory for the index")
+    existing = out_dir
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise ConfigError(f"--out {out_dir}: {existing} is a file, not a directory; pass a directory for the index")
+    if existing.exists() and not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"--out {out_dir}: permission denied (cannot write in {existing}); pass a directory you can write")
+
+
+def _under(rel_path: str, skipped_path: str) -> bool:
+    """Is ``rel_path`` at or below ``skipped_path`` (a walk entry that could not be read)?"""
+    return skipped_path in (".", "") or rel_path == skipped_path or rel_path.startswith(skipped_path.rstrip("/") + "/")
+
+
 class IngestPipeline:
     def __init__(
         self,
@@ -139,9 +217,12 @@ class IngestPipeline:
     ):
         self.settings = settings
         self.schema = (schema or load_schema(settings.schema_path)).with_threshold(settings.threshold)
+        self._extractor_given = extractor is not None
         self.extractor = extractor or build_extractor(settings, self.schema)
         self.embedder = embedder or build_embedder(settings)
+        self._graph_sink_given = graph_sink is not None
         self.graph_sink = graph_sink or make_graph_sink(settings)
+        self._vector_sink_given = vector_sink is not None
         self.vector_sink = vector_sink or make_vector_sink(settings, list(self.schema.classifications))
         self.progress = progress or _Silent()
         self.read_options = ReadOptions(
@@ -150,7 +231,9 @@ class IngestPipeline:
             title_field=settings.title_field,
             csv_text_column=settings.csv_text_column,
         )
-        self.fingerprint = extraction_fingerprint(settings, self.schema, self.extractor.name, self.embedder.name)
+        self.fingerprint = ""  # known once the run has resolved the model (run())
+        self.fingerprint_parts: dict[str, Any] = {}
+        self.model_name = self.extractor.name
         self._chunker: TokenChunker | None = None
         self._sinks_open = False
         self._vectors_touched = False
@@ -181,6 +264,8 @@ class IngestPipeline:
             raise ConfigError(f"{path}: no such file or directory")
         root = str(root_path.resolve())
         out_dir = Path(self.settings.out_dir)
+        check_output_dir(out_dir)
+        self._check_credentials()
         lock = IndexLock(out_dir)
         lock.acquire()
         try:
@@ -188,27 +273,81 @@ class IngestPipeline:
         finally:
             lock.release()
 
+    def _check_credentials(self) -> None:
+        """Settings that can only fail later, checked before anything is loaded or written."""
+        if self.settings.graph == "neo4j" and not self._graph_sink_given and not self.settings.neo4j_password:
+            raise ConfigError(
+                f"--graph neo4j: no password for Neo4j user '{self.settings.neo4j_user}' at {self.settings.neo4j_uri};"
+                f" set it in the environment variable {self.settings.neo4j_password_env}"
+            )
+
+    def _check_stores(self) -> None:
+        """Connect to a Neo4j or Qdrant server before any model loads: a wrong password or a server that is
+        down stops the run in seconds, with one line naming the server."""
+        if self.settings.graph == "neo4j" or self._graph_sink_given:
+            with self._timed("connect"):
+                self.graph_sink.open()
+        if self.settings.qdrant_url and hasattr(self.vector_sink, "exists"):
+            with self._timed("connect"):
+                self.vector_sink.exists()
+
+    def _resolve_model(self) -> None:
+        """The model's identity (not the model): resolved path and content fingerprint, or hub id and revision."""
+        checkpoint = getattr(self.extractor, "checkpoint", None)
+        model_fingerprint = self.extractor.name
+        if callable(checkpoint):
+            known = self.state.manifest.get("model_file_hashes", {})
+            with self._timed("load models"):
+                identity = checkpoint(known)
+            self.model_name = identity.location
+            model_fingerprint = identity.fingerprint
+            self.state.manifest["model_file_hashes"] = {k: v for k, v in known.items()
+                                                        if k.startswith(identity.load_from.rstrip("/") + "/")}
+        self.fingerprint_parts = extraction_fingerprint_parts(self.settings, self.schema, model_fingerprint, self.embedder.name)
+        self.fingerprint = extraction_fingerprint(self.settings, self.schema, model_fingerprint, self.embedder.name)
+
     def _run_locked(self, root: str, root_path: Path, out_dir: Path, started: float) -> IngestReport:
         self.state = IngestState.load(out_dir)
         self._check_manifest()
         self.journal = Journal(out_dir)
         self.report = IngestReport(root=root, out_dir=str(out_dir))
-        seen: set[str] = set()
         try:
+            self.progress.on_phase("scanning")
+            self._check_stores()
+            self._resolve_model()
+            previous_extraction = self.state.manifest.get("extraction") or {}
+            self._write_manifest()  # the state vouches for its stores from the first checkpoint on
             self._recover()
             known = self.state.files(root)
-            for item in walk_files(root_path, exclude=[out_dir.resolve()]):
-                if isinstance(item, SkippedFile):
-                    self.report.skipped.append(item)
-                    seen.add(item.path)  # present but unreadable: keep what an earlier run ingested
-                    continue
-                seen.add(item.rel_path)
-                self.report.files_seen += 1
-                self.progress.on_file(item.rel_path)
-                self._consider_file(root, item, known.get(item.rel_path))
+            to_read, seen, unreadable = self._scan(root_path, out_dir, known)
+            if not seen and not known:
+                self.report.warnings.append(
+                    f"no documents found in {root} (kgbuild reads {' '.join(sorted(SUPPORTED_SUFFIXES))});"
+                    " nothing was indexed"
+                )
+                if not self.state.exists:  # leave no empty index behind
+                    self.state.roots.pop(root, None)
+                    self._close_sinks(quiet=True)
+                    self.report.elapsed_s = time.perf_counter() - started
+                    return self.report
+            if any(t.previous_fingerprint not in (None, self.fingerprint) for t in to_read):
+                self.report.reextraction_reason = describe_fingerprint_change(previous_extraction, self.fingerprint_parts)
+            prepared = self._prepare([t.pending for t in to_read]) if to_read else []
+            self.progress.on_phase("extracting")
+            for item in prepared:
+                self._enqueue(root, item)
             self._flush(root)
+            gone = [rel for rel in known if rel not in seen]
+            kept = [rel for rel in gone if any(_under(rel, skipped) for skipped in unreadable)]
+            if kept:
+                self.report.documents_kept_unreadable = sum(len(known[rel].documents) for rel in kept)
+                self.report.warnings.append(
+                    f"kept {self.report.documents_kept_unreadable} indexed document(s) under paths that could not be read"
+                    f" this time ({', '.join(sorted(unreadable)[:3])}{', ...' if len(unreadable) > 3 else ''});"
+                    " they are removed only once their files are gone"
+                )
             if self.settings.prune:
-                self._prune(root, [rel for rel in known if rel not in seen])
+                self._prune(root, [rel for rel in gone if rel not in kept])
             self._finish(root)
         except BaseException:
             self._close_sinks(quiet=True)  # the error that stopped the run is the one to report
@@ -217,6 +356,101 @@ class IngestPipeline:
         self.report.elapsed_s = time.perf_counter() - started
         self.report.model_runtime = dict(getattr(self.extractor, "runtime", None) or {})  # optional for extractors
         return self.report
+
+    def _scan(self, root_path: Path, out_dir: Path, known: dict[str, FileState]) -> tuple[list[_ToRead], set[str], list[str]]:
+        """Walk and hash: which files are new or changed, which are present, which paths could not be read."""
+        to_read: list[_ToRead] = []
+        seen: set[str] = set()
+        unreadable: list[str] = []
+        for item in walk_files(root_path, exclude=[out_dir.resolve()]):
+            self.report.files_seen += 1
+            if isinstance(item, SkippedFile):
+                self.report.skipped.append(item)
+                unreadable.append(item.path)  # present but unreadable: keep what an earlier run ingested
+                continue
+            seen.add(item.rel_path)
+            self.progress.on_file(item.rel_path)
+            previous = known.get(item.rel_path)
+            try:
+                digest = file_hash(item.path)
+            except OSError as exc:
+                self.report.skipped.append(SkippedFile(item.rel_path, f"unreadable: {exc.strerror or exc}"))
+                unreadable.append(item.rel_path)
+                continue
+            if previous is not None and previous.hash == digest and previous.fingerprint == self.fingerprint:
+                self.report.documents_unchanged += len(previous.documents)
+                continue
+            pending = _PendingFile(file=item, hash=digest, previous=dict(previous.documents) if previous else {})
+            if previous is not None and previous.fingerprint == self.fingerprint:
+                pending.reusable = pending.previous
+            to_read.append(_ToRead(pending, previous.fingerprint if previous else None))
+        return to_read, seen, unreadable
+
+    def _prepare(self, pendings: list[_PendingFile]) -> list[_PreparedFile]:
+        """Read and chunk every new or changed file ahead of extraction, so the progress total is right from the start.
+
+        Chunks are kept for extraction up to ``PREPARED_TEXT_BUDGET`` characters; later files are only
+        counted here and read again when their turn comes (reading is cheap next to the model).
+        """
+        self.progress.on_phase("loading model")
+        self._ensure_chunker()
+        self.progress.on_phase("chunking")
+        prepared = []
+        budget = PREPARED_TEXT_BUDGET
+        for pending in pendings:
+            item = self._read_and_chunk(pending)
+            self.progress.on_chunks_added(item.chunks)
+            if item.documents is not None:
+                if item.characters <= budget:
+                    budget -= item.characters
+                else:
+                    item.documents = None
+            prepared.append(item)
+        return prepared
+
+    def _read_and_chunk(self, pending: _PendingFile) -> _PreparedFile:
+        item = _PreparedFile(pending, [], [], {})
+        try:
+            for read in read_file(pending.file, self.read_options):
+                if isinstance(read, SkippedFile):
+                    item.skipped.append(read)
+                    continue
+                old = pending.reusable.get(read.id)
+                if old is not None and old.content_hash == read.content_hash and read.id not in self._recovered:
+                    item.kept[read.id] = old
+                    continue
+                chunks = self._chunk(read)
+                item.documents.append((read, chunks))
+                item.chunks += len(chunks)
+                item.characters += sum(len(c.text) for c in chunks)
+        except DocumentError as exc:
+            item.error = exc
+            item.documents, item.chunks = [], 0
+        return item
+
+    def _enqueue(self, root: str, item: _PreparedFile) -> None:
+        """Queue a prepared file's documents for extraction; flush whenever a write batch is full."""
+        pending = item.pending
+        if item.documents is None:  # counted ahead, not kept: read it again (the same result)
+            item = self._read_and_chunk(pending)
+        self.report.skipped.extend(item.skipped)
+        if item.error is not None:
+            # the state keeps vouching for the file's earlier version
+            self.report.skipped.append(SkippedFile(pending.file.rel_path, item.error.reason))
+            return
+        pending.kept.update(item.kept)
+        self.report.documents_unchanged += len(item.kept)
+        if pending not in self._open_files:
+            self._open_files.append(pending)
+        for document, chunks in item.documents:
+            self._queue.append((pending, document, chunks))
+            pending.waiting += 1
+            self._pending_chunks += len(chunks)
+            if self._pending_chunks >= self.settings.write_batch_chunks:
+                self._flush(root)
+        pending.read_complete = True
+        if pending.complete:  # nothing to extract (all records unchanged, or records removed)
+            self._commit_files(root)
 
     def _recover(self) -> None:
         """Undo what an interrupted run wrote after its last checkpoint (see kgbuild.state)."""
@@ -245,60 +479,18 @@ class IngestPipeline:
                     f" pass the same {flags}, or use another --out"
                 )
 
-    def _consider_file(self, root: str, file: SourceFile, previous: FileState | None) -> None:
-        try:
-            digest = file_hash(file.path)
-        except OSError as exc:
-            self.report.skipped.append(SkippedFile(file.rel_path, f"unreadable: {exc.strerror or exc}"))
-            return
-        if previous is not None and previous.hash == digest and previous.fingerprint == self.fingerprint:
-            self.report.documents_unchanged += len(previous.documents)
-            return
-        pending = _PendingFile(file=file, hash=digest, previous=dict(previous.documents) if previous else {})
-        reusable = pending.previous if previous is not None and previous.fingerprint == self.fingerprint else {}
-        queued_before = len(self._queue)
-        try:
-            for item in read_file(file, self.read_options):
-                if isinstance(item, SkippedFile):
-                    self.report.skipped.append(item)
-                    continue
-                old = reusable.get(item.id)
-                if old is not None and old.content_hash == item.content_hash and item.id not in self._recovered:
-                    pending.kept[item.id] = old
-                    self.report.documents_unchanged += 1
-                    continue
-                chunks = self._chunk(item)
-                self._queue.append((pending, item, chunks))
-                pending.waiting += 1
-                self._pending_chunks += len(chunks)
-                self.progress.on_chunks_added(len(chunks))
-                if self._pending_chunks >= self.settings.write_batch_chunks:
-                    if pending not in self._open_files:
-                        self._open_files.append(pending)
-                    self._flush(root)
-        except DocumentError as exc:
-            self.report.skipped.append(SkippedFile(file.rel_path, exc.reason))
-            # forget what this file still had queued; the state keeps vouching for its earlier version
-            dropped = [entry for entry in self._queue[queued_before:] if entry[0] is pending]
-            self._queue = [entry for entry in self._queue if entry[0] is not pending]
-            self._pending_chunks -= sum(len(chunks) for _, _, chunks in dropped)
-            if pending in self._open_files:
-                self._open_files.remove(pending)
-            return
-        pending.read_complete = True
-        if pending not in self._open_files:
-            self._open_files.append(pending)
-        if pending.complete:  # nothing to extract (all records unchanged, or records removed)
-            self._commit_files(root)
-
-    def _chunk(self, document: Document) -> list[Chunk]:
+    def _ensure_chunker(self) -> TokenChunker:
         if self._chunker is None:
             with self._timed("load models"):  # the chunker counts tokens with the model's own tokenizer
                 budget = min(self.settings.chunk_size, self.extractor.max_text_tokens())
                 overlap = min(self.settings.chunk_overlap, budget // 2)
                 self._chunker = TokenChunker(self.extractor.token_counter(), budget, overlap)
+        return self._chunker
+
+    def _chunk(self, document: Document) -> list[Chunk]:
+        chunker = self._ensure_chunker()
         with self._timed("chunk"):
-            return self._chunker.chunk(document)
+            return chunker.chunk(document)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -477,18 +669,14 @@ class IngestPipeline:
         self.journal.clear()
         self._last_checkpoint = time.monotonic()
 
-    def _finish(self, root: str) -> None:
-        if self._vectors_touched or not self.state.totals:
-            self._open_sinks()
-            totals = self.graph_sink.stats()
-            totals.vector_points = self.vector_sink.count()
-        else:
-            totals = None
-        self.state.manifest = {
+    def _write_manifest(self) -> None:
+        """What the index is built with, so that commands reading it need no flags (saved with each checkpoint)."""
+        self.state.manifest.update({
             "kgbuild_version": __version__,
             "schema": {"name": self.schema.name, "version": self.schema.version, "fingerprint": self.schema.fingerprint},
             "schema_definition": self.schema.model_dump(mode="json"),
-            "model": self.extractor.name,
+            "model": self.model_name,
+            "extraction": self.fingerprint_parts,
             "embedding_model": self.embedder.name,
             "vector_store": describe_vector_store(self.settings),
             "graph_store": describe_graph_store(self.settings),
@@ -496,11 +684,19 @@ class IngestPipeline:
             if self.settings.graph == "neo4j" else {"kind": "networkx"},
             "qdrant_url": self.settings.qdrant_url,
             "collection": self.settings.collection,
-        }
+        })
+
+    def _finish(self, root: str) -> None:
+        if self._vectors_touched or not self.state.totals:
+            self._open_sinks()
+            totals = self.graph_sink.stats()
+            totals.vector_points = self.vector_sink.count()
+        else:
+            totals = None
         if totals is not None:
             totals.schema_name = self.schema.name
             totals.schema_version = f"{self.schema.version} ({self.schema.fingerprint})"
-            totals.model = self.extractor.name
+            totals.model = self.model_name
             totals.embedding_model = self.embedder.name
             totals.kgbuild_version = __version__
             self.state.totals = totals.to_dict()

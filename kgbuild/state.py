@@ -208,8 +208,10 @@ class IndexLock:
     def __init__(self, out_dir: str | Path):
         self.out_dir = Path(out_dir)
         self._fd: int | None = None
+        self._created_dir = False
 
     def acquire(self) -> None:
+        self._created_dir = not self.out_dir.exists()
         self.out_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.out_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -228,7 +230,17 @@ class IndexLock:
                 leftover.unlink(missing_ok=True)
 
     def release(self) -> None:
-        if self._fd is not None:
+        """Unlock; a directory this lock created and nothing else was written to is removed again,
+        so a run that failed before writing (no model, no server) leaves no empty index behind."""
+        if self._fd is None:
+            return
+        try:
+            if self._created_dir and {p.name for p in self.out_dir.iterdir()} <= {LOCK_FILE}:
+                (self.out_dir / LOCK_FILE).unlink(missing_ok=True)
+                self.out_dir.rmdir()
+        except OSError:
+            pass  # something else appeared meanwhile: leave the directory as it is
+        finally:
             os.close(self._fd)
             self._fd = None
 

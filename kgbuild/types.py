@@ -215,6 +215,10 @@ class IngestReport:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     model_runtime: dict[str, str] = field(default_factory=dict)  # e.g. {"precision": "bf16", "attention": "eager"}
     totals: IndexStats = field(default_factory=IndexStats)
+    # why files were extracted again although their content did not change (model, schema, chunking ...)
+    reextraction_reason: str = ""
+    documents_kept_unreadable: int = 0  # indexed documents kept because their folder or file could not be read
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def chunks_per_s(self) -> float:

@@ -63,14 +63,33 @@ class GLiNER2Extractor:
         self._model: Any = None
         self._gliner_schema: Any = None
         self._schema_tokens: int | None = None
+        self._identity: Any = None  # CheckpointIdentity, once checkpoint() has run
 
     # -- loading ----------------------------------------------------------------
 
     @property
     def name(self) -> str:
+        if self._identity is not None:
+            return self._identity.location
         if isinstance(self._model_ref, (str, Path)):
             return str(self._model_ref)
         return type(self._model_ref).__name__
+
+    def checkpoint(self, known_hashes: dict[str, Any] | None = None) -> Any:
+        """The checkpoint's identity (``kgbuild.extract.checkpoint``), resolved without loading the model.
+
+        A hub id that is neither cached nor reachable fails here at once. A model object passed in
+        directly is identified by its class name.
+        """
+        from kgbuild.extract.checkpoint import CheckpointIdentity, resolve_checkpoint
+
+        if self._identity is None:
+            if isinstance(self._model_ref, (str, Path)):
+                self._identity = resolve_checkpoint(str(self._model_ref), known_hashes)
+            else:
+                name = type(self._model_ref).__name__
+                self._identity = CheckpointIdentity(name, name)
+        return self._identity
 
     def warm_up(self) -> None:
         if self._model is not None:
@@ -80,7 +99,10 @@ class GLiNER2Extractor:
 
         if self.torch_threads:
             torch.set_num_threads(self.torch_threads)
-        model = self._model_ref if not isinstance(self._model_ref, (str, Path)) else load_gliner2(str(self._model_ref))
+        if isinstance(self._model_ref, (str, Path)):
+            model = load_gliner2(self._identity.load_from if self._identity is not None else str(self._model_ref))
+        else:
+            model = self._model_ref
         device = resolve_device(self.device)
         model = model.to(device)
         model.eval()
@@ -218,27 +240,25 @@ def _encoder_window(model: Any) -> int:
 
 
 def load_gliner2(model: str) -> Any:
-    """Load a GLiNER2 checkpoint from a local directory or the Hugging Face Hub (or its cache)."""
+    """Load a GLiNER2 checkpoint from a local directory or the Hugging Face Hub (or its cache).
+
+    A hub id that is neither cached nor reachable fails at once (``resolve_checkpoint``), with one
+    line saying how to pass a local checkpoint.
+    """
+    from kgbuild.extract.checkpoint import resolve_checkpoint
+
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    location = resolve_checkpoint(model, known_hashes={}).load_from if not Path(model).expanduser().is_dir() else model
     try:
         import transformers
         from gliner2 import GLiNER2
     except ImportError as exc:  # pragma: no cover - a broken install
         raise ModelLoadError(f"gliner2 is not installed ({exc}); reinstall kgbuild") from None
     transformers.logging.set_verbosity_error()
-    path = Path(model).expanduser()
-    looks_local = path.exists() or model.startswith((".", "/", "~")) or model.count("/") != 1
-    if looks_local and not path.is_dir():
-        raise ModelLoadError(f"model '{model}': no such directory (pass a GLiNER2 checkpoint directory or a hub id)")
     try:
-        return GLiNER2.from_pretrained(str(path) if path.is_dir() else model)
+        return GLiNER2.from_pretrained(str(Path(location).expanduser()))
     except OSError as exc:
-        if path.is_dir():
-            raise ModelLoadError(f"model '{model}': not a loadable GLiNER2 checkpoint ({exc})") from None
-        raise ModelLoadError(
-            f"model '{model}' is not in the local Hugging Face cache and the Hub cannot be reached;"
-            " pass a local GLiNER2 checkpoint directory with --model PATH (or set KGBUILD_MODEL=PATH)"
-        ) from None
+        raise ModelLoadError(f"model '{model}': not a loadable GLiNER2 checkpoint ({exc})") from None
     except Exception as exc:  # gliner2/transformers raise many kinds on a bad checkpoint
         raise ModelLoadError(f"model '{model}': cannot be loaded as GLiNER2 ({type(exc).__name__}: {exc})") from None
 
