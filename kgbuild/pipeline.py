@@ -751,6 +751,7 @@ def remove(paths: Sequence[str | Path], settings: Settings | None = None) -> Rem
     (``kgbuild ingest`` itself prunes files that were deleted from the folder).
     Every path must name something in the index; nothing is removed otherwise.
     """
+    from kgbuild.paths import match_indexed_files
     from kgbuild.retrieve.vector import load_manifest
     from kgbuild.stores import settings_for_index
 
@@ -760,18 +761,13 @@ def remove(paths: Sequence[str | Path], settings: Settings | None = None) -> Rem
     with IndexLock(out_dir):
         state = IngestState.load(out_dir)
         journal = Journal(out_dir)
-        targets = [str(Path(p).resolve()) for p in paths]
         matched: dict[str, tuple[str, str]] = {}  # absolute path -> (root, rel)
-        for target in targets:
-            found = {
-                str(Path(root) / rel): (root, rel)
-                for root, files in state.roots.items()
-                for rel in files
-                if str(Path(root) / rel) == target or str(Path(root) / rel).startswith(target.rstrip("/") + "/")
-            }
+        for given in paths:
+            found = match_indexed_files(state, given)
             if not found:
-                raise ConfigError(f"{target}: not in the index at {out_dir} (see `kgbuild stats`)")
-            matched.update(found)
+                raise ConfigError(f"{given}: not in the index at {out_dir} (give an absolute path, a path relative to"
+                                  " the current directory, or the path as stored; see `kgbuild stats`)")
+            matched.update({f.absolute: (f.root, f.rel) for f in found})
         removed = {d for root, rel in matched.values() for d in state.roots[root][rel].documents}
         doc_ids = sorted(removed | journal.doc_ids)
         tasks = list(state.manifest.get("schema_definition", {}).get("classifications", {}))

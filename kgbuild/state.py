@@ -212,8 +212,13 @@ class IndexLock:
 
     def acquire(self) -> None:
         self._created_dir = not self.out_dir.exists()
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.out_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.out_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise KgbuildError(
+                f"--out {self.out_dir}: cannot create the index there ({exc.strerror or exc}); pass a directory you can write"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
