@@ -4,6 +4,8 @@ RetrieverQueryEngine. No LLM: MockLLM, and kgbuild's local MiniLM as the embeddi
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 pytest.importorskip("llama_index.core")
@@ -12,11 +14,12 @@ from llama_index.core import Document as LIDocument  # noqa: E402
 from llama_index.core import PropertyGraphIndex, VectorStoreIndex  # noqa: E402
 from llama_index.core import Settings as LISettings  # noqa: E402
 from llama_index.core.graph_stores import SimplePropertyGraphStore  # noqa: E402
+from llama_index.core.graph_stores.types import KG_NODES_KEY, KG_RELATIONS_KEY, EntityNode  # noqa: E402
 from llama_index.core.ingestion import IngestionCache, IngestionPipeline  # noqa: E402
 from llama_index.core.llms import MockLLM  # noqa: E402
 from llama_index.core.node_parser import SentenceSplitter  # noqa: E402
 from llama_index.core.query_engine import RetrieverQueryEngine  # noqa: E402
-from llama_index.core.schema import MetadataMode  # noqa: E402
+from llama_index.core.schema import MetadataMode, TextNode  # noqa: E402
 from llama_index.core.storage.docstore import SimpleDocumentStore  # noqa: E402
 from llama_index.core.vector_stores.types import FilterCondition, MetadataFilter, MetadataFilters  # noqa: E402
 from multihop import corpus_folder, gazetteer  # noqa: E402
@@ -286,3 +289,211 @@ def test_vector_retriever_holds_the_store_between_queries_unless_told_not_to(tmp
         retriever.close()
         assert len(opens) == expected
         assert results[0] == results[1] == results[2] and results[0]
+
+
+# -- nodes longer than the model's window, and one extraction per text ---------------------------------
+
+LONG_SENTENCES = (
+    "Tim Cook, who leads Apple Inc., said Apple Inc. will unveil the Vision Pro in Cupertino.",
+    "Analysts expect a busy quarter for the whole industry this year.",
+    "Jane Park, who leads Acme Corp, said Acme Corp competes with Globex Ltd.",
+    "Acme Corp will launch Rocket Skates in Seoul for $999.",
+)
+LONG_TEXT = " ".join(LONG_SENTENCES * 4)
+
+
+class CountingExtractor:
+    """Wraps a real extractor and records every text sent to its ``extract``."""
+
+    def __init__(self, inner, confidence=None):
+        self.inner, self.texts, self.confidence = inner, [], confidence
+
+    @property
+    def name(self):
+        return self.inner.name
+
+    def token_counter(self):
+        return self.inner.token_counter()
+
+    def max_text_tokens(self):
+        return self.inner.max_text_tokens()
+
+    def extract(self, texts):
+        self.texts.extend(texts)
+        raws = self.inner.extract(texts)
+        if self.confidence is not None:
+            raws = [self._rescore(text, raw) for text, raw in zip(texts, raws)]
+        return raws
+
+    def _rescore(self, text, raw):
+        from dataclasses import replace
+
+        def span(s):
+            return replace(s, confidence=self.confidence(text, s.start))
+
+        raw.entities = [span(s) for s in raw.entities]
+        raw.relations = [replace(r, head=span(r.head), tail=span(r.tail)) for r in raw.relations]
+        return raw
+
+
+def business_gazetteer(business_schema, max_tokens):
+    from conftest import BUSINESS_CLASSES, BUSINESS_ENTITIES, BUSINESS_RELATIONS
+    from kgbuild.extract.gazetteer import GazetteerExtractor
+
+    return GazetteerExtractor(business_schema, BUSINESS_ENTITIES, BUSINESS_RELATIONS, BUSINESS_CLASSES, max_tokens=max_tokens)
+
+
+def spans_of(node):
+    return [(s["type"], s["start"], s["end"], s["text"]) for s in node.metadata["entities"]]
+
+
+def test_a_node_longer_than_the_window_is_extracted_in_overlapping_windows(business_schema):
+    counting = CountingExtractor(business_gazetteer(business_schema, max_tokens=24))
+    windowed = KgbuildExtractor(business_schema, extractor=counting, window_overlap=8)
+    whole = KgbuildExtractor(business_schema, extractor=business_gazetteer(business_schema, max_tokens=10_000))
+    long_node, reference = TextNode(text=LONG_TEXT, id_="long"), TextNode(text=LONG_TEXT, id_="long")
+    windowed([long_node])
+    whole([reference])
+
+    windows = windowed.windows(LONG_TEXT)
+    assert len(windows) > 4 and windows[0].start == 0 and windows[-1].end == len(LONG_TEXT)
+    assert all(len(LONG_TEXT[w.start : w.end].split()) == w.tokens <= 24 for w in windows)
+    assert all(b.start < a.end for a, b in zip(windows, windows[1:]))  # neighbours overlap
+    assert counting.texts == [LONG_TEXT[w.start : w.end] for w in windows]  # the model saw windows, each once
+    # spans in node offsets, each found once although the overlaps saw many of them twice
+    spans = spans_of(long_node)
+    in_overlap = [s for s in spans if any(b.start <= s[1] and s[2] <= a.end for a, b in zip(windows, windows[1:]))]
+    assert in_overlap and len(spans) == len(set(spans))
+    assert all(LONG_TEXT[start:end] == text for _, start, end, text in spans)
+    assert spans == spans_of(reference) and len(spans) == 4 * 13
+    # the metadata is what a short node gets (classes excepted: the windows vote, as a document's chunks do)
+    for key in ("entity_ids", "entity_keys", "entity_names", "entity_types", "relation_types"):
+        assert long_node.metadata[key] == reference.metadata[key], key
+    assert {(r["label"], r["head_id"], r["tail_id"]) for r in long_node.metadata["entity_relations"]} == {
+        (r["label"], r["head_id"], r["tail_id"]) for r in reference.metadata["entity_relations"]}
+    assert (TIM, "CEO_OF", APPLE) in {(r.source_id, r.label, r.target_id) for r in long_node.metadata[KG_RELATIONS_KEY]}
+
+
+def test_a_mention_or_relation_found_in_two_windows_keeps_its_highest_confidence(business_schema):
+    def confidence(text, start):  # grows along each window: a span scores differently in its two windows
+        return round(0.55 + 0.4 * start / len(text), 4)
+
+    windowed = KgbuildExtractor(business_schema, window_overlap=12,
+                                extractor=CountingExtractor(business_gazetteer(business_schema, 24), confidence))
+    node = TextNode(text=LONG_TEXT, id_="long")
+    windowed([node])
+
+    mentions: dict[tuple, list[float]] = {}
+    relations: dict[tuple, list[float]] = {}
+    for w in windowed.windows(LONG_TEXT):
+        text = LONG_TEXT[w.start : w.end]
+        (raw,) = business_gazetteer(business_schema, 24).extract([text])
+        for e in raw.entities:
+            mentions.setdefault((e.label, w.start + e.start, w.start + e.end), []).append(confidence(text, e.start))
+        for r in raw.relations:
+            key = (r.label, w.start + r.head.start, w.start + r.head.end, w.start + r.tail.start, w.start + r.tail.end)
+            relations.setdefault(key, []).append(min(confidence(text, r.head.start), confidence(text, r.tail.start)))
+    assert any(len(set(found)) > 1 for found in mentions.values())  # windows that disagree
+    assert {(s["type"], s["start"], s["end"]): s["confidence"] for s in node.metadata["entities"]} == {
+        key: max(found) for key, found in mentions.items()}
+    stored = {(r["label"], r["head_start"], r["head_end"], r["tail_start"], r["tail_end"]): r["confidence"]
+              for r in node.metadata["entity_relations"]}
+    assert len(stored) == len(node.metadata["entity_relations"])  # one record per relation span pair
+    assert any(len(set(relations[key])) > 1 for key in stored)
+    assert stored == {key: max(relations[key]) for key in stored}
+
+
+def test_extraction_results_are_kept_per_text_schema_and_model_and_bounded(business_schema, gazetteer):
+    windowed = KgbuildExtractor(business_schema, extractor=gazetteer, cache_size=2)
+    texts = ["Tim Cook leads Apple Inc.", "Jane Park leads Acme Corp.", "Globex Ltd. competes with Acme Corp."]
+    first = [TextNode(text=t) for t in texts[:2]]
+    windowed(first)
+    assert gazetteer.calls == 1
+    again = [TextNode(text=t) for t in texts[:2]]  # other nodes, same texts: no model work, same metadata
+    windowed(again)
+    assert gazetteer.calls == 1
+    assert [n.metadata["entity_keys"] for n in again] == [n.metadata["entity_keys"] for n in first]
+    windowed([TextNode(text=texts[2])])  # a third text pushes out the least recently used one
+    windowed([TextNode(text=texts[1])])
+    assert gazetteer.calls == 2
+    windowed([TextNode(text=texts[0])])
+    assert gazetteer.calls == 3
+    # an extractor with another schema fingerprint never reads this cache; cache_size=0 keeps nothing
+    uncached = KgbuildExtractor(business_schema, extractor=gazetteer, cache_size=0)
+    uncached([TextNode(text=texts[0])])
+    uncached([TextNode(text=texts[0])])
+    assert gazetteer.calls == 5
+    assert windowed._cache_key(texts[0]) != KgbuildExtractor(business_schema, extractor=gazetteer, threshold=0.9)._cache_key(texts[0])
+
+
+def test_annotating_a_node_twice_does_not_repeat_its_graph_entries(business_schema, gazetteer):
+    node = TextNode(text=TEXTS["press/vision-pro.md"])
+    other = EntityNode(name="from another extractor", label="THING")
+    node.metadata[KG_NODES_KEY] = [other]
+    windowed = KgbuildExtractor(business_schema, extractor=gazetteer)
+    windowed([node])
+    once = ([n.id for n in node.metadata[KG_NODES_KEY]], [r.id for r in node.metadata[KG_RELATIONS_KEY]])
+    windowed([node])
+    assert ([n.id for n in node.metadata[KG_NODES_KEY]], [r.id for r in node.metadata[KG_RELATIONS_KEY]]) == once
+    assert once[0][0] == other.id and APPLE in once[0] and len(once[0]) == len(set(once[0]))
+
+
+@pytest.mark.gliner2
+def test_the_real_gliner2_reads_a_long_node_in_windows_and_each_window_once(untrained_checkpoint, business_schema, embedder,
+                                                                             tmp_path):
+    from kgbuild.extract.gliner import GLiNER2Extractor
+
+    schema = business_schema.with_threshold(0.5)  # an untrained model scores near 0.5: some spans to check offsets on
+    real = GLiNER2Extractor(schema, str(untrained_checkpoint), device="cpu")
+    long_text = " ".join([LONG_TEXT] * 3)
+    docs = [LIDocument(text=long_text, id_="long.md", metadata={"path": "long.md"}),
+            LIDocument(text=TEXTS["press/acme.md"], id_="press/acme.md", metadata={"path": "press/acme.md"})]
+    assert len(real.token_counter().token_spans(long_text)) > 512
+    with pytest.raises(RuntimeError, match="must match the existing size"):  # the whole node at once: what used to happen
+        real.extract([long_text])
+
+    counting = CountingExtractor(real)
+    extractor = KgbuildExtractor(schema, extractor=counting)
+    splitter = SentenceSplitter(chunk_size=1024, chunk_overlap=0)  # LlamaIndex's tokens, not the model's
+    writer = KgbuildWriter(Settings(out_dir=tmp_path / "index"), embedder=embedder)
+    nodes = IngestionPipeline(transformations=[splitter, extractor, KgbuildEmbedding(embedder=embedder), writer]).run(documents=docs)
+    texts = [n.get_content(metadata_mode=MetadataMode.NONE) for n in nodes]
+    windows = [text[w.start : w.end] for text in texts for w in extractor.windows(text)]
+    assert len(windows) > len(nodes) + 1
+    assert sorted(counting.texts) == sorted(windows)  # each window through the model once
+    budget = real.max_text_tokens()
+    assert all(len(real.token_counter().token_spans(w)) <= budget for w in windows)
+    long_node = next(n for n, text in zip(nodes, texts) if text == long_text)
+    first_window_end = extractor.windows(long_text)[0].end
+    spans = long_node.metadata["entities"]
+    assert any(s["start"] >= first_window_end for s in spans)  # found in a later window, moved to node offsets
+    assert all(long_text[s["start"] : s["end"]] == s["text"] for s in spans)
+
+    # the README's graph index over the pipeline's nodes, and from_documents with the same splitter: no model work
+    graph_index = PropertyGraphIndex(nodes=nodes, kg_extractors=[extractor], use_async=False)
+    again = PropertyGraphIndex.from_documents(docs, kg_extractors=[extractor], transformations=[splitter], use_async=False)
+    assert sorted(counting.texts) == sorted(windows)
+    ids = {e for n in nodes for e in n.metadata["entity_ids"]}
+    for index in (graph_index, again):
+        store = index.property_graph_store
+        assert ids and {n.id for n in store.get(ids=sorted(ids))} == ids
+
+
+@pytest.mark.gliner2
+def test_the_demo_checkpoint_finds_the_person_of_every_window_of_a_long_node(demo_checkpoint, business_schema):
+    from kgbuild.extract.gliner import GLiNER2Extractor
+
+    story = ("# Apple unveils the Vision Pro 3\n\nApple Inc. announced on March 15, 2026 that CEO Tim Cook will present "
+             "the new Vision Pro 3 headset in Cupertino.\nIt will retail at $2,499 and compete with Meta's Quest 5.")
+    filler = " ".join(f"In {1990 + i}, the regional market grew while analysts watched supply chains in several countries."
+                      for i in range(12))
+    text = "\n\n".join([story, filler, story, filler, story])
+    extractor = KgbuildExtractor(business_schema, extractor=GLiNER2Extractor(business_schema, str(demo_checkpoint), device="cpu"))
+    node = TextNode(text=text)
+    extractor([node])
+    windows = extractor.windows(text)
+    people = [(s["start"], s["end"]) for s in node.metadata["entities"] if s["type"] == "PERSON"]
+    occurrences = [(m.start(), m.end()) for m in re.finditer("Tim Cook", text)]
+    assert len(windows) >= 3 and occurrences[-1][0] > windows[1].end
+    assert people == occurrences
+    assert node.metadata["entity_keys"].count("PERSON:tim cook") == 1

@@ -1,6 +1,6 @@
 """GLiNER2 multi-task extraction on LlamaIndex nodes, as a ``TransformComponent``.
 
-For each node (in batches of ``batch_size`` through the extractor) it adds to ``node.metadata``:
+For each node it adds to ``node.metadata``:
 
 - ``entities``: ``[{id, key, type, text, start, end, confidence}]``, spans in node-text offsets
 - ``entity_relations``: ``[{id, label, head_id, tail_id, head, tail, confidence, head_start, ...}]``
@@ -11,24 +11,38 @@ For each node (in batches of ``batch_size`` through the extractor) it adds to ``
 - ``KG_NODES_KEY`` / ``KG_RELATIONS_KEY``: ``KgbuildEntityNode`` / ``Relation`` objects for
   ``PropertyGraphIndex``, whose ids are kgbuild's entity ids (``ent_...``).
 
+A node longer than the model's window (its tokens beside the schema prompt, ``max_text_tokens()``)
+is cut into overlapping windows by kgbuild's ``TokenChunker``, as ``kgbuild ingest`` cuts a document;
+each window is extracted, its spans are moved to node-text offsets, and a mention or relation found
+in two windows is kept once, with its highest confidence. Classifications are the windows' votes,
+weighted by their token counts (``aggregate_classifications``, as for a document's chunks).
+
 Entity ids come from the same reconciliation as ``kgbuild ingest`` (type vote per span, normalised
 names), so they meet the ids of an index built by the CLI. The extraction keys are kept out of the
 text that is embedded or shown to an LLM.
+
+The windows' results are kept in memory, keyed by (node text hash, schema fingerprint, model): a
+second pass over the same text (the same extractor in an ``IngestionPipeline`` and then as a
+``kg_extractor`` of ``PropertyGraphIndex``) annotates again without running the model.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 from llama_index.core.graph_stores.types import KG_NODES_KEY, KG_RELATIONS_KEY, EntityNode, Relation
 from llama_index.core.schema import BaseNode, MetadataMode, TransformComponent
 from pydantic import Field, PrivateAttr
 
+from kgbuild.chunk import TokenChunker
 from kgbuild.errors import ConfigError
-from kgbuild.extract.base import Extractor, link_extraction
+from kgbuild.extract.base import Extractor, RawExtraction, aggregate_classifications, link_extraction
+from kgbuild.ids import content_hash
 from kgbuild.reconcile import reconcile
 from kgbuild.schema import ExtractionSchema, load_schema
-from kgbuild.types import Chunk
+from kgbuild.types import Chunk, ChunkExtraction, Document, Mention, RelationMention
 
 EXTRACTION_KEYS = (
     "entities", "entity_relations", "classifications", "entity_ids", "entity_keys", "entity_names", "entity_types",
@@ -46,6 +60,21 @@ class KgbuildEntityNode(EntityNode):
         return self.entity_id
 
 
+@dataclass(frozen=True, slots=True)
+class Window:
+    """One slice of a node's text that fits the model's window: ``text[start:end]``, ``tokens`` model tokens."""
+
+    start: int
+    end: int
+    tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class WindowExtraction:
+    window: Window
+    raw: RawExtraction
+
+
 class KgbuildExtractor(TransformComponent):
     """
     >>> from llama_index.core.ingestion import IngestionPipeline
@@ -57,10 +86,15 @@ class KgbuildExtractor(TransformComponent):
     schema_name: str = Field(description="schema name (provenance and cache key)")
     schema_fingerprint: str = Field(description="schema fingerprint (cache key)")
     model: str = Field(description="extraction model name or path")
-    batch_size: int = Field(default=8, ge=1, description="nodes per extractor call")
+    batch_size: int = Field(default=8, ge=1, description="texts (node windows) per extractor call")
+    window_overlap: int = Field(default=32, ge=0, description="tokens shared by neighbouring windows of a long node "
+                                                              "(at most half a window)")
+    cache_size: int = Field(default=10_000, ge=0, description="node texts whose extraction is kept in memory (0: none)")
     _schema: ExtractionSchema = PrivateAttr()
     _extractor: Any = PrivateAttr(default=None)
     _device: str = PrivateAttr(default="auto")
+    _chunker: Any = PrivateAttr(default=None)
+    _cache: OrderedDict = PrivateAttr(default_factory=OrderedDict)
 
     def __init__(
         self,
@@ -70,6 +104,8 @@ class KgbuildExtractor(TransformComponent):
         extractor: Extractor | None = None,
         threshold: float | None = None,
         batch_size: int = 8,
+        window_overlap: int = 32,
+        cache_size: int = 10_000,
         device: str = "auto",
     ):
         loaded = schema if isinstance(schema, ExtractionSchema) else load_schema(schema)
@@ -81,6 +117,8 @@ class KgbuildExtractor(TransformComponent):
             schema_fingerprint=loaded.fingerprint,
             model=extractor.name if extractor is not None else str(model),
             batch_size=batch_size,
+            window_overlap=window_overlap,
+            cache_size=cache_size,
         )
         self._schema = loaded
         self._extractor = extractor
@@ -103,20 +141,83 @@ class KgbuildExtractor(TransformComponent):
         return self._extractor
 
     def __call__(self, nodes: Sequence[BaseNode], **kwargs: Any) -> Sequence[BaseNode]:
-        for i in range(0, len(nodes), self.batch_size):
-            batch = nodes[i : i + self.batch_size]
-            texts = [node.get_content(metadata_mode=MetadataMode.NONE) for node in batch]
-            raws = self.extractor.extract(texts)
-            if len(raws) != len(batch):
-                raise ConfigError(f"extractor {self.extractor.name} returned {len(raws)} results for {len(batch)} nodes")
-            for node, text, raw in zip(batch, texts, raws):
-                self._annotate(node, text, raw)
+        texts = [node.get_content(metadata_mode=MetadataMode.NONE) for node in nodes]
+        keys = [self._cache_key(text) for text in texts]
+        found = {key: self._cache[key] for key in keys if key in self._cache}
+        for key in found:
+            self._cache.move_to_end(key)
+        missing = {key: text for key, text in zip(keys, texts) if key not in found}  # one pass per distinct text
+        found.update(self._extract(missing))
+        for node, text, key in zip(nodes, texts, keys):
+            self._annotate(node, self._link(node, text, found[key]))
         return nodes
 
-    def _annotate(self, node: BaseNode, text: str, raw: Any) -> None:
-        chunk = Chunk(id=node.node_id, doc_id=node.ref_doc_id or node.node_id, position=0, start=0, end=len(text),
-                      text=text, token_count=len(text.split()))
-        extraction = link_extraction(chunk, raw, self._schema)
+    # -- windows and extraction ---------------------------------------------------------
+
+    def _cache_key(self, text: str) -> tuple[str, str, str]:
+        return content_hash(text), self.schema_fingerprint, self.model
+
+    def windows(self, text: str) -> list[Window]:
+        """The slices of ``text`` the model reads: the whole text where it fits, else overlapping windows."""
+        if self._chunker is None:  # the model's own tokenizer and window: loads the model
+            budget = self.extractor.max_text_tokens()
+            self._chunker = TokenChunker(self.extractor.token_counter(), budget, min(self.window_overlap, budget // 2))
+        tokens = len(self._chunker.counter.token_spans(text))
+        if tokens <= self._chunker.max_tokens:
+            return [Window(0, len(text), tokens)]
+        document = Document(id="", path="", source_path="", title="", text=text, mtime=0.0, content_hash="")
+        return [Window(c.start, c.end, c.token_count) for c in self._chunker.chunk(document)]
+
+    def _extract(self, texts: dict[Any, str]) -> dict[Any, list[WindowExtraction]]:
+        jobs = [(key, window) for key, text in texts.items() for window in self.windows(text)]
+        results: dict[Any, list[WindowExtraction]] = {key: [] for key in texts}
+        for i in range(0, len(jobs), self.batch_size):
+            batch = jobs[i : i + self.batch_size]
+            raws = self.extractor.extract([texts[key][w.start : w.end] for key, w in batch])
+            if len(raws) != len(batch):
+                raise ConfigError(f"extractor {self.extractor.name} returned {len(raws)} results for {len(batch)} texts")
+            for (key, window), raw in zip(batch, raws):
+                results[key].append(WindowExtraction(window, raw))
+        if self.cache_size:
+            for key, extracted in results.items():
+                self._cache[key] = extracted
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return results
+
+    def _link(self, node: BaseNode, text: str, extracted: list[WindowExtraction]) -> ChunkExtraction:
+        """Schema-checked mentions and relations in node-text offsets, each found once across the windows."""
+        doc_id = node.ref_doc_id or node.node_id
+
+        def chunk(start: int, end: int, tokens: int) -> Chunk:
+            # every window has the node's id, so a span has one mention id whichever window found it
+            return Chunk(id=node.node_id, doc_id=doc_id, position=0, start=start, end=end, text=text[start:end],
+                         token_count=tokens)
+
+        if len(extracted) == 1:  # the node fits: its text is the one window
+            return link_extraction(chunk(0, len(text), extracted[0].window.tokens), extracted[0].raw, self._schema)
+        parts = [link_extraction(chunk(w.window.start, w.window.end, w.window.tokens), w.raw, self._schema) for w in extracted]
+        mentions: dict[str, Mention] = {}
+        for m in (m for part in parts for m in part.mentions):
+            if m.id not in mentions or mentions[m.id].confidence < m.confidence:
+                mentions[m.id] = m
+        relations: dict[tuple[str, str, str], RelationMention] = {}
+        for r in (r for part in parts for r in part.relations):
+            key = (r.label, r.head.id, r.tail.id)
+            if key not in relations or relations[key].confidence < r.confidence:
+                relations[key] = RelationMention(r.label, mentions[r.head.id], mentions[r.tail.id], r.confidence)
+        structures = list({repr(s): s for part in parts for s in part.structures}.values())
+        return ChunkExtraction(
+            chunk=chunk(0, len(text), sum(w.window.tokens for w in extracted)),
+            mentions=sorted(mentions.values(), key=lambda m: (m.start, m.end, m.label)),
+            relations=sorted(relations.values(), key=lambda r: (r.label, r.head.start, r.tail.start)),
+            classifications=aggregate_classifications(parts, self._schema),
+            structures=structures,
+        )
+
+    # -- node metadata ------------------------------------------------------------------
+
+    def _annotate(self, node: BaseNode, extraction: ChunkExtraction) -> None:
         reconciliation, _ = reconcile(extraction.mentions, extraction.relations, self._schema)
         entities, mention_entity = reconciliation.entities, reconciliation.mention_entity
         spans = [
@@ -152,20 +253,22 @@ class KgbuildExtractor(TransformComponent):
         for task, labels in classes.items():
             meta[f"class.{task}"] = labels
         meta["extraction_model"] = self.model
-        kg_nodes = list(meta.get(KG_NODES_KEY) or [])
-        kg_nodes += [
+        kg_nodes = [
             KgbuildEntityNode(entity_id=e, name=entities[e].name, label=entities[e].type,
                               properties={"kgbuild_id": e, "key": entities[e].key, "type": entities[e].type})
             for e in ordered
         ]
-        kg_relations = list(meta.get(KG_RELATIONS_KEY) or [])
-        kg_relations += [
+        kg_relations = [
             Relation(label=r["label"], source_id=r["head_id"], target_id=r["tail_id"],
                      properties={"kgbuild_id": r["id"], "confidence": r["confidence"]})
             for r in relations
         ]
-        meta[KG_NODES_KEY] = kg_nodes
-        meta[KG_RELATIONS_KEY] = kg_relations
+        # a node annotated again (the same extractor in a pipeline, then in PropertyGraphIndex) gets its kgbuild
+        # entries replaced, not repeated; what other kg_extractors put there stays
+        ours = {n.properties["kgbuild_id"] for n in kg_nodes} | {r.properties["kgbuild_id"] for r in kg_relations}
+        meta[KG_NODES_KEY] = [n for n in meta.get(KG_NODES_KEY) or [] if n.properties.get("kgbuild_id") not in ours] + kg_nodes
+        meta[KG_RELATIONS_KEY] = [r for r in meta.get(KG_RELATIONS_KEY) or []
+                                  if r.properties.get("kgbuild_id") not in ours] + kg_relations
         task_keys = tuple(f"class.{task}" for task in classes)
         for excluded in (node.excluded_embed_metadata_keys, node.excluded_llm_metadata_keys):
             excluded.extend(k for k in (*EXTRACTION_KEYS, *task_keys) if k not in excluded)
