@@ -141,7 +141,8 @@ def test_markdown_title_and_text(tmp_path: Path) -> None:
     md = "Intro line\n\n```\n# not a title\n```\n\n# Apple Vision Pro #\n\nTim Cook **announced** it.\n"
     doc = read_one(write(tmp_path, "docs/launch.md", md))
     assert doc.title == "Apple Vision Pro"
-    assert doc.text == md  # Markdown is not rendered
+    # rendered: markup gone, the heading a paragraph of its own, fenced code kept verbatim
+    assert doc.text == "Intro line\n\n# not a title\n\nApple Vision Pro\n\nTim Cook announced it."
     assert doc.metadata == {"format": "markdown"}
     assert read_one(write(tmp_path, "docs/plain.markdown", "## Only a subtitle\ntext\n")).title == "plain"
 

@@ -16,6 +16,7 @@ from kgbuild.errors import DocumentError
 from kgbuild.read.base import ReadOptions, make_document, normalize_text
 from kgbuild.read.docx import read_docx
 from kgbuild.read.html import read_html
+from kgbuild.read.markdown import read_markdown
 from kgbuild.read.pdf import read_pdf
 from kgbuild.read.records import read_csv, read_json, read_jsonl
 from kgbuild.read.text import read_text
@@ -36,8 +37,8 @@ Reader = Callable[[SourceFile, ReadOptions], Iterator[Document | SkippedFile]]
 
 _READERS: dict[str, Reader] = {
     ".txt": read_text,
-    ".md": read_text,
-    ".markdown": read_text,
+    ".md": read_markdown,
+    ".markdown": read_markdown,
     ".html": read_html,
     ".htm": read_html,
     ".pdf": read_pdf,

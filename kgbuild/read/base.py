@@ -64,6 +64,30 @@ def clean_title(title: object) -> str:
     return " ".join(normalize_text(title).split())
 
 
+# A headline is short: BBC headlines run to about 10 words; a first sentence usually runs longer.
+TITLE_MAX_WORDS = 15
+TITLE_MAX_CHARS = 120
+
+
+def looks_like_title(line: str) -> bool:
+    """Whether a line reads as a headline rather than a sentence.
+
+    Short (at most ``TITLE_MAX_WORDS`` words and ``TITLE_MAX_CHARS`` characters), with a
+    letter in it, and not ending like a sentence or a clause (".", ",", ";", ":"); a
+    question or an exclamation may be a headline.
+
+    >>> looks_like_title("Conductor Marcello Viotti dies"), looks_like_title("Viotti died on Friday.")
+    (True, False)
+    """
+    line = line.strip()
+    return (
+        0 < len(line) <= TITLE_MAX_CHARS
+        and len(line.split()) <= TITLE_MAX_WORDS
+        and any(ch.isalpha() for ch in line)
+        and not line.endswith((".", ",", ";", ":"))
+    )
+
+
 def file_stem(rel_path: str) -> str:
     return PurePosixPath(rel_path).stem
 

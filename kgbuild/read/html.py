@@ -1,15 +1,22 @@
-"""HTML (.html, .htm) via selectolax's lexbor backend.
+"""HTML (.html, .htm): the page's main content, found by trafilatura, laid out by selectolax.
 
-Text is laid out the way a browser would roughly show it: inline whitespace
-collapsed, block elements on their own lines, paragraphs separated by a blank
-line, ``<pre>`` kept verbatim.
+trafilatura decides what the article is, leaving out navigation, headers, footers,
+cookie banners and link lists. Its result, and the whole page where it finds too
+little, is laid out the way a browser would roughly show it: inline whitespace
+collapsed, block elements on their own lines, paragraphs and headings separated by a
+blank line, ``<pre>`` kept verbatim. Offsets are into this text, which is the
+Document's text.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
+from configparser import ConfigParser
 
+import trafilatura
+import trafilatura.settings
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from kgbuild.errors import DocumentError
@@ -67,7 +74,7 @@ class _TextBuilder:
     def cell(self) -> None:
         if self.parts and not self.trailing_newlines:
             self.parts.append("\t")
-            self.trailing_space = False
+            self.trailing_space = True  # the tab separates: whitespace before the next cell's text goes
 
     def newline(self, count: int) -> None:
         if not self.parts or self.trailing_newlines >= count:
@@ -128,6 +135,55 @@ def html_text(root: LexborNode) -> str:
     return out.text()
 
 
+@functools.cache
+def _trafilatura_config() -> tuple[ConfigParser, int]:
+    """trafilatura's settings without its baseline rescue, and its own idea of too little text.
+
+    When its main extractor finds less than MIN_EXTRACTED_SIZE characters, trafilatura
+    falls back to a baseline that dumps the page as one paragraph of lines, which loses
+    the headings and paragraphs a later stage relies on. That rescue is switched off here;
+    such a page is read whole instead (``main_text``).
+    """
+    config = trafilatura.settings.use_config()
+    too_little = config.getint("DEFAULT", "MIN_EXTRACTED_SIZE")
+    config.set("DEFAULT", "MIN_EXTRACTED_SIZE", "0")
+    return config, too_little
+
+
+def main_text(tree: LexborHTMLParser) -> str:
+    """The article's text, or the whole page's when trafilatura finds less than an article's worth.
+
+    Script, style, template and the like are removed from ``tree`` first: trafilatura
+    would keep a ``<template>``'s text. Extraction is per document (no deduplication
+    across documents), so a page reads the same whatever was read before it.
+    """
+    tree.strip_tags(sorted(_DROP - {"head"}))
+    page = tree.body if tree.body is not None else tree.root
+    if page is None:
+        return ""
+    config, too_little = _trafilatura_config()
+    try:
+        extracted = trafilatura.extract(
+            tree.html or "",
+            output_format="html",
+            include_comments=False,
+            include_tables=True,
+            include_images=False,
+            include_links=False,
+            include_formatting=False,
+            deduplicate=False,
+            config=config,
+        )
+    except Exception:  # noqa: BLE001 - a heuristic that fails on odd markup must not lose the page
+        extracted = None
+    if extracted:
+        main = LexborHTMLParser(extracted)
+        article = html_text(main.body) if main.body is not None else ""
+        if len(article) >= too_little:
+            return article
+    return html_text(page)
+
+
 def html_title(tree: LexborHTMLParser) -> str:
     """The <title>, else the first <h1>, else ""."""
     for selector in ("title", "h1"):
@@ -151,8 +207,8 @@ def read_html(file: SourceFile, options: ReadOptions) -> Iterator[Document | Ski
     if markup is None:
         raise DocumentError(file.rel_path, UNDECODABLE)
     tree = LexborHTMLParser(markup)
-    root = tree.body if tree.body is not None else tree.root
-    text = prepare_text(html_text(root)) if root is not None else None
+    title = html_title(tree)
+    text = prepare_text(main_text(tree))
     if text is None:
         raise DocumentError(file.rel_path, NO_TEXT)
-    yield make_document(file, text=text, title=html_title(tree), fmt="html")
+    yield make_document(file, text=text, title=title, fmt="html")

@@ -1,16 +1,23 @@
-"""Plain text and Markdown (.txt, .md, .markdown), plus the byte decoding shared with other readers."""
+"""Plain text (.txt), plus the byte decoding shared with other readers."""
 
 from __future__ import annotations
 
 import codecs
 import re
 from collections.abc import Iterator
-from pathlib import PurePosixPath
 
 from charset_normalizer import from_bytes
 
 from kgbuild.errors import DocumentError
-from kgbuild.read.base import NO_TEXT, ReadOptions, make_document, prepare_text
+from kgbuild.read.base import (
+    NO_TEXT,
+    TITLE_MAX_CHARS,
+    ReadOptions,
+    clean_title,
+    looks_like_title,
+    make_document,
+    prepare_text,
+)
 from kgbuild.types import Document, SkippedFile, SourceFile
 
 BINARY_SNIFF_BYTES = 8192
@@ -25,8 +32,8 @@ _BOMS: tuple[tuple[bytes, str], ...] = (
     (codecs.BOM_UTF16_BE, "utf-16"),
 )
 
-_MD_HEADING = re.compile(r"^ {0,3}#[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
-_MD_FENCE = re.compile(r"^ {0,3}(```|~~~)")
+# "# Title" or "## Title ##" as the first line of a plain-text file
+_ATX_HEADING = re.compile(r" {0,3}#{1,6}[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*")
 
 
 def bom_encoding(data: bytes) -> str | None:
@@ -80,17 +87,24 @@ def read_bytes_checked(file: SourceFile) -> bytes:
     return data
 
 
-def markdown_title(text: str) -> str:
-    """The first ATX level-1 heading ("# Title") outside fenced code blocks, or ""."""
-    in_fence = False
-    for line in text.split("\n"):
-        if _MD_FENCE.match(line):
-            in_fence = not in_fence
-            continue
-        if not in_fence:
-            match = _MD_HEADING.match(line)
-            if match:
-                return match.group(1)
+def text_title(text: str) -> str:
+    """The title a plain text gives itself on its first line, or "".
+
+    The first non-blank line is the title when it is a Markdown-style heading
+    (``# Title``), or when it looks like a headline (``looks_like_title``) and stands as
+    a paragraph of its own: a blank line, then more text, follows it. A short first line
+    followed directly by more text is not taken: it may be the first line of a
+    hard-wrapped paragraph.
+    """
+    first, _, rest = text.lstrip().partition("\n")
+    if len(first) > 2 * TITLE_MAX_CHARS:  # no title is that long; and no regex runs over a 1 MB line
+        return ""
+    heading = _ATX_HEADING.fullmatch(first)
+    if heading:
+        return clean_title(heading.group(1))
+    blank, _, body = rest.partition("\n")
+    if looks_like_title(first) and not blank.strip() and body.strip():
+        return clean_title(first)
     return ""
 
 
@@ -103,8 +117,4 @@ def read_text(file: SourceFile, options: ReadOptions) -> Iterator[Document | Ski
     text = prepare_text(decoded)
     if text is None:
         raise DocumentError(file.rel_path, NO_TEXT)
-    suffix = PurePosixPath(file.rel_path).suffix.lower()
-    if suffix in (".md", ".markdown"):
-        yield make_document(file, text=text, title=markdown_title(text), fmt="markdown")
-    else:
-        yield make_document(file, text=text, title="", fmt="txt")
+    yield make_document(file, text=text, title=text_title(text), fmt="txt")
