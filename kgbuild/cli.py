@@ -421,13 +421,14 @@ def graph_view(
     hops: int = typer.Option(1, "--hops", min=0, help="With --entity: how many relation steps away to show."),
     chunks: bool = typer.Option(False, "--chunks", help="Also show the chunks and documents that mention the entities."),
     max_nodes: int = typer.Option(2000, "--max-nodes", min=1, help="Keep at most this many nodes (highest degree first)."),
+    doc: list[str] = typer.Option([], "--doc", help="Only the entities of this document (path: absolute, relative, or as stored)."),
 ) -> None:
     """Write a self-contained interactive HTML view of the entity graph (opens offline in any browser)."""
     settings = _settings(out_dir=out_dir)
     from kgbuild.graph_view import view_index
 
     summary = _run(lambda: view_index(settings, html_file, entity_key=entity, hops=hops, include_chunks=chunks,
-                                      max_nodes=max_nodes))
+                                      max_nodes=max_nodes, docs=doc))
     out.print(summary.describe(), highlight=False, markup=False)
     if summary.truncated:
         err.print(f"note: the view holds the {summary.nodes} highest-degree of {summary.total_nodes} nodes;"

@@ -31,7 +31,7 @@ import tempfile
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import networkx as nx
 
@@ -94,8 +94,12 @@ def write_graph_html(
     hops: int = 1,
     include_chunks: bool = False,
     max_nodes: int = 2000,
+    doc_paths: Sequence[str] = (),
 ) -> GraphViewSummary:
-    """Write the view of ``graph`` (as stored by the NetworkX graph sink) to ``out_file``."""
+    """Write the view of ``graph`` (as stored by the NetworkX graph sink) to ``out_file``.
+
+    ``doc_paths`` (document paths as stored, see ``kgbuild.paths``) keeps the entities those documents mention.
+    """
     if hops < 0:
         raise ConfigError(f"hops must be 0 or more, got {hops}")
     if max_nodes < 1:
@@ -112,6 +116,14 @@ def write_graph_html(
         chosen = set(distance)
     else:
         chosen = set(entities)
+    if doc_paths:
+        wanted = set(doc_paths)
+        documents = {n for n, d in graph.nodes(data=True) if d.get("kind") == "Document"
+                     and (d.get("path") in wanted or str(d.get("path", "")).partition("#")[0] in wanted)}
+        if not documents:
+            raise ConfigError(f"no document {', '.join(sorted(wanted))} in the graph")
+        doc_chunks = {c for doc in documents for _, c, data in graph.out_edges(doc, data=True) if data.get("type") == "HAS_CHUNK"}
+        chosen &= {e for c in doc_chunks for _, e, data in graph.out_edges(c, data=True) if data.get("type") == "MENTIONS"}
 
     nodes = set(chosen)
     if include_chunks:
@@ -381,14 +393,19 @@ def view_index(
     hops: int = 1,
     include_chunks: bool = False,
     max_nodes: int = 2000,
+    docs: Sequence[str] = (),
 ) -> GraphViewSummary:
-    """The view of an index's NetworkX graph (``kgbuild graph view``)."""
+    """The view of an index's NetworkX graph (``kgbuild graph view``); ``docs`` follow ``kgbuild.paths``."""
     from kgbuild.connectors.networkx_graph import load_graph
     from kgbuild.errors import IndexNotFoundError
     from kgbuild.retrieve.vector import load_manifest
     from kgbuild.stores import graph_path
 
-    manifest = load_manifest(settings.out_dir).manifest
+    from kgbuild.paths import resolve_document_filters
+
+    state = load_manifest(settings.out_dir)
+    manifest = state.manifest
+    doc_paths = resolve_document_filters(state, docs) if docs else []
     graph = manifest.get("graph") or {}
     if graph.get("kind") == "neo4j":
         raise ConfigError(
@@ -399,4 +416,4 @@ def view_index(
     if not path.exists():
         raise IndexNotFoundError(f"no graph at {path}: run `kgbuild ingest PATH --out {settings.out_dir}` first")
     return write_graph_html(load_graph(path), html_file, entity_key=entity_key, hops=hops,
-                            include_chunks=include_chunks, max_nodes=max_nodes)
+                            include_chunks=include_chunks, max_nodes=max_nodes, doc_paths=doc_paths)

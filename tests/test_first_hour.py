@@ -281,3 +281,21 @@ def test_progress_counts_every_chunk_before_extracting(tmp_path, gazetteer, embe
     assert added_before == report.chunks == sum(v for kind, v in progress.events if kind == "done")
     assert not [e for e in progress.events[first_done:] if e[0] == "added"], "the total never jumps"
     assert report.files_seen == len(docs)  # skipped files are files seen too
+
+
+def test_graph_view_doc_takes_the_same_paths(tmp_path, gazetteer, embedder, monkeypatch):
+    corpus = write_corpus(tmp_path / "corpus")
+    settings = Settings(out_dir=tmp_path / "out", chunk_size=16, chunk_overlap=4)
+    ingest(corpus, settings, extractor=gazetteer, embedder=embedder)
+    monkeypatch.chdir(tmp_path)
+    described = set()
+    for given in (str(corpus / "legal" / "suit.txt"), "corpus/legal/suit.txt", "legal/suit.txt", "legal"):
+        result = runner.invoke(app, ["graph", "view", "--html", str(tmp_path / "g.html"), "--out", str(tmp_path / "out"),
+                                     "--doc", given])
+        assert result.exit_code == 0, result.output
+        described.add(" ".join(result.output.split()))
+    # Seoul, Globex, Acme Corp, and Acme COMPETES_WITH Globex
+    assert described == {f"wrote {tmp_path / 'g.html'}: 3 nodes (3 entities), 1 edges (1 relations)"}
+    result = runner.invoke(app, ["graph", "view", "--html", str(tmp_path / "g.html"), "--out", str(tmp_path / "out"),
+                                 "--doc", "legal/none.txt"])
+    assert result.exit_code == 1 and "--doc legal/none.txt" in result.output
