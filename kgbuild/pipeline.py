@@ -255,6 +255,11 @@ class IngestPipeline:
             stages = self.report.stage_seconds
             stages[stage] = stages.get(stage, 0.0) + time.perf_counter() - started
 
+    def _phase(self, phase: str) -> None:
+        on_phase = getattr(self.progress, "on_phase", None)  # listeners written before phases existed lack it
+        if on_phase is not None:
+            on_phase(phase)
+
     # -- the run ---------------------------------------------------------------------------
 
     def run(self, path: str | Path) -> IngestReport:
@@ -312,7 +317,7 @@ class IngestPipeline:
         self.journal = Journal(out_dir)
         self.report = IngestReport(root=root, out_dir=str(out_dir))
         try:
-            self.progress.on_phase("scanning")
+            self._phase("scanning")
             self._check_stores()
             self._resolve_model()
             previous_extraction = self.state.manifest.get("extraction") or {}
@@ -333,7 +338,7 @@ class IngestPipeline:
             if any(t.previous_fingerprint not in (None, self.fingerprint) for t in to_read):
                 self.report.reextraction_reason = describe_fingerprint_change(previous_extraction, self.fingerprint_parts)
             prepared = self._prepare([t.pending for t in to_read]) if to_read else []
-            self.progress.on_phase("extracting")
+            self._phase("extracting")
             for item in prepared:
                 self._enqueue(root, item)
             self._flush(root)
@@ -392,9 +397,9 @@ class IngestPipeline:
         Chunks are kept for extraction up to ``PREPARED_TEXT_BUDGET`` characters; later files are only
         counted here and read again when their turn comes (reading is cheap next to the model).
         """
-        self.progress.on_phase("loading model")
+        self._phase("loading model")
         self._ensure_chunker()
-        self.progress.on_phase("chunking")
+        self._phase("chunking")
         prepared = []
         budget = PREPARED_TEXT_BUDGET
         for pending in pendings:

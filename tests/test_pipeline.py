@@ -44,6 +44,18 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(out_dir=tmp_path / "out", chunk_size=16, chunk_overlap=4)
 
 
+def indexed_text(corpus: Path, rel: str) -> str:
+    """The text kgbuild indexes for a file (offsets point into it): Markdown rendered, HTML main content."""
+    from kgbuild.read import read_file
+    from kgbuild.types import Document, SourceFile
+
+    path = corpus / rel
+    st = path.stat()
+    documents = [d for d in read_file(SourceFile(str(path), rel, st.st_size, st.st_mtime)) if isinstance(d, Document)]
+    assert len(documents) == 1
+    return documents[0].text
+
+
 def run(corpus: Path, settings: Settings, gazetteer, embedder):
     return ingest(corpus, settings, extractor=gazetteer, embedder=embedder)
 
@@ -71,7 +83,7 @@ def test_ingest_builds_graph_and_vectors(corpus, settings, gazetteer, embedder):
     assert ("Vision Pro", "PRICED_AT", "$2,499") in labels
     assert not any(lab[1] == "PRICED_AT" and lab[0] == "Tim Cook" for lab in labels)
     assert report.relations_dropped.get(DROP_SOURCE_TYPE, 0) >= 1
-    texts = {d["path"]: (corpus / d["path"]).read_text() for _, d in g.nodes(data=True) if d["kind"] == "Document"}
+    texts = {d["path"]: indexed_text(corpus, d["path"]) for _, d in g.nodes(data=True) if d["kind"] == "Document"}
     doc_paths = {n: d["path"] for n, d in g.nodes(data=True) if d["kind"] == "Document"}
     for u, v, d in g.edges(data=True):
         if d["type"] == "MENTIONS":
@@ -96,7 +108,7 @@ def test_chunks_keep_offsets_and_order(corpus, settings, gazetteer, embedder):
     for doc_id, d in g.nodes(data=True):
         if d["kind"] != "Document":
             continue
-        text = (corpus / d["path"]).read_text()
+        text = indexed_text(corpus, d["path"])
         chunks = sorted((g.nodes[c] for _, c, k in g.out_edges(doc_id, keys=True) if k == "HAS_CHUNK"), key=lambda c: c["position"])
         for c in chunks:
             assert text[c["start"] : c["end"]] == c["text"]
@@ -161,7 +173,7 @@ def test_query_filters(corpus, settings, gazetteer, embedder):
     assert all(h.matched_entities == ["COMPANY:apple"] for h in hits)
     assert {h.path for h in hits} == {"news/apple.txt", "news/results.txt"}
     for h in hits:
-        text = (Path(settings.out_dir).parent / "corpus" / h.path).read_text()
+        text = indexed_text(Path(settings.out_dir).parent / "corpus", h.path)
         assert text[h.start : h.end] == h.text
     announced = query("new product", settings, entities=["company:APPLE"], classes=["document_type=product_announcement"], embedder=embedder)
     assert {h.path for h in announced} == {"news/apple.txt"}
