@@ -15,8 +15,6 @@ import re
 from collections.abc import Iterator
 from configparser import ConfigParser
 
-import trafilatura
-import trafilatura.settings
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from kgbuild.errors import DocumentError
@@ -144,6 +142,8 @@ def _trafilatura_config() -> tuple[ConfigParser, int]:
     the headings and paragraphs a later stage relies on. That rescue is switched off here;
     such a page is read whole instead (``main_text``).
     """
+    import trafilatura.settings  # imported when a page is read: 0.2 s that a query never needs
+
     config = trafilatura.settings.use_config()
     too_little = config.getint("DEFAULT", "MIN_EXTRACTED_SIZE")
     config.set("DEFAULT", "MIN_EXTRACTED_SIZE", "0")
@@ -161,6 +161,8 @@ def main_text(tree: LexborHTMLParser) -> str:
     page = tree.body if tree.body is not None else tree.root
     if page is None:
         return ""
+    import trafilatura
+
     config, too_little = _trafilatura_config()
     try:
         extracted = trafilatura.extract(

@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 
-from pypdf import PasswordType, PdfReader
-
 from kgbuild.errors import DocumentError
 from kgbuild.read.base import NO_TEXT, ReadOptions, clean_title, make_document, prepare_text, short_error
 from kgbuild.types import Document, SkippedFile, SourceFile
@@ -27,6 +25,8 @@ def read_pdf(file: SourceFile, options: ReadOptions) -> Iterator[Document | Skip
     if not head:
         raise DocumentError(file.rel_path, "empty file")
     try:
+        from pypdf import PasswordType, PdfReader  # imported when a PDF is read, not when kgbuild starts
+
         reader = PdfReader(file.path)
         if reader.is_encrypted:
             # Many PDFs are "encrypted" with an empty user password only to set permissions.
