@@ -84,3 +84,14 @@ def resolve_document_filters(state: IngestState, given: Sequence[str], *, cwd: s
         for match in matches:
             resolved.append(f"{match.rel}#{record}" if hash_mark else match.rel)
     return list(dict.fromkeys(resolved))
+
+
+def documents_as_stored(out_dir: str | os.PathLike[str], given: Sequence[str], *, cwd: str | None = None) -> list[str]:
+    """``resolve_document_filters`` against the index in ``out_dir``; values pass unchanged where no
+    kgbuild index is there (a Qdrant collection read on its own stores whatever paths its writer chose)."""
+    if not given:
+        return []
+    state = IngestState.load(out_dir)
+    if not state.exists or not state.roots:
+        return list(given)
+    return resolve_document_filters(state, given, cwd=cwd)

@@ -299,3 +299,26 @@ def test_graph_view_doc_takes_the_same_paths(tmp_path, gazetteer, embedder, monk
     result = runner.invoke(app, ["graph", "view", "--html", str(tmp_path / "g.html"), "--out", str(tmp_path / "out"),
                                  "--doc", "legal/none.txt"])
     assert result.exit_code == 1 and "--doc legal/none.txt" in result.output
+
+
+@pytest.mark.parametrize("hybrid", [False, True], ids=["vector", "hybrid"])
+def test_query_doc_takes_absolute_cwd_relative_and_stored_paths(tmp_path, gazetteer, embedder, monkeypatch, hybrid):
+    from kgbuild.retrieve.hybrid import HybridRetriever
+    from kgbuild.retrieve.vector import query
+
+    corpus = write_corpus(tmp_path / "corpus")
+    settings = Settings(out_dir=tmp_path / "out", chunk_size=16, chunk_overlap=4)
+    ingest(corpus, settings, extractor=gazetteer, embedder=embedder)
+    monkeypatch.chdir(tmp_path)
+
+    def paths(doc: str) -> set[str]:
+        if hybrid:
+            with HybridRetriever(settings, extractor=gazetteer, embedder=embedder) as retriever:
+                return {h.path for h in retriever.retrieve("who sued whom", docs=[doc], k=10)}
+        return {h.path for h in query("who sued whom", settings, docs=[doc], embedder=embedder, k=10)}
+
+    for doc in (str(corpus / "legal" / "suit.txt"), "corpus/legal/suit.txt", "legal/suit.txt", "corpus/legal"):
+        assert paths(doc) == {"legal/suit.txt"}, doc
+    assert paths("news") == {"news/apple.txt", "news/acme.md", "news/results.txt"}
+    with pytest.raises(ConfigError, match="--doc legal/none.txt"):
+        paths("legal/none.txt")
