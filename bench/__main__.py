@@ -3,7 +3,7 @@
     python -m bench --quick            # under 5 minutes on 2 CPU cores: smaller sizes, same figures
     python -m bench                    # the full sizes (P6 at 100k with both Qdrant engines, P7/P8 at 10k)
     python -m bench --device cuda      # model figures on a GPU (P1–P5; the rest do not use the model)
-    python -m bench --only P1-P5,P6    # some parts: P1-P5 (model), P6 (queries), P7-P8 (scale)
+    python -m bench --only P1-P5,P6    # some parts: P1-P5 (model), P6 (queries), P7-P8 (scale), Q1 (CLI start-up)
     python -m bench --profile          # also a pyinstrument profile of one fast-path ingest
 
 Prints every figure and writes them, with the command and the machine, to BENCHMARKS.md
@@ -20,7 +20,7 @@ import time
 
 from bench.common import REPO, Section, git_revision, machine, write_section
 
-PARTS = ("P1-P5", "P6", "P7-P8")
+PARTS = ("P1-P5", "P6", "P7-P8", "Q1")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,6 +55,11 @@ def main(argv: list[str] | None = None) -> int:
 
         sections += scale.run(opts.quick)
         print_now(sections[-2:])
+    if "Q1" in parts:
+        from bench import cli_latency
+
+        sections.append(cli_latency.run(opts.quick))
+        print_now(sections[-1:])
     elapsed = time.perf_counter() - started
 
     command = "python -m bench" + "".join(f" {a}" for a in (argv if argv is not None else sys.argv[1:]))

@@ -14,14 +14,16 @@ and well-connected bridges beat chance co-occurrences.
 
 from __future__ import annotations
 
+import json
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from kgbuild.errors import IndexNotFoundError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import networkx as nx
 
 MENTIONED_IN = "MENTIONED_IN"
 DAMPING = 0.85
@@ -44,12 +46,18 @@ class GraphHit:
     path: tuple[str, ...]  # entity key, edge label, entity key, ..., MENTIONED_IN, chunk id
 
 
+def _new_graph() -> nx.Graph:
+    import networkx as nx  # about 0.3 s to import: only where a graph is built
+
+    return nx.Graph()
+
+
 @dataclass(slots=True)
 class EntityGraph:
     """Entities, chunks, and the edges between them, for matching and expansion."""
 
     entities: dict[str, GraphEntity] = field(default_factory=dict)
-    graph: nx.Graph = field(default_factory=nx.Graph)  # nodes: entity ids and chunk ids (attribute kind)
+    graph: nx.Graph = field(default_factory=_new_graph)  # nodes: entity ids and chunk ids (attribute kind)
 
     def add_entity(self, entity: GraphEntity) -> None:
         self.entities[entity.id] = entity
@@ -103,6 +111,8 @@ class EntityGraph:
         nodes = set(depth)
         for entity_id in depth:
             nodes.update(self.chunks_of(entity_id))
+        import networkx as nx
+
         sub = self.graph.subgraph(nodes)
         total = sum(seeds.values())
         ranks = nx.pagerank(sub, alpha=DAMPING, personalization={e: w / total for e, w in seeds.items()})
@@ -127,23 +137,39 @@ class EntityGraph:
 
 
 def load_networkx_entity_graph(path: str | Path) -> EntityGraph:
-    """The entity graph of a ``graph.json`` written by the NetworkX graph sink."""
-    from kgbuild.connectors.networkx_graph import STRUCTURAL_EDGES, load_graph
+    """The entity graph of a ``graph.json`` written by the NetworkX graph sink.
+
+    The node-link JSON is read as JSON: building the sink's whole MultiDiGraph first
+    (``nx.node_link_graph``) cost more than everything else here. Edges are taken in the order
+    that graph's ``edges()`` gives them (by source node, then target, then key), so the entity
+    graph, and the PageRank sums over it, are the same as when they were built from it.
+    """
+    from kgbuild.connectors.networkx_graph import STRUCTURAL_EDGES
 
     path = Path(path)
     if not path.exists():
         raise IndexNotFoundError(f"no knowledge graph at {path}: run `kgbuild ingest` first")
-    source = load_graph(path)
+    with open(path, encoding="utf-8") as fh:
+        data = json.load(fh)
     result = EntityGraph()
-    for node, data in source.nodes(data=True):
-        if data.get("kind") == "Entity":
-            result.add_entity(_entity(node, data))
-    for head, tail, data in source.edges(data=True):
-        edge_type = data.get("type")
-        if edge_type == "MENTIONS":
-            result.add_mention(head, tail)
-        elif edge_type not in STRUCTURAL_EDGES:
-            result.add_relation(head, edge_type, tail)
+    nodes: dict[str, None] = {}  # every node, in the order the MultiDiGraph would hold them
+    for node in data.get("nodes", []):
+        nodes[node["id"]] = None
+        if node.get("kind") == "Entity":
+            result.add_entity(_entity(node["id"], node))
+    by_source: dict[str, dict[str, list[str | None]]] = {}
+    for edge in data.get("edges", []):
+        head, tail = edge["source"], edge["target"]
+        nodes.setdefault(head, None)
+        nodes.setdefault(tail, None)
+        by_source.setdefault(head, {}).setdefault(tail, []).append(edge.get("type"))
+    for head in nodes:
+        for tail, edge_types in by_source.get(head, {}).items():
+            for edge_type in edge_types:
+                if edge_type == "MENTIONS":
+                    result.add_mention(head, tail)
+                elif edge_type not in STRUCTURAL_EDGES:
+                    result.add_relation(head, edge_type, tail)
     return result
 
 
@@ -170,8 +196,6 @@ def _entity(entity_id: str, data: Mapping[str, Any]) -> GraphEntity:
     entity_type = data.get("type") or key.split(":", 1)[0]
     aliases = data.get("aliases") or ()
     if isinstance(aliases, str):  # Neo4j may keep a list as JSON text
-        import json
-
         try:
             aliases = json.loads(aliases)
         except ValueError:

@@ -22,20 +22,21 @@ same metadata filters as the vector channel.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from kgbuild.embed import Embedder, SentenceTransformerEmbedder
+from kgbuild.embed import Embedder, query_embedder
 from kgbuild.errors import ConfigError
-from kgbuild.extract.base import Extractor, link_extraction
-from kgbuild.retrieve.entities import EntityMatch, EntityMatcher
-from kgbuild.retrieve.graph import EntityGraph, load_neo4j_entity_graph, load_networkx_entity_graph
-from kgbuild.retrieve.lexical import BM25ChunkIndex
 from kgbuild.retrieve.vector import build_filter, hit_from_payload, load_manifest, payload_text
-from kgbuild.schema import ExtractionSchema
 from kgbuild.settings import Settings
 from kgbuild.stores import graph_path, make_vector_sink, settings_for_index
 from kgbuild.types import Chunk, QueryHit, RetrievalReason
 from kgbuild.write import VectorFilter, VectorHit, VectorSink
+
+if TYPE_CHECKING:  # pragma: no cover
+    from kgbuild.extract.base import Extractor
+    from kgbuild.retrieve.entities import EntityMatch
+    from kgbuild.retrieve.graph import EntityGraph
+    from kgbuild.schema import ExtractionSchema
 
 CHANNELS = ("vector", "graph", "bm25")
 RRF_K = 60
@@ -108,6 +109,9 @@ class HybridRetriever:
     def open(self) -> HybridRetriever:
         if self._open:
             return self
+        # imported here, each where its channel is on: a query process pays only for what it runs
+        from kgbuild.schema import ExtractionSchema
+
         self.manifest = load_manifest(self.settings.out_dir).manifest
         self.settings = settings_for_index(self.settings, self.manifest)
         self.schema = ExtractionSchema.model_validate(self.manifest.get("schema_definition") or {"name": "unknown"})
@@ -124,15 +128,25 @@ class HybridRetriever:
             raise
         self._open = True
         self._by_chunk = {str(p.get("chunk_id")): p for p in points if p.get("chunk_id")}
-        self._bm25 = BM25ChunkIndex(list(self._by_chunk.values()), payload_text) if self.enabled["bm25"] else None
+        self._bm25 = None
+        if self.enabled["bm25"]:
+            from kgbuild.retrieve.lexical import BM25ChunkIndex
+
+            self._bm25 = BM25ChunkIndex(list(self._by_chunk.values()), payload_text)
         if self.enabled["graph"] and self._entity_graph is None:
             self._entity_graph = self._load_graph()
-        self._matcher = EntityMatcher(self._entity_graph.entities) if self._entity_graph is not None else None
+        self._matcher = None
+        if self._entity_graph is not None:
+            from kgbuild.retrieve.entities import EntityMatcher
+
+            self._matcher = EntityMatcher(self._entity_graph.entities)
         if self._embedder is None and self.enabled["vector"]:
-            self._embedder = SentenceTransformerEmbedder(self.manifest.get("embedding_model") or self.settings.embedding_model)
+            self._embedder = query_embedder(self.manifest.get("embedding_model") or self.settings.embedding_model)
         return self
 
     def _load_graph(self) -> EntityGraph:
+        from kgbuild.retrieve.graph import load_neo4j_entity_graph, load_networkx_entity_graph
+
         if self.settings.graph == "neo4j":
             s = self.settings
             return load_neo4j_entity_graph(s.neo4j_uri, s.neo4j_user, s.neo4j_password, s.neo4j_database)
@@ -163,6 +177,8 @@ class HybridRetriever:
         self.open()
         if self._matcher is None:
             return []
+        from kgbuild.extract.base import link_extraction
+
         raw = self.extractor.extract([text])[0]
         chunk = Chunk(id="query", doc_id="query", position=0, start=0, end=len(text), text=text, token_count=len(text.split()))
         mentions = link_extraction(chunk, raw, self.schema).mentions
@@ -187,6 +203,9 @@ class HybridRetriever:
             raise ConfigError("the query text is empty")
         self.open()
         if query_filter is None:
+            from kgbuild.paths import documents_as_stored
+
+            docs = documents_as_stored(self.settings.out_dir, docs)
             query_filter = build_filter(self.manifest, entities=entities, types=types, classes=classes, docs=docs, doc_ids=doc_ids)
         limit = max(self.candidates, k)
         rankings: dict[str, list[str]] = {}

@@ -6,9 +6,8 @@ import json
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from kgbuild.embed import Embedder, SentenceTransformerEmbedder
+from kgbuild.embed import Embedder, query_embedder
 from kgbuild.errors import ConfigError, IndexNotFoundError
-from kgbuild.reconcile import parse_entity_filter
 from kgbuild.settings import Settings
 from kgbuild.state import IngestState
 from kgbuild.stores import make_vector_sink, settings_for_index
@@ -37,6 +36,8 @@ def build_filter(
     known_types = set(schema.get("entities", {}))
     known_tasks = schema.get("classifications", {})
     keys = []
+    if entities:  # reconcile imports the extraction and chunking stages: only where an entity name is normalised
+        from kgbuild.reconcile import parse_entity_filter
     for value in entities:
         try:
             entity_type, key = parse_entity_filter(value)
@@ -149,7 +150,7 @@ class VectorSearcher:
         self.manifest = manifest
         self.settings = settings_for_index(self.settings, manifest)
         if self._embedder is None:
-            self._embedder = SentenceTransformerEmbedder(manifest.get("embedding_model") or self.settings.embedding_model)
+            self._embedder = query_embedder(manifest.get("embedding_model") or self.settings.embedding_model)
         tasks = list(manifest.get("schema_definition", {}).get("classifications", {}))
         sink = self._given_sink or make_vector_sink(self.settings, tasks)
         sink.open(None)
@@ -188,6 +189,9 @@ class VectorSearcher:
             raise ConfigError(f"-k must be at least 1, got {k}")
         self.open()
         if query_filter is None:
+            from kgbuild.paths import documents_as_stored
+
+            docs = documents_as_stored(self.settings.out_dir, docs)
             query_filter = build_filter(self.manifest, entities=entities, types=types, classes=classes, docs=docs)
         assert self._embedder is not None and self._sink is not None
         vector = self._embedder.embed([text])[0]
