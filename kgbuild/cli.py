@@ -11,7 +11,16 @@ from typing import Annotated, Any, Callable, Optional
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
@@ -101,16 +110,15 @@ class _RichProgress:
         self.progress.update(self.task, files=self.files)
 
 
+class _ChunkRate(ProgressColumn):
+    def render(self, task: Any) -> Text:
+        return Text(f"{task.speed:.1f} chunks/s" if task.speed else "", style="progress.data.speed")
+
+
 def _progress_columns() -> list[Any]:
-    from rich.progress import ProgressColumn, TimeRemainingColumn
-
-    class ChunkRate(ProgressColumn):
-        def render(self, task: Any) -> Text:
-            return Text(f"{task.speed:.1f} chunks/s" if task.speed else "", style="progress.data.speed")
-
     return [
         SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("chunks"),
-        TextColumn("· {task.fields[files]} files"), ChunkRate(), TimeElapsedColumn(), TextColumn("ETA"),
+        TextColumn("· {task.fields[files]} files"), _ChunkRate(), TimeElapsedColumn(), TextColumn("ETA"),
         TimeRemainingColumn(),
     ]
 

@@ -86,12 +86,11 @@ def resolve_document_filters(state: IngestState, given: Sequence[str], *, cwd: s
     return list(dict.fromkeys(resolved))
 
 
-def documents_as_stored(out_dir: str | os.PathLike[str], given: Sequence[str], *, cwd: str | None = None) -> list[str]:
-    """``resolve_document_filters`` against the index in ``out_dir``; values pass unchanged where no
-    kgbuild index is there (a Qdrant collection read on its own stores whatever paths its writer chose)."""
+def documents_as_stored(state: IngestState | None, given: Sequence[str], *, cwd: str | None = None) -> list[str]:
+    """``resolve_document_filters`` against an index's state; values pass unchanged where there is no
+    kgbuild index (a Qdrant collection read on its own stores whatever paths its writer chose)."""
     if not given:
         return []
-    state = IngestState.load(out_dir)
-    if not state.exists or not state.roots:
+    if state is None or not state.exists or not state.roots:
         return list(given)
     return resolve_document_filters(state, given, cwd=cwd)

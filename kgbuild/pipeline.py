@@ -12,7 +12,6 @@ import contextlib
 import ctypes
 import hashlib
 import json
-import os
 import sys
 import time
 from collections import Counter
@@ -183,21 +182,6 @@ def build_embedder(settings: Settings) -> Embedder:
     return SentenceTransformerEmbedder(settings.embedding_model, device=settings.device, batch_size=settings.embedding_batch_size)
 
 
-def check_output_dir(out_dir: Path) -> None:
-    """One clear line when ``--out`` cannot hold an index: a file, or a place this user cannot write."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ConfigError(f"--out {out_dir}: is a file, not a directory; pass a directory for the index")
-    existing = out_dir
-    while not existing.exists():
-        if existing.parent == existing:
-            break
-        existing = existing.parent
-    if existing.exists() and not existing.is_dir():
-        raise ConfigError(f"--out {out_dir}: {existing} is a file, not a directory; pass a directory for the index")
-    if existing.exists() and not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(f"--out {out_dir}: permission denied (cannot write in {existing}); pass a directory you can write")
-
-
 def _under(rel_path: str, skipped_path: str) -> bool:
     """Is ``rel_path`` at or below ``skipped_path`` (a walk entry that could not be read)?"""
     return skipped_path in (".", "") or rel_path == skipped_path or rel_path.startswith(skipped_path.rstrip("/") + "/")
@@ -269,7 +253,6 @@ class IngestPipeline:
             raise ConfigError(f"{path}: no such file or directory")
         root = str(root_path.resolve())
         out_dir = Path(self.settings.out_dir)
-        check_output_dir(out_dir)
         self._check_credentials()
         lock = IndexLock(out_dir)
         lock.acquire()
@@ -289,7 +272,7 @@ class IngestPipeline:
     def _check_stores(self) -> None:
         """Connect to a Neo4j or Qdrant server before any model loads: a wrong password or a server that is
         down stops the run in seconds, with one line naming the server."""
-        if self.settings.graph == "neo4j" or self._graph_sink_given:
+        if self.settings.graph == "neo4j":
             with self._timed("connect"):
                 self.graph_sink.open()
         if self.settings.qdrant_url and hasattr(self.vector_sink, "exists"):

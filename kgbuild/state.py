@@ -211,6 +211,10 @@ class IndexLock:
         self._created_dir = False
 
     def acquire(self) -> None:
+        existing = next((p for p in (self.out_dir, *self.out_dir.parents) if p.exists()), None)
+        if existing is not None and not existing.is_dir():
+            which = "" if existing == self.out_dir else f"{existing} "
+            raise KgbuildError(f"--out {self.out_dir}: {which}is a file, not a directory; pass a directory for the index")
         self._created_dir = not self.out_dir.exists()
         try:
             self.out_dir.mkdir(parents=True, exist_ok=True)

@@ -59,12 +59,23 @@ def resolve_checkpoint(model: str, known_hashes: dict[str, Any] | None = None) -
     run; files whose size and mtime are unchanged are not read again. It is updated in place.
     """
     if looks_like_local_path(model):
-        path = Path(model).expanduser()
-        if not path.is_dir():
-            raise ModelLoadError(f"model '{model}': no such directory (pass a GLiNER2 checkpoint directory or a hub id)")
-        resolved = path.resolve()
-        return CheckpointIdentity(str(resolved), fingerprint_directory(resolved, known_hashes), str(resolved))
+        directory = local_checkpoint_dir(model)
+        return CheckpointIdentity(str(directory), fingerprint_directory(directory, known_hashes), str(directory))
     return _resolve_hub_id(model)
+
+
+def checkpoint_location(model: str) -> str:
+    """The directory ``model`` loads from (a hub id's cached or downloaded snapshot), without hashing it."""
+    if looks_like_local_path(model):
+        return str(local_checkpoint_dir(model))
+    return _resolve_hub_id(model).load_from
+
+
+def local_checkpoint_dir(model: str) -> Path:
+    path = Path(model).expanduser()
+    if not path.is_dir():
+        raise ModelLoadError(f"model '{model}': no such directory (pass a GLiNER2 checkpoint directory or a hub id)")
+    return path.resolve()
 
 
 def fingerprint_directory(directory: Path, known_hashes: dict[str, Any] | None = None) -> str:

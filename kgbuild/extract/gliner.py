@@ -242,13 +242,13 @@ def _encoder_window(model: Any) -> int:
 def load_gliner2(model: str) -> Any:
     """Load a GLiNER2 checkpoint from a local directory or the Hugging Face Hub (or its cache).
 
-    A hub id that is neither cached nor reachable fails at once (``resolve_checkpoint``), with one
+    A hub id that is neither cached nor reachable fails at once (``checkpoint_location``), with one
     line saying how to pass a local checkpoint.
     """
-    from kgbuild.extract.checkpoint import resolve_checkpoint
+    from kgbuild.extract.checkpoint import checkpoint_location
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    location = resolve_checkpoint(model, known_hashes={}).load_from if not Path(model).expanduser().is_dir() else model
+    location = checkpoint_location(model)
     try:
         import transformers
         from gliner2 import GLiNER2
@@ -256,7 +256,7 @@ def load_gliner2(model: str) -> Any:
         raise ModelLoadError(f"gliner2 is not installed ({exc}); reinstall kgbuild") from None
     transformers.logging.set_verbosity_error()
     try:
-        return GLiNER2.from_pretrained(str(Path(location).expanduser()))
+        return GLiNER2.from_pretrained(location)
     except OSError as exc:
         raise ModelLoadError(f"model '{model}': not a loadable GLiNER2 checkpoint ({exc})") from None
     except Exception as exc:  # gliner2/transformers raise many kinds on a bad checkpoint

@@ -21,7 +21,7 @@ from selectolax.lexbor import LexborHTMLParser
 from kgbuild.errors import DocumentError
 from kgbuild.read.base import NO_TEXT, ReadOptions, clean_title, make_document, prepare_text
 from kgbuild.read.html import html_text
-from kgbuild.read.text import UNDECODABLE, decode_bytes, read_bytes_checked
+from kgbuild.read.text import read_text_file
 from kgbuild.types import Document, SkippedFile, SourceFile
 
 
@@ -58,14 +58,7 @@ def render_markdown(source: str) -> tuple[str, str]:
 
 def read_markdown(file: SourceFile, options: ReadOptions) -> Iterator[Document | SkippedFile]:
     del options  # nothing to configure for Markdown
-    data = read_bytes_checked(file)
-    decoded = decode_bytes(data)
-    if decoded is None:
-        raise DocumentError(file.rel_path, UNDECODABLE)
-    source = prepare_text(decoded)
-    if source is None:
-        raise DocumentError(file.rel_path, NO_TEXT)
-    text, title = render_markdown(source)
+    text, title = render_markdown(read_text_file(file))
     rendered = prepare_text(text)
     if rendered is None:
         raise DocumentError(file.rel_path, NO_TEXT)

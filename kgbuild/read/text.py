@@ -108,13 +108,18 @@ def text_title(text: str) -> str:
     return ""
 
 
-def read_text(file: SourceFile, options: ReadOptions) -> Iterator[Document | SkippedFile]:
-    del options  # nothing to configure for plain text
-    data = read_bytes_checked(file)
-    decoded = decode_bytes(data)
+def read_text_file(file: SourceFile) -> str:
+    """The file's text, decoded and normalised; DocumentError when it is binary, undecodable or blank."""
+    decoded = decode_bytes(read_bytes_checked(file))
     if decoded is None:
         raise DocumentError(file.rel_path, UNDECODABLE)
     text = prepare_text(decoded)
     if text is None:
         raise DocumentError(file.rel_path, NO_TEXT)
+    return text
+
+
+def read_text(file: SourceFile, options: ReadOptions) -> Iterator[Document | SkippedFile]:
+    del options  # nothing to configure for plain text
+    text = read_text_file(file)
     yield make_document(file, text=text, title=text_title(text), fmt="txt")

@@ -112,7 +112,8 @@ class HybridRetriever:
         # imported here, each where its channel is on: a query process pays only for what it runs
         from kgbuild.schema import ExtractionSchema
 
-        self.manifest = load_manifest(self.settings.out_dir).manifest
+        self.state = load_manifest(self.settings.out_dir)
+        self.manifest = self.state.manifest
         self.settings = settings_for_index(self.settings, self.manifest)
         self.schema = ExtractionSchema.model_validate(self.manifest.get("schema_definition") or {"name": "unknown"})
         tasks = list(self.schema.classifications)
@@ -205,7 +206,7 @@ class HybridRetriever:
         if query_filter is None:
             from kgbuild.paths import documents_as_stored
 
-            docs = documents_as_stored(self.settings.out_dir, docs)
+            docs = documents_as_stored(self.state, docs)
             query_filter = build_filter(self.manifest, entities=entities, types=types, classes=classes, docs=docs, doc_ids=doc_ids)
         limit = max(self.candidates, k)
         rankings: dict[str, list[str]] = {}

@@ -135,11 +135,12 @@ class VectorSearcher:
         self._given_sink = vector_sink
         self._sink: VectorSink | None = None
         self.manifest: Mapping = {}
+        self.state: IngestState | None = None
 
     def open(self) -> VectorSearcher:
         if self._sink is not None:
             return self
-        state = IngestState.load(self.settings.out_dir)
+        state = self.state = IngestState.load(self.settings.out_dir)
         if state.exists and state.manifest:
             manifest = state.manifest
         elif self._given_sink is not None or self.settings.qdrant_url:
@@ -191,7 +192,7 @@ class VectorSearcher:
         if query_filter is None:
             from kgbuild.paths import documents_as_stored
 
-            docs = documents_as_stored(self.settings.out_dir, docs)
+            docs = documents_as_stored(self.state, docs)
             query_filter = build_filter(self.manifest, entities=entities, types=types, classes=classes, docs=docs)
         assert self._embedder is not None and self._sink is not None
         vector = self._embedder.embed([text])[0]
