@@ -1,10 +1,10 @@
 """Dense embeddings for chunks and queries (sentence-transformers).
 
 A query process embeds one text. For the packaged all-MiniLM-L6-v2 on the CPU, ``query_embedder``
-gives ``MiniLMQueryEmbedder``: the same BERT forward, mean pooling and normalisation on torch alone,
-the same vector bit for bit as ``SentenceTransformer.encode([text])`` (tests/test_cli_latency.py), without
-importing sentence-transformers and transformers, which cost a fresh process about 5 s of CPU more
-than torch itself (BENCHMARKS.md, Q1).
+gives ``MiniLMQueryEmbedder``: the same BERT forward, mean pooling and normalisation on numpy alone,
+within 2e-6 of ``SentenceTransformer.encode([text])`` per component (tests/test_cli_latency.py), without
+importing torch, transformers and sentence-transformers, which cost a fresh process several seconds
+(BENCHMARKS.md, Q1).
 """
 
 from __future__ import annotations
@@ -99,13 +99,14 @@ def query_embedder(name: str, *, device: str = "auto") -> Embedder:
 
 
 class MiniLMQueryEmbedder:
-    """all-MiniLM-L6-v2 for queries on torch, ``tokenizers`` and ``safetensors`` alone; loads on first use.
+    """all-MiniLM-L6-v2 for queries on numpy, ``tokenizers`` and ``safetensors`` alone; loads on first use.
 
-    Each text is encoded on its own, unpadded, with the operations ``transformers``' BertModel (SDPA
-    attention) and sentence-transformers' Pooling and Normalize run, in the same order: the vector is
-    the one ``SentenceTransformer.encode([text], normalize_embeddings=True)`` gives, bit for bit (a
-    padded batch is not, so this is for one text at a time). Where the model would run elsewhere than
-    the CPU, or the folder is not laid out as expected, it hands over to ``SentenceTransformerEmbedder``.
+    Each text is encoded on its own, unpadded, with the operations of ``transformers``' BertModel and
+    sentence-transformers' Pooling and Normalize: within 2e-6 per component of the vector
+    ``SentenceTransformer.encode([text], normalize_embeddings=True)`` gives, and of the chunk vectors
+    ingest stored (those come from padded batches, so they were never bit-identical to a single encode
+    either). Asked for ``cuda``, or given a folder not laid out as expected, it hands over to
+    ``SentenceTransformerEmbedder``.
 
     >>> len(MiniLMQueryEmbedder().embed(["new headsets"])[0])
     384
@@ -134,9 +135,9 @@ class MiniLMQueryEmbedder:
     def warm_up(self) -> None:
         if self._forward is not None or self._fallback is not None:
             return
-        bound_onednn_cache()
         folder = Path(resolve_embedding_model(self._model_name))
-        if resolve_device(self.device) != "cpu" or not _plain_minilm_layout(folder):
+        # one query text is a few milliseconds on the CPU: only an explicit --device cuda goes elsewhere
+        if self.device == "cuda" or not _plain_minilm_layout(folder):
             self._fallback = SentenceTransformerEmbedder(self._model_name, device=self.device)
             self._fallback.warm_up()
             return
@@ -181,62 +182,75 @@ def _plain_minilm_layout(folder: Path) -> bool:
 
 
 class _BertMeanPooled:
-    """One text -> its normalised mean-pooled BERT embedding, as a list of floats.
+    """One text -> its normalised mean-pooled BERT embedding, as a list of floats, on numpy alone.
 
-    Written against transformers' ``modeling_bert`` (BertEmbeddings, BertSelfAttention with
-    ``sdpa_attention_forward``, BertSelfOutput, BertIntermediate, BertOutput) and sentence-transformers'
-    ``Pooling._forward_padded`` (mean) and ``Normalize``, then ``encode``'s own normalisation: every
-    floating-point operation in the same order, so the result is identical, not merely close.
+    The forward of transformers' ``modeling_bert`` (embeddings, self-attention, output and feed-forward
+    blocks with post-layer-norm, exact-erf GELU) and sentence-transformers' mean Pooling and Normalize,
+    in float32. A query process then imports numpy (0.1 s) instead of torch (2-4 s on two cores). The
+    floats differ from torch's in the last bits (summation order): tests hold every component within
+    2e-6 of sentence-transformers' vector and the rankings it gives equal.
     """
 
     def __init__(self, folder: Path):
-        import torch
-        from safetensors.torch import load_file
+        from safetensors.numpy import load_file
         from tokenizers import Tokenizer
 
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
         max_length = int(json.loads((folder / "sentence_bert_config.json").read_text(encoding="utf-8"))["max_seq_length"])
-        self._torch = torch
-        self._weights = load_file(str(folder / "model.safetensors"))
+        self._weights = {name: array.astype("float32") for name, array in load_file(str(folder / "model.safetensors")).items()}
         self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self._tokenizer.enable_truncation(max_length=min(max_length, int(config["max_position_embeddings"])))
         self._tokenizer.no_padding()
-        self._hidden = int(config["hidden_size"])
-        self._head_size = self._hidden // int(config["num_attention_heads"])
+        self._heads = int(config["num_attention_heads"])
         self._layers = int(config["num_hidden_layers"])
         self._eps = float(config["layer_norm_eps"])
 
     def __call__(self, text: str) -> list[float]:
-        torch = self._torch
-        F = torch.nn.functional
-        w, hidden, head, eps = self._weights, (self._hidden,), self._head_size, self._eps
-        ids = torch.tensor([self._tokenizer.encode(text).ids], dtype=torch.long)
-        length = ids.shape[1]
-        with torch.inference_mode():
-            positions = torch.arange(length, dtype=torch.long).unsqueeze(0)
-            x = F.embedding(ids, w["embeddings.word_embeddings.weight"])
-            x = x + F.embedding(torch.zeros_like(ids), w["embeddings.token_type_embeddings.weight"])
-            x = x + F.embedding(positions, w["embeddings.position_embeddings.weight"])
-            x = F.layer_norm(x, hidden, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], eps)
-            for i in range(self._layers):
-                layer = f"encoder.layer.{i}."
-                q, k, v = (self._linear(layer + f"attention.self.{n}", x).view(1, length, -1, head).transpose(1, 2)
-                           for n in ("query", "key", "value"))
-                # an unpadded text has no attention mask: transformers passes None too, so SDPA picks the same kernel
-                a = F.scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p=0.0, scale=head**-0.5, is_causal=False)
-                a = a.reshape(1, -1, length, head).transpose(1, 2).contiguous().reshape(1, length, -1).contiguous()
-                x = F.layer_norm(self._linear(layer + "attention.output.dense", a) + x, hidden,
-                                 w[layer + "attention.output.LayerNorm.weight"], w[layer + "attention.output.LayerNorm.bias"], eps)
-                h = F.gelu(self._linear(layer + "intermediate.dense", x))
-                x = F.layer_norm(self._linear(layer + "output.dense", h) + x, hidden,
-                                 w[layer + "output.LayerNorm.weight"], w[layer + "output.LayerNorm.bias"], eps)
-            mask = torch.ones((1, length), dtype=torch.int64).unsqueeze(-1).to(x.dtype)
-            total = (x * mask).sum(dim=1, dtype=torch.float32)
-            count = torch.clamp(mask.sum(dim=1, dtype=torch.float32), min=1e-9)
-            pooled = (total / count).to(x.dtype)
-            pooled = F.normalize(pooled, p=2, dim=-1)  # the model's Normalize module
-            pooled = F.normalize(pooled, p=2, dim=1)  # encode(normalize_embeddings=True) normalises again
-        return pooled[0].numpy().tolist()
+        import numpy as np
+
+        w, heads = self._weights, self._heads
+        ids = np.asarray(self._tokenizer.encode(text).ids, dtype=np.int64)
+        length = len(ids)
+        x = w["embeddings.word_embeddings.weight"][ids] + w["embeddings.token_type_embeddings.weight"][0] \
+            + w["embeddings.position_embeddings.weight"][:length]
+        x = self._layer_norm(x, "embeddings.LayerNorm")
+        head = x.shape[1] // heads
+        scale = np.float32(head ** -0.5)
+        for i in range(self._layers):
+            layer = f"encoder.layer.{i}."
+            q, k, v = (self._linear(layer + f"attention.self.{n}", x).reshape(length, heads, head).transpose(1, 0, 2)
+                       for n in ("query", "key", "value"))
+            scores = (q @ k.transpose(0, 2, 1)) * scale
+            scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
+            attended = (scores / scores.sum(axis=-1, keepdims=True)) @ v
+            a = attended.transpose(1, 0, 2).reshape(length, -1)
+            x = self._layer_norm(self._linear(layer + "attention.output.dense", a) + x, layer + "attention.output.LayerNorm")
+            h = _gelu(self._linear(layer + "intermediate.dense", x))
+            x = self._layer_norm(self._linear(layer + "output.dense", h) + x, layer + "output.LayerNorm")
+        pooled = x.mean(axis=0, dtype=np.float32)
+        pooled = pooled / max(float(np.linalg.norm(pooled)), 1e-12)
+        return pooled.astype(np.float32).tolist()
 
     def _linear(self, name: str, x: Any) -> Any:
-        return self._torch.nn.functional.linear(x, self._weights[name + ".weight"], self._weights[name + ".bias"])
+        return x @ self._weights[name + ".weight"].T + self._weights[name + ".bias"]
+
+    def _layer_norm(self, x: Any, name: str) -> Any:
+        mean = x.mean(axis=-1, keepdims=True)
+        centred = x - mean
+        variance = (centred * centred).mean(axis=-1, keepdims=True)
+        return centred / (variance + self._eps) ** 0.5 * self._weights[name + ".weight"] + self._weights[name + ".bias"]
+
+
+def _gelu(x: Any) -> Any:
+    """BERT's exact GELU, x * (1 + erf(x / sqrt 2)) / 2, with numpy's erf missing: the Abramowitz-Stegun
+    7.1.26 rational approximation in float64 (absolute error below 1.5e-7, under float32's own rounding
+    of BERT's activations)."""
+    import numpy as np
+
+    z = x.astype(np.float64) / np.sqrt(2.0)
+    sign = np.sign(z)
+    z = np.abs(z)
+    t = 1.0 / (1.0 + 0.3275911 * z)
+    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+    erf = sign * (1.0 - poly * np.exp(-z * z))
+    return (0.5 * x.astype(np.float64) * (1.0 + erf)).astype(np.float32)
