@@ -244,7 +244,8 @@ def query(
     graph: bool = typer.Option(True, "--graph/--no-graph", help="Hybrid: use graph expansion from the query's entities."),
     bm25: bool = typer.Option(True, "--bm25/--no-bm25", help="Hybrid: use the BM25 lexical channel."),
     hops: int = typer.Option(2, "--hops", help="Hybrid: how far graph expansion goes from the query's entities."),
-    model: Optional[str] = typer.Option(None, "--model", help="Hybrid: GLiNER2 model reading the query (default: the index's)."),
+    query_model: bool = typer.Option(False, "--query-model", help="Hybrid: read the query with GLiNER2 (default: find entities by name, no model)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Hybrid: GLiNER2 model reading the query (implies --query-model; default: the index's)."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
 ) -> None:
     """Ranked chunks by meaning, filtered by what was extracted (--hybrid: plus graph and BM25)."""
@@ -253,7 +254,7 @@ def query(
         from kgbuild.retrieve.hybrid import hybrid_query
 
         hits = _run(lambda: hybrid_query(text, settings, k=k, vector=vector, graph=graph, bm25=bm25, hops=hops, model=model,
-                                         entities=entity, types=entity_type, classes=class_, docs=doc))
+                                         query_model=query_model, entities=entity, types=entity_type, classes=class_, docs=doc))
     else:
         from kgbuild.retrieve.vector import query as run_query
 

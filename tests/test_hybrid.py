@@ -33,8 +33,8 @@ def multihop_index(tmp_path_factory, business_schema, embedder):
 def retriever_for(multihop_index, business_schema, embedder):
     opened = []
 
-    def make(**channels):
-        retriever = HybridRetriever(multihop_index, extractor=gazetteer(business_schema), embedder=embedder, **channels)
+    def make(**options):
+        retriever = HybridRetriever(multihop_index, extractor=gazetteer(business_schema), embedder=embedder, **options)
         opened.append(retriever)
         return retriever.open()
 
@@ -115,8 +115,9 @@ def test_hybrid_finds_answer_passages_that_vector_search_misses(retriever_for):
     assert found_by_hybrid_only, "on this set vector search alone must miss some answer passages"
 
 
-def test_every_hit_says_which_channel_entity_and_path_found_it(retriever_for):
-    hits = retriever_for().retrieve("Which device does the firm headed by Mara Lindqvist build?", k=3)
+@pytest.mark.parametrize("query_model", [False, True], ids=["entities-by-name", "query-model"])
+def test_every_hit_says_which_channel_entity_and_path_found_it(retriever_for, query_model):
+    hits = retriever_for(query_model=query_model).retrieve("Which device does the firm headed by Mara Lindqvist build?", k=3)
     assert [passage(h) for h in hits[:2]] == ["p01", "p02"]
     graph_reason = next(r for r in hits[1].reasons if r.channel == "graph")
     assert graph_reason.entity == "PERSON:mara lindqvist"
