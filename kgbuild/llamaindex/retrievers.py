@@ -81,12 +81,13 @@ class KgbuildHybridRetriever(BaseRetriever):
 
     def __init__(self, settings: Settings | None = None, *, filters: MetadataFilters | None = None, similarity_top_k: int = 10,
                  vector: bool = True, graph: bool = True, bm25: bool = True, hops: int = 2, model: str | None = None,
-                 extractor: Extractor | None = None, embedder: Embedder | None = None, **kwargs: Any):
+                 query_model: bool = False, extractor: Extractor | None = None, embedder: Embedder | None = None,
+                 **kwargs: Any):
         super().__init__(**kwargs)
         self.filters = filters
         self.similarity_top_k = similarity_top_k
         self.hybrid = HybridRetriever(settings, vector=vector, graph=graph, bm25=bm25, hops=hops, model=model,
-                                      extractor=extractor, embedder=embedder)
+                                      query_model=query_model, extractor=extractor, embedder=embedder)
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         self.hybrid.open()
