@@ -33,7 +33,7 @@ import time
 from typing import Any
 
 from bench.common import git_revision, machine, write_section
-from kgbuild.connectors.neo4j_graph import (
+from kgbuild.connectors.neo4j.sink import (
     STRUCTURAL_TYPES,
     Neo4jGraphSink,
     _batches,

@@ -28,7 +28,7 @@ from bench.common import Section, machine, percentile
 from kgbuild.ids import chunk_id, document_id, entity_id, point_id
 from kgbuild.schema import load_schema
 from kgbuild.types import ChunkPoint
-from kgbuild.write import VectorFilter
+from kgbuild.types import VectorFilter
 
 DIMENSION = 384
 LIMIT = 10

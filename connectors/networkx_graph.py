@@ -20,9 +20,8 @@ import networkx as nx
 from kgbuild.connectors.graph_records import evidence_record, merge_evidence, scores_record
 from kgbuild.reconcile import SurfaceTally
 from kgbuild.state import write_text_atomic
-from kgbuild.types import GraphBatch, IndexStats
+from kgbuild.types import STRUCTURAL_EDGES, Entity, EntityGraphData, GraphBatch, GraphExport, IndexStats
 
-STRUCTURAL_EDGES = frozenset({"HAS_CHUNK", "NEXT_CHUNK", "MENTIONS"})
 
 
 def load_graph(path: str | Path) -> nx.MultiDiGraph:
@@ -53,31 +52,29 @@ def _node_link_pieces(g: nx.MultiDiGraph) -> Iterator[str]:
     yield "]}"
 
 
-def export_graph(g: nx.MultiDiGraph) -> dict[str, Any]:
-    """A graph in the sink-agnostic export form of ``kgbuild.verify``; what kgbuild would not write goes to "problems"."""
-    from kgbuild.verify import empty_export
-
-    out = empty_export()
+def export_graph(g: nx.MultiDiGraph) -> GraphExport:
+    """A graph in the store-independent export form; what kgbuild would not write goes to ``problems``."""
+    out = GraphExport()
     for node, data in g.nodes(data=True):
         kind = data.get("kind")
         if kind == "Document":
-            out["documents"][node] = {k: data[k] for k in ("path", "source_path", "title", "content_hash", "classifications")}
+            out.documents[node] = {k: data[k] for k in ("path", "source_path", "title", "content_hash", "classifications")}
         elif kind == "Chunk":
-            out["chunks"][node] = {
+            out.chunks[node] = {
                 k: data[k] for k in ("doc_id", "position", "start", "end", "text", "token_count", "classifications")
             }
         elif kind == "Entity":
-            out["entities"][node] = {k: data[k] for k in ("type", "key", "name", "aliases", "mention_count", "confidence")}
+            out.entities[node] = {k: data[k] for k in ("type", "key", "name", "aliases", "mention_count", "confidence")}
         else:
-            out["problems"].append(f"node {node!r} has unknown kind {kind!r}")
+            out.problems.append(f"node {node!r} has unknown kind {kind!r}")
     for head, tail, key, data in g.edges(keys=True, data=True):
         edge_type = data.get("type")
         if edge_type == "HAS_CHUNK":
-            out["has_chunk"].append([head, tail])
+            out.has_chunk.append([head, tail])
         elif edge_type == "NEXT_CHUNK":
-            out["next_chunk"].append([head, tail])
+            out.next_chunk.append([head, tail])
         elif edge_type == "MENTIONS":
-            out["mentions"].append(
+            out.mentions.append(
                 {
                     "id": key,
                     "chunk_id": head,
@@ -87,8 +84,8 @@ def export_graph(g: nx.MultiDiGraph) -> dict[str, Any]:
             )
         else:
             if key != edge_type:
-                out["problems"].append(f"relation edge {head!r}->{tail!r} is keyed {key!r}, not by its label {edge_type!r}")
-            out["relations"].append(
+                out.problems.append(f"relation edge {head!r}->{tail!r} is keyed {key!r}, not by its label {edge_type!r}")
+            out.relations.append(
                 {
                     "id": data["id"],
                     "label": edge_type,
@@ -99,6 +96,47 @@ def export_graph(g: nx.MultiDiGraph) -> dict[str, Any]:
                     "evidence": data["evidence"],
                 }
             )
+    return out
+
+
+def _entity(node: str, data: dict[str, Any]) -> Entity:
+    return Entity(node, data["type"], data["key"], data.get("name", ""), list(data.get("aliases", [])),
+                  data.get("mention_count", 0), data.get("confidence", 0.0))
+
+
+def read_entity_graph(path: Path) -> EntityGraphData:
+    """``entity_graph()`` of a graph file not loaded yet, read as plain JSON: building the whole MultiDiGraph
+    first (``nx.node_link_graph``) cost more than everything else a hybrid query does on open.
+
+    The result equals the loaded graph's: entities in node order, edges in the order ``edges()`` gives
+    them (by source node, then target, then key).
+    """
+    out = EntityGraphData()
+    if not path.exists():
+        return out
+    with open(path, encoding="utf-8") as fh:
+        data = json.load(fh)
+    nodes: dict[str, None] = {}  # every node, in the order the MultiDiGraph would hold them
+    for node in data.get("nodes", []):
+        nodes[node["id"]] = None
+        if node.get("kind") == "Entity":
+            out.entities[node["id"]] = _entity(node["id"], node)
+    by_source: dict[str, dict[str, list[str | None]]] = {}
+    for edge in data.get("edges", []):
+        head, tail = edge["source"], edge["target"]
+        nodes.setdefault(head, None)
+        nodes.setdefault(tail, None)
+        by_source.setdefault(head, {}).setdefault(tail, []).append(edge.get("type"))
+    seen: set[tuple[str, str]] = set()
+    for head in nodes:
+        for tail, edge_types in by_source.get(head, {}).items():
+            for edge_type in edge_types:
+                if edge_type == "MENTIONS":
+                    if (head, tail) not in seen:
+                        seen.add((head, tail))
+                        out.mentions.append((head, tail))
+                elif edge_type not in STRUCTURAL_EDGES:
+                    out.relations.append((head, edge_type, tail))
     return out
 
 
@@ -116,14 +154,12 @@ class NetworkXGraphSink:
         self._tallies: dict[str, SurfaceTally] = {}
 
     def open(self) -> None:
-        if self.graph is not None:
-            return
-        self.graph = load_graph(self.path) if self.path.exists() else nx.MultiDiGraph()
+        """Nothing to connect to: the graph file is loaded on the first read or write that needs it
+        (``entity_graph()`` reads the file without building the whole graph)."""
 
     def _g(self) -> nx.MultiDiGraph:
         if self.graph is None:
-            self.open()
-        assert self.graph is not None
+            self.graph = load_graph(self.path) if self.path.exists() else nx.MultiDiGraph()
         return self.graph
 
     # -- writing -------------------------------------------------------------------
@@ -263,9 +299,27 @@ class NetworkXGraphSink:
 
     # -- reading ---------------------------------------------------------------------
 
-    def export(self) -> dict[str, Any]:
-        """The whole graph in the sink-agnostic export form of ``kgbuild.verify``."""
+    def export(self) -> GraphExport:
         return export_graph(self._g())
+
+    def entity_graph(self) -> EntityGraphData:
+        if self.graph is None:
+            return read_entity_graph(self.path)
+        g = self.graph
+        out = EntityGraphData()
+        for node, data in g.nodes(data=True):
+            if data.get("kind") == "Entity":
+                out.entities[node] = _entity(node, data)
+        seen: set[tuple[str, str]] = set()
+        for head, tail, data in g.edges(data=True):
+            edge_type = data.get("type")
+            if edge_type == "MENTIONS":
+                if (head, tail) not in seen:
+                    seen.add((head, tail))
+                    out.mentions.append((head, tail))
+            elif edge_type not in STRUCTURAL_EDGES:
+                out.relations.append((head, edge_type, tail))
+        return out
 
     def stats(self) -> IndexStats:
         g = self._g()

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from kgbuild.errors import SinkError
-from kgbuild.types import ChunkPoint
 from kgbuild.connectors.qdrant_filter import to_qdrant_filter
-from kgbuild.write import VectorFilter, VectorHit, keyword_fields
+from kgbuild.types import ChunkPoint, VectorExport, VectorFilter, VectorHit
+from kgbuild.write import keyword_fields
 
 UPSERT_BATCH = 5000
 
@@ -157,7 +157,7 @@ class QdrantEdgeVectorSink:
         )
         return [VectorHit(str(p.id), float(p.score), dict(p.payload or {})) for p in self._s().query(request)]
 
-    def export_points(self, batch_size: int = 1000) -> dict[str, dict[str, Any]]:
+    def export(self, batch_size: int = 1000) -> VectorExport:
         """Every point's payload by point id (for checks, exports and checksums)."""
         q = _edge()
         points: dict[str, dict[str, Any]] = {}
@@ -166,4 +166,4 @@ class QdrantEdgeVectorSink:
             records, offset = self._s().scroll(q.ScrollRequest(offset=offset, limit=batch_size, with_payload=True))
             points.update((str(r.id), dict(r.payload or {})) for r in records)
             if offset is None:
-                return points
+                return VectorExport(points)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kgbuild.write import VectorFilter
+from kgbuild.types import VectorFilter
 
 
 def to_qdrant_filter(models: Any, query_filter: VectorFilter | None) -> Any:

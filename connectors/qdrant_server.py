@@ -11,9 +11,9 @@ import warnings
 from typing import Any, Sequence
 
 from kgbuild.errors import SinkError, TransientError
-from kgbuild.types import ChunkPoint
 from kgbuild.connectors.qdrant_filter import to_qdrant_filter
-from kgbuild.write import VectorFilter, VectorHit, keyword_fields
+from kgbuild.types import ChunkPoint, VectorExport, VectorFilter, VectorHit
+from kgbuild.write import keyword_fields
 
 UPSERT_BATCH = 512
 
@@ -187,7 +187,7 @@ class QdrantServerVectorSink:
         )
         return [VectorHit(str(p.id), float(p.score), dict(p.payload or {})) for p in response.points]
 
-    def export_points(self, batch_size: int = 1000) -> dict[str, dict[str, Any]]:
+    def export(self, batch_size: int = 1000) -> VectorExport:
         """Every point's payload by point id (for checks, exports and checksums)."""
         client = self._connect()
         points: dict[str, dict[str, Any]] = {}
@@ -198,4 +198,4 @@ class QdrantServerVectorSink:
             )
             points.update((str(r.id), dict(r.payload or {})) for r in records)
             if offset is None:
-                return points
+                return VectorExport(points)

@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from kgbuild.retrieve.hybrid import hybrid_query
     from kgbuild.retrieve.vector import query
     from kgbuild.settings import Settings
-    from kgbuild.index_stats import stats
+    from kgbuild.index import stats
 
 __all__ = ["Settings", "__version__", "hybrid_query", "ingest", "query", "stats"]
 
@@ -25,7 +25,7 @@ _LAZY = {
     "ingest": ("kgbuild.pipeline", "ingest"),
     "query": ("kgbuild.retrieve.vector", "query"),
     "hybrid_query": ("kgbuild.retrieve.hybrid", "hybrid_query"),
-    "stats": ("kgbuild.index_stats", "stats"),  # not kgbuild/stats.py: a submodule would shadow the function
+    "stats": ("kgbuild.index", "stats"),
     "Settings": ("kgbuild.settings", "Settings"),
 }
 

@@ -294,7 +294,7 @@ def stats(
 ) -> None:
     """What the index holds, and what it was built with."""
     settings = _index_settings(out_dir, qdrant_url, collection, neo4j_uri, neo4j_user)
-    from kgbuild.index_stats import stats as run_stats
+    from kgbuild.index import stats as run_stats
 
     result = _run(lambda: run_stats(settings))
     if as_json:
@@ -327,9 +327,9 @@ def verify(
 ) -> None:
     """Check that the graph, the vectors and the ingest state agree; exit 1 and say what differs if not."""
     settings = _index_settings(out_dir, qdrant_url, collection, neo4j_uri, neo4j_user)
-    from kgbuild.verify import verify_index
+    from kgbuild.index import verify as run_verify
 
-    report = _run(lambda: verify_index(settings))
+    report = _run(lambda: run_verify(settings))
     if as_json:
         print(json.dumps(report.to_dict(), ensure_ascii=False))
     else:
@@ -358,7 +358,7 @@ def remove(
 ) -> None:
     """Remove files from the graph, the vectors and the state (the files themselves are left alone)."""
     settings = _settings(out_dir=out_dir)
-    from kgbuild.pipeline import remove as run_remove
+    from kgbuild.index import remove as run_remove
 
     report = _run(lambda: run_remove(paths, settings))
     if as_json:
@@ -434,7 +434,7 @@ def graph_view(
 ) -> None:
     """Write a self-contained interactive HTML view of the entity graph (opens offline in any browser)."""
     settings = _settings(out_dir=out_dir)
-    from kgbuild.graph_view import view_index
+    from kgbuild.explore import view_index
 
     summary = _run(lambda: view_index(settings, html_file, entity_key=entity, hops=hops, include_chunks=chunks,
                                       max_nodes=max_nodes, docs=doc))

@@ -31,10 +31,11 @@ from kgbuild.reconcile import reconcile
 from kgbuild.schema import ExtractionSchema, load_schema
 from kgbuild.settings import Settings
 from kgbuild.faults import crash_point
-from kgbuild.state import DocumentState, FileState, IndexLock, IngestState, Journal
-from kgbuild.stores import describe_graph_store, describe_vector_store, make_graph_sink, make_vector_sink
-from kgbuild.types import Chunk, ChunkExtraction, Document, ExtractedDocument, GraphBatch, IngestReport, SkippedFile, SourceFile
-from kgbuild.write import GraphSink, VectorSink, build_chunk_points
+from kgbuild.index import Index
+from kgbuild.sinks import GraphSink, VectorSink
+from kgbuild.state import DocumentState, FileState
+from kgbuild.types import Chunk, ChunkExtraction, Document, ExtractedDocument, GraphBatch, IndexStats, IngestReport, SkippedFile, SourceFile
+from kgbuild.write import build_chunk_points
 
 def release_heap() -> None:
     """Give freed memory back to the OS (glibc keeps it otherwise: measured 0.5 GB per write batch)."""
@@ -201,13 +202,10 @@ class IngestPipeline:
     ):
         self.settings = settings
         self.schema = (schema or load_schema(settings.schema_path)).with_threshold(settings.threshold)
-        self._extractor_given = extractor is not None
         self.extractor = extractor or build_extractor(settings, self.schema)
         self.embedder = embedder or build_embedder(settings)
-        self._graph_sink_given = graph_sink is not None
-        self.graph_sink = graph_sink or make_graph_sink(settings)
-        self._vector_sink_given = vector_sink is not None
-        self.vector_sink = vector_sink or make_vector_sink(settings, list(self.schema.classifications))
+        self.index = Index(settings, graph_sink=graph_sink, vector_sink=vector_sink)
+        self.stores = self.index.new_stores(self._embedding_dimension, classification_tasks=list(self.schema.classifications))
         self.progress = progress or _Silent()
         self.read_options = ReadOptions(
             text_field=settings.text_field,
@@ -219,7 +217,6 @@ class IngestPipeline:
         self.fingerprint_parts: dict[str, Any] = {}
         self.model_name = self.extractor.name
         self._chunker: TokenChunker | None = None
-        self._sinks_open = False
         self._vectors_touched = False
         self._queue: list[tuple[_PendingFile, Document, list[Chunk]]] = []  # documents awaiting extraction
         self._open_files: list[_PendingFile] = []  # files not yet recorded in the state
@@ -253,58 +250,42 @@ class IngestPipeline:
             raise ConfigError(f"{path}: no such file or directory")
         root = str(root_path.resolve())
         out_dir = Path(self.settings.out_dir)
-        self._check_credentials()
-        lock = IndexLock(out_dir)
-        lock.acquire()
-        try:
+        self.index.check_credentials()
+        with self.index.writing() as journal:
+            self.journal = journal
             return self._run_locked(root, root_path, out_dir, started)
-        finally:
-            lock.release()
 
-    def _check_credentials(self) -> None:
-        """Settings that can only fail later, checked before anything is loaded or written."""
-        if self.settings.graph == "neo4j" and not self._graph_sink_given and not self.settings.neo4j_password:
-            raise ConfigError(
-                f"--graph neo4j: no password for Neo4j user '{self.settings.neo4j_user}' at {self.settings.neo4j_uri};"
-                f" set it in the environment variable {self.settings.neo4j_password_env}"
-            )
-
-    def _check_stores(self) -> None:
-        """Connect to a Neo4j or Qdrant server before any model loads: a wrong password or a server that is
-        down stops the run in seconds, with one line naming the server."""
-        if self.settings.graph == "neo4j":
-            with self._timed("connect"):
-                self.graph_sink.open()
-        if self.settings.qdrant_url and hasattr(self.vector_sink, "exists"):
-            with self._timed("connect"):
-                self.vector_sink.exists()
+    def _embedding_dimension(self) -> int:
+        with self._timed("load models"):
+            return self.embedder.dimension  # loads the embedding model
 
     def _resolve_model(self) -> None:
         """The model's identity (not the model): resolved path and content fingerprint, or hub id and revision."""
         checkpoint = getattr(self.extractor, "checkpoint", None)
         model_fingerprint = self.extractor.name
         if callable(checkpoint):
-            known = self.state.manifest.get("model_file_hashes", {})
+            known = self.state.manifest.model_file_hashes
             with self._timed("load models"):
                 identity = checkpoint(known)
             self.model_name = identity.location
             model_fingerprint = identity.fingerprint
-            self.state.manifest["model_file_hashes"] = {k: v for k, v in known.items()
-                                                        if k.startswith(identity.load_from.rstrip("/") + "/")}
+            self.state.manifest.model_file_hashes = {k: v for k, v in known.items()
+                                                     if k.startswith(identity.load_from.rstrip("/") + "/")}
         self.fingerprint_parts = extraction_fingerprint_parts(self.settings, self.schema, model_fingerprint, self.embedder.name)
         self.fingerprint = extraction_fingerprint(self.settings, self.schema, model_fingerprint, self.embedder.name)
 
     def _run_locked(self, root: str, root_path: Path, out_dir: Path, started: float) -> IngestReport:
-        self.state = IngestState.load(out_dir)
-        self._check_manifest()
-        self.journal = Journal(out_dir)
+        self.state = self.index.state
+        self.index.check_same_stores()
         self.report = IngestReport(root=root, out_dir=str(out_dir))
         try:
             self._phase("scanning")
-            self._check_stores()
+            with self._timed("connect"):
+                self.index.check_reachable()
             self._resolve_model()
-            previous_extraction = self.state.manifest.get("extraction") or {}
-            self._write_manifest()  # the state vouches for its stores from the first checkpoint on
+            previous_extraction = self.state.manifest.extraction
+            self.index.record_build(schema=self.schema, model=self.model_name, embedding_model=self.embedder.name,
+                                    extraction=self.fingerprint_parts)  # the state vouches for its stores from the first checkpoint on  # the state vouches for its stores from the first checkpoint on
             self._recover()
             known = self.state.files(root)
             to_read, seen, unreadable = self._scan(root_path, out_dir, known)
@@ -315,7 +296,7 @@ class IngestPipeline:
                 )
                 if not self.state.exists:  # leave no empty index behind
                     self.state.roots.pop(root, None)
-                    self._close_sinks(quiet=True)
+                    self.stores.close(quiet=True)
                     self.report.elapsed_s = time.perf_counter() - started
                     return self.report
             if any(t.previous_fingerprint not in (None, self.fingerprint) for t in to_read):
@@ -338,9 +319,9 @@ class IngestPipeline:
                 self._prune(root, [rel for rel in gone if rel not in kept])
             self._finish(root)
         except BaseException:
-            self._close_sinks(quiet=True)  # the error that stopped the run is the one to report
+            self.stores.close(quiet=True)  # the error that stopped the run is the one to report
             raise
-        self._close_sinks()
+        self.stores.close()
         self.report.elapsed_s = time.perf_counter() - started
         self.report.model_runtime = dict(getattr(self.extractor, "runtime", None) or {})  # optional for extractors
         return self.report
@@ -442,30 +423,12 @@ class IngestPipeline:
 
     def _recover(self) -> None:
         """Undo what an interrupted run wrote after its last checkpoint (see kgbuild.state)."""
-        if not self.journal.doc_ids:
-            return
-        doc_ids = sorted(self.journal.doc_ids)
-        self._open_sinks()
-        self.graph_sink.remove_documents(doc_ids)
-        self.vector_sink.delete_documents(doc_ids)
-        self._vectors_touched = True
-        self._recovered = set(doc_ids)
-        self.state.forget_file_hash(self._recovered)
-        self.report.documents_recovered = len(doc_ids)
-        self._checkpoint()
-
-    def _check_manifest(self) -> None:
-        """Graph and vectors of one index must stay together: refuse to split them across stores."""
-        for key, what, now, flags in (
-            ("vector_store", "vectors", describe_vector_store(self.settings), "--qdrant-url and --collection"),
-            ("graph_store", "graph", describe_graph_store(self.settings), "--graph, --neo4j-uri and --neo4j-database"),
-        ):
-            built_with = self.state.manifest.get(key)
-            if built_with and built_with != now:
-                raise ConfigError(
-                    f"{self.settings.out_dir} keeps its {what} in {built_with}, not in {now};"
-                    f" pass the same {flags}, or use another --out"
-                )
+        recovered = self.index.recover(self.stores, self.journal)
+        if recovered:
+            self._vectors_touched = True
+            self._recovered = set(recovered)
+            self.report.documents_recovered = len(recovered)
+            self._last_checkpoint = time.monotonic()
 
     def _ensure_chunker(self) -> TokenChunker:
         if self._chunker is None:
@@ -481,28 +444,6 @@ class IngestPipeline:
             return chunker.chunk(document)
 
     # -- writing ---------------------------------------------------------------------------
-
-    def _open_sinks(self) -> None:
-        if self._sinks_open:
-            return
-        with self._timed("load models"):
-            dimension = self.embedder.dimension  # loads the embedding model
-        self.graph_sink.open()
-        self.vector_sink.open(dimension)
-        self._sinks_open = True
-
-    def _close_sinks(self, *, quiet: bool = False) -> None:
-        if not self._sinks_open:
-            return
-        self._sinks_open = False
-        errors = []
-        for sink in (self.graph_sink, self.vector_sink):
-            try:
-                sink.close()
-            except Exception as exc:  # close the other one all the same
-                errors.append(exc)
-        if errors and not quiet:
-            raise errors[0]
 
     def _flush(self, root: str) -> None:
         if not self._queue:
@@ -544,18 +485,18 @@ class IngestPipeline:
         self._dropped.update(dropped)
         batch = GraphBatch(extracted, reconciliation.entities, reconciliation.mention_entity, reconciliation.relations)
 
-        self._open_sinks()
+        self.stores.open()
         with self._timed("embed"):
             vectors = self.embedder.embed([c.text for c in chunks])
         doc_ids = [d.document.id for d in extracted]
         self.journal.record(doc_ids)
         with self._timed("graph write"):
-            self.graph_sink.write(batch)
+            self.stores.graph.write(batch)
         crash_point("graph-written")
         with self._timed("vector write"):
             # a changed document may now have fewer chunks: drop all of its old points first
-            self.vector_sink.delete_documents(doc_ids)
-            self.vector_sink.upsert(build_chunk_points(batch, vectors))
+            self.stores.vectors.delete_documents(doc_ids)
+            self.stores.vectors.upsert(build_chunk_points(batch, vectors))
         self._vectors_touched = True
         crash_point("vectors-written")
 
@@ -637,10 +578,9 @@ class IngestPipeline:
     def _remove_documents(self, doc_ids: list[str]) -> None:
         if not doc_ids:
             return
-        self._open_sinks()
+        self.stores.open()
         self.journal.record(doc_ids)
-        self.graph_sink.remove_documents(doc_ids)
-        self.vector_sink.delete_documents(doc_ids)
+        self.stores.remove_documents(doc_ids)
         self._vectors_touched = True
         self.report.documents_removed += len(doc_ids)
 
@@ -650,47 +590,13 @@ class IngestPipeline:
             self._save_checkpoint()
 
     def _save_checkpoint(self) -> None:
-        if self._sinks_open:
-            self.graph_sink.flush()
-            self.vector_sink.flush()
-        self.state.save()
-        self.journal.clear()
+        self.index.checkpoint(self.stores, self.journal)
         self._last_checkpoint = time.monotonic()
-
-    def _write_manifest(self) -> None:
-        """What the index is built with, so that commands reading it need no flags (saved with each checkpoint)."""
-        self.state.manifest.update({
-            "kgbuild_version": __version__,
-            "schema": {"name": self.schema.name, "version": self.schema.version, "fingerprint": self.schema.fingerprint},
-            "schema_definition": self.schema.model_dump(mode="json"),
-            "model": self.model_name,
-            "extraction": self.fingerprint_parts,
-            "embedding_model": self.embedder.name,
-            "vector_store": describe_vector_store(self.settings),
-            "graph_store": describe_graph_store(self.settings),
-            "graph": {"kind": self.settings.graph, "uri": self.settings.neo4j_uri, "database": self.settings.neo4j_database}
-            if self.settings.graph == "neo4j" else {"kind": "networkx"},
-            "qdrant_url": self.settings.qdrant_url,
-            "collection": self.settings.collection,
-        })
 
     def _finish(self, root: str) -> None:
         if self._vectors_touched or not self.state.totals:
-            self._open_sinks()
-            totals = self.graph_sink.stats()
-            totals.vector_points = self.vector_sink.count()
-        else:
-            totals = None
-        if totals is not None:
-            totals.schema_name = self.schema.name
-            totals.schema_version = f"{self.schema.version} ({self.schema.fingerprint})"
-            totals.model = self.model_name
-            totals.embedding_model = self.embedder.name
-            totals.kgbuild_version = __version__
-            self.state.totals = totals.to_dict()
+            self.index.record_totals(self.stores.counts())
         self._checkpoint()
-        from kgbuild.types import IndexStats
-
         self.report.totals = IndexStats(**self.state.totals)
 
 
@@ -718,68 +624,3 @@ def ingest(
         progress=progress,
     )
     return pipeline.run(path)
-
-
-@dataclass(slots=True)
-class RemoveReport:
-    out_dir: str
-    files: list[str] = field(default_factory=list)  # absolute paths of the files removed from the index
-    documents: int = 0
-    totals: Any = None  # IndexStats after the removal
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"out_dir": self.out_dir, "files": self.files, "documents": self.documents,
-                "totals": self.totals.to_dict() if self.totals is not None else None}
-
-
-def remove(paths: Sequence[str | Path], settings: Settings | None = None) -> RemoveReport:
-    """Remove ingested files (a folder: every ingested file under it) from the graph, the vectors and the state.
-
-    The files on disk are left alone: ingesting their folder again brings them back
-    (``kgbuild ingest`` itself prunes files that were deleted from the folder).
-    Every path must name something in the index; nothing is removed otherwise.
-    """
-    from kgbuild.paths import match_indexed_files
-    from kgbuild.retrieve.vector import load_manifest
-    from kgbuild.stores import settings_for_index
-
-    settings = settings or Settings()
-    out_dir = Path(settings.out_dir)
-    settings = settings_for_index(settings, load_manifest(out_dir).manifest)
-    with IndexLock(out_dir):
-        state = IngestState.load(out_dir)
-        journal = Journal(out_dir)
-        matched: dict[str, tuple[str, str]] = {}  # absolute path -> (root, rel)
-        for given in paths:
-            found = match_indexed_files(state, given)
-            if not found:
-                raise ConfigError(f"{given}: not in the index at {out_dir} (give an absolute path, a path relative to"
-                                  " the current directory, or the path as stored; see `kgbuild stats`)")
-            matched.update({f.absolute: (f.root, f.rel) for f in found})
-        removed = {d for root, rel in matched.values() for d in state.roots[root][rel].documents}
-        doc_ids = sorted(removed | journal.doc_ids)
-        tasks = list(state.manifest.get("schema_definition", {}).get("classifications", {}))
-        graph_sink, vector_sink = make_graph_sink(settings), make_vector_sink(settings, tasks)
-        graph_sink.open()
-        vector_sink.open(None)
-        try:
-            journal.record(doc_ids)
-            graph_sink.remove_documents(doc_ids)
-            vector_sink.delete_documents(doc_ids)
-            state.forget_file_hash(journal.doc_ids)  # an interrupted run's documents: read them again
-            for root, rel in matched.values():
-                del state.roots[root][rel]
-            totals = graph_sink.stats()
-            totals.vector_points = vector_sink.count()
-            graph_sink.flush()
-            vector_sink.flush()
-        finally:
-            graph_sink.close()
-            vector_sink.close()
-        # the counts change; what the index was built with (the string fields) does not
-        state.totals.update({k: v for k, v in totals.to_dict().items() if not isinstance(v, str)})
-        state.save()
-        journal.clear()
-    from kgbuild.types import IndexStats
-
-    return RemoveReport(str(out_dir), sorted(matched), len(removed), IndexStats(**state.totals))

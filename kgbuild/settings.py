@@ -45,7 +45,10 @@ class Settings(BaseSettings):
     )
     embedding_model: str = DEFAULT_EMBEDDING_MODEL
     embedding_batch_size: int = Field(default=64, ge=1)
-    graph: Literal["networkx", "neo4j"] = Field(default="networkx", description="where the knowledge graph goes")
+    graph: str = Field(default="networkx", description="graph backend: networkx (embedded) or neo4j (kgbuild.registry)")
+    vector: str | None = Field(
+        default=None, description="vector backend: qdrant-edge (embedded) or qdrant-server; unset: qdrant-server when qdrant_url is set"
+    )
     # Neo4j: the usual NEO4J_* variables work as well as KGBUILD_NEO4J_*; the password is never a setting
     neo4j_uri: str = Field(
         default="bolt://127.0.0.1:7687", validation_alias=AliasChoices("neo4j_uri", "KGBUILD_NEO4J_URI", "NEO4J_URI")
@@ -89,6 +92,29 @@ class Settings(BaseSettings):
         if value and not value.startswith(("http://", "https://")):
             raise ValueError(f"must start with http:// or https://, got {value!r}")
         return value or None
+
+    @field_validator("graph")
+    @classmethod
+    def _known_graph_backend(cls, value: str) -> str:
+        from kgbuild.registry import GRAPH_BACKENDS
+
+        if value not in GRAPH_BACKENDS:
+            raise ValueError(f"unknown graph backend {value!r} (known: {', '.join(sorted(GRAPH_BACKENDS))})")
+        return value
+
+    @field_validator("vector")
+    @classmethod
+    def _known_vector_backend(cls, value: str | None) -> str | None:
+        from kgbuild.registry import VECTOR_BACKENDS
+
+        if value is not None and value not in VECTOR_BACKENDS:
+            raise ValueError(f"unknown vector backend {value!r} (known: {', '.join(sorted(VECTOR_BACKENDS))})")
+        return value
+
+    @property
+    def vector_backend(self) -> str:
+        """The vector backend: as set, else inferred from qdrant_url (how indexes were named before the setting)."""
+        return self.vector or ("qdrant-server" if self.qdrant_url else "qdrant-edge")
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> Settings:

@@ -60,9 +60,101 @@ class FileState:
 
 
 @dataclass(slots=True)
+class StoreRecord:
+    """Where one store of an index lives: its backend and the settings that locate it (no secret)."""
+
+    kind: str  # a backend name of kgbuild.registry
+    location: dict[str, Any] = field(default_factory=dict)  # Settings field -> value, e.g. {"neo4j_uri": ...}
+    description: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **self.location}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], description: str) -> StoreRecord:
+        location = {k: v for k, v in data.items() if k != "kind"}
+        # indexes written before the backend registry recorded Neo4j as {"kind", "uri", "database"}
+        renamed = {"uri": "neo4j_uri", "database": "neo4j_database"}
+        location = {renamed.get(k, k): v for k, v in location.items()}
+        return cls(str(data.get("kind") or ""), location, description)
+
+
+@dataclass(slots=True)
+class Manifest:
+    """What an index is built with, so that commands reading it need no flags (saved in ``state.json``)."""
+
+    kgbuild_version: str = ""
+    schema_definition: dict[str, Any] = field(default_factory=dict)  # the schema, defaults filled in
+    schema_name: str = ""
+    schema_version: str = ""
+    schema_fingerprint: str = ""
+    model: str = ""  # the checkpoint's location: a resolved path, or hub id@revision
+    model_file_hashes: dict[str, str] = field(default_factory=dict)  # path -> "size:mtime:sha256", to rehash only changes
+    extraction: dict[str, Any] = field(default_factory=dict)  # the parts of the extraction fingerprint
+    embedding_model: str = ""
+    graph: StoreRecord | None = None
+    vectors: StoreRecord | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.schema_definition or self.model or self.graph or self.vectors)
+
+    @property
+    def classification_tasks(self) -> list[str]:
+        return list(self.schema_definition.get("classifications", {}))
+
+    @property
+    def schema_label(self) -> str:
+        return f"{self.schema_version} ({self.schema_fingerprint})"
+
+    def to_dict(self) -> dict[str, Any]:
+        if not self:
+            return {}
+        data: dict[str, Any] = {
+            "kgbuild_version": self.kgbuild_version,
+            "schema": {"name": self.schema_name, "version": self.schema_version, "fingerprint": self.schema_fingerprint},
+            "schema_definition": self.schema_definition,
+            "model": self.model,
+            "model_file_hashes": self.model_file_hashes,
+            "extraction": self.extraction,
+            "embedding_model": self.embedding_model,
+        }
+        if self.graph is not None:
+            data.update(graph=self.graph.to_dict(), graph_store=self.graph.description)
+        if self.vectors is not None:
+            data.update(vectors=self.vectors.to_dict(), vector_store=self.vectors.description)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Manifest:
+        schema = data.get("schema") or {}
+        graph = vectors = None
+        if data.get("graph"):
+            graph = StoreRecord.from_dict(data["graph"], str(data.get("graph_store", "")))
+        if data.get("vectors"):
+            vectors = StoreRecord.from_dict(data["vectors"], str(data.get("vector_store", "")))
+        elif data.get("vector_store"):  # written before the registry: a server URL meant a Qdrant server
+            kind = "qdrant-server" if data.get("qdrant_url") else "qdrant-edge"
+            location = {"qdrant_url": data["qdrant_url"], "collection": data.get("collection")} if data.get("qdrant_url") else {}
+            vectors = StoreRecord(kind, location, str(data["vector_store"]))
+        return cls(
+            kgbuild_version=str(data.get("kgbuild_version", "")),
+            schema_definition=dict(data.get("schema_definition") or {}),
+            schema_name=str(schema.get("name", "")),
+            schema_version=str(schema.get("version", "")),
+            schema_fingerprint=str(schema.get("fingerprint", "")),
+            model=str(data.get("model", "")),
+            model_file_hashes=dict(data.get("model_file_hashes") or {}),
+            extraction=dict(data.get("extraction") or {}),
+            embedding_model=str(data.get("embedding_model", "")),
+            graph=graph,
+            vectors=vectors,
+        )
+
+
+@dataclass(slots=True)
 class IngestState:
     path: Path
-    manifest: dict[str, Any] = field(default_factory=dict)
+    manifest: Manifest = field(default_factory=Manifest)
     roots: dict[str, dict[str, FileState]] = field(default_factory=dict)
     totals: dict[str, Any] = field(default_factory=dict)
 
@@ -92,7 +184,7 @@ class IngestState:
             raise KgbuildError(
                 f"{path}: the ingest state is unreadable ({exc}); delete the output directory and ingest again"
             ) from None
-        return cls(path=path, manifest=data.get("manifest", {}),
+        return cls(path=path, manifest=Manifest.from_dict(data.get("manifest") or {}),
                    roots=roots, totals=data.get("totals", {}))
 
     @property
@@ -108,7 +200,7 @@ class IngestState:
     def to_dict(self) -> dict[str, Any]:
         return {
             "format": STATE_FORMAT,
-            "manifest": self.manifest,
+            "manifest": self.manifest.to_dict(),
             "roots": {
                 root: {
                     "files": {

@@ -7,7 +7,11 @@ Offsets are always character offsets into ``Document.text`` (end exclusive), so
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypedDict
+
+
+# The graph's structural edges; every other edge between two entities is a relation (its label).
+STRUCTURAL_EDGES = frozenset({"HAS_CHUNK", "NEXT_CHUNK", "MENTIONS"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,8 +241,158 @@ class IngestReport:
         return data
 
 
+# -- what the stores give back (the read side of the sink Protocols) -------------------------
+
+
+@dataclass(slots=True)
+class EntityGraphData:
+    """The entity graph as retrieval reads it: entities with their names, which chunk mentions which
+    entity (one pair per chunk and entity), and the relation edges between entities."""
+
+    entities: dict[str, Entity] = field(default_factory=dict)  # by entity id
+    mentions: list[tuple[str, str]] = field(default_factory=list)  # (chunk id, entity id)
+    relations: list[tuple[str, str, str]] = field(default_factory=list)  # (head id, label, tail id)
+
+
+class DocumentRecord(TypedDict):
+    path: str
+    source_path: str
+    title: str
+    content_hash: str
+    classifications: dict[str, list[dict[str, Any]]]  # task -> [{"label", "confidence"}]
+
+
+class ChunkRecord(TypedDict):
+    doc_id: str
+    position: int
+    start: int
+    end: int
+    text: str
+    token_count: int
+    classifications: dict[str, list[dict[str, Any]]]
+
+
+class EntityRecord(TypedDict):
+    type: str
+    key: str
+    name: str
+    aliases: list[str]
+    mention_count: int
+    confidence: float
+
+
+class MentionRecord(TypedDict):
+    id: str
+    chunk_id: str
+    entity_id: str
+    doc_id: str
+    label: str
+    text: str
+    start: int
+    end: int
+    confidence: float
+
+
+class EvidenceRecord(TypedDict):
+    doc_id: str
+    chunk_id: str
+    head_start: int
+    head_end: int
+    tail_start: int
+    tail_end: int
+    confidence: float
+
+
+class RelationRecord(TypedDict):
+    id: str
+    label: str
+    head_id: str
+    tail_id: str
+    confidence: float
+    count: int
+    evidence: list[EvidenceRecord]
+
+
+@dataclass(slots=True)
+class GraphExport:
+    """A whole graph in one store-independent form: what ``GraphSink.export()`` returns.
+
+    Two stores hold the same graph exactly when their exports are equal once every list is sorted
+    (``kgbuild.verify.canonical_export``); ``problems`` lists what a store holds that kgbuild would not write.
+    """
+
+    documents: dict[str, DocumentRecord] = field(default_factory=dict)
+    chunks: dict[str, ChunkRecord] = field(default_factory=dict)
+    entities: dict[str, EntityRecord] = field(default_factory=dict)
+    mentions: list[MentionRecord] = field(default_factory=list)  # one per MENTIONS edge
+    has_chunk: list[list[str]] = field(default_factory=list)  # [doc id, chunk id]
+    next_chunk: list[list[str]] = field(default_factory=list)  # [chunk id, next chunk id]
+    relations: list[RelationRecord] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "documents": self.documents, "chunks": self.chunks, "entities": self.entities, "mentions": self.mentions,
+            "has_chunk": self.has_chunk, "next_chunk": self.next_chunk, "relations": self.relations,
+            "problems": self.problems,
+        }
+
+
+@dataclass(slots=True)
+class VectorExport:
+    """Every point of a vector store: payload by point id (``VectorSink.export()``)."""
+
+    points: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.points)
+
+
+@dataclass(frozen=True, slots=True)
+class VectorFilter:
+    """Metadata conditions; every listed condition must hold.
+
+    ``classes`` matches a label given to the chunk or to its whole document;
+    ``paths`` matches a document path or the file it came from (any of them).
+    """
+
+    entity_keys: tuple[str, ...] = ()
+    entity_types: tuple[str, ...] = ()
+    classes: tuple[tuple[str, str], ...] = ()
+    paths: tuple[str, ...] = ()
+    doc_ids: tuple[str, ...] = ()  # any of them
+
+    def is_empty(self) -> bool:
+        return not (self.entity_keys or self.entity_types or self.classes or self.paths or self.doc_ids)
+
+    def matches(self, payload: dict[str, Any]) -> bool:
+        """The same conditions evaluated on one point payload in Python (graph and BM25 channels)."""
+        keys, types = set(payload.get("entity_keys") or ()), set(payload.get("entity_types") or ())
+        if not (set(self.entity_keys) <= keys and set(self.entity_types) <= types):
+            return False
+        for task, label in self.classes:
+            labels = {*((payload.get("class") or {}).get(task) or ()), *((payload.get("doc_class") or {}).get(task) or ())}
+            if label not in labels:
+                return False
+        if self.paths and payload.get("path") not in self.paths and payload.get("source_path") not in self.paths:
+            return False
+        return not self.doc_ids or payload.get("doc_id") in self.doc_ids
+
+
+@dataclass(frozen=True, slots=True)
+class VectorHit:
+    point_id: str
+    score: float
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+# -- what queries return -----------------------------------------------------------------------
+
+
 @dataclass(frozen=True, slots=True)
 class EntityRef:
+    """An entity as a query hit names it (from the chunk's payload)."""
+
     id: str
     key: str
     name: str

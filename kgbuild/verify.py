@@ -1,29 +1,11 @@
 """Check that an index's graph, vectors and state agree, and fingerprint their content.
 
-Every graph sink exports its whole content in one sink-agnostic form (``export()``), and
-every vector sink its points (``export_points()``). :func:`graph_checksum` and
-:func:`collection_checksum` hash those exports in a canonical order, so two indexes hold
-the same content exactly when their checksums are equal, whichever store holds them and
-in whatever order it was written. :func:`verify_index` compares the three parts of an
-index (``kgbuild verify``).
-
-The graph export::
-
-    {
-      "documents": {doc_id: {"path", "source_path", "title", "content_hash",
-                              "classifications": {task: [{"label", "confidence"}, ...]}}},
-      "chunks":    {chunk_id: {"doc_id", "position", "start", "end", "text", "token_count",
-                                "classifications": {...}}},
-      "entities":  {entity_id: {"type", "key", "name", "aliases", "mention_count", "confidence"}},
-      "mentions":  [{"id", "chunk_id", "entity_id", "doc_id", "label", "text", "start", "end",
-                     "confidence"}, ...],                     # one per MENTIONS edge
-      "has_chunk": [[doc_id, chunk_id], ...],
-      "next_chunk": [[chunk_id, next_chunk_id], ...],
-      "relations": [{"id", "label", "head_id", "tail_id", "confidence", "count",
-                     "evidence": [{"doc_id", "chunk_id", "head_start", "head_end",
-                                   "tail_start", "tail_end", "confidence"}, ...]}, ...],
-      "problems":  ["what the store holds that kgbuild would not have written", ...],
-    }
+Every graph sink exports its whole content in one store-independent form
+(``GraphSink.export()`` -> ``kgbuild.types.GraphExport``) and every vector sink its points
+(``VectorSink.export()``). :func:`graph_checksum` and :func:`collection_checksum` hash those
+exports in a canonical order, so two indexes hold the same content exactly when their checksums
+are equal, whichever store holds them and in whatever order it was written.
+:func:`compare_index` compares the three parts of an index (``Index.verify``, ``kgbuild verify``).
 """
 
 from __future__ import annotations
@@ -35,23 +17,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kgbuild.ids import point_id
-from kgbuild.settings import Settings
 from kgbuild.state import IngestState
+from kgbuild.types import GraphExport
 
 EXPORT_LISTS = ("mentions", "has_chunk", "next_chunk", "relations")
-
-
-def empty_export() -> dict[str, Any]:
-    return {"documents": {}, "chunks": {}, "entities": {}, "mentions": [], "has_chunk": [], "next_chunk": [],
-            "relations": [], "problems": []}
 
 
 def _key(item: Any) -> str:
     return json.dumps(item, sort_keys=True, ensure_ascii=False)
 
 
-def canonical_export(data: dict[str, Any]) -> dict[str, Any]:
-    """The export with every list in a fixed order (evidence and aliases too), so equal content compares equal."""
+def canonical_export(export: GraphExport | dict[str, Any]) -> dict[str, Any]:
+    """The export as plain data with every list in a fixed order (evidence and aliases too), so equal content
+    compares equal; a canonical export given again comes back unchanged."""
+    data = export.to_dict() if isinstance(export, GraphExport) else export
     out = json.loads(json.dumps(data, ensure_ascii=False))  # plain dicts and lists
     for entity in out["entities"].values():
         entity["aliases"] = sorted(entity["aliases"])
@@ -67,7 +46,7 @@ def _digest(data: Any) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def graph_checksum(export: dict[str, Any]) -> str:
+def graph_checksum(export: GraphExport | dict[str, Any]) -> str:
     return _digest(canonical_export(export))
 
 
@@ -101,12 +80,12 @@ def _some(items: list[str], limit: int = 5) -> str:
     return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
-def compare_index(state: IngestState, graph: dict[str, Any], points: dict[str, dict[str, Any]]) -> list[str]:
+def compare_index(state: IngestState, graph: GraphExport, points: dict[str, dict[str, Any]]) -> list[str]:
     """What differs between what the state vouches for, the graph and the vector points."""
-    problems = [f"graph: {p}" for p in graph.get("problems", [])]
+    problems = [f"graph: {p}" for p in graph.problems]
     vouched = state.all_documents()
-    in_graph = set(graph["documents"])
-    chunks_by_doc: Counter[str] = Counter(c["doc_id"] for c in graph["chunks"].values())
+    in_graph = set(graph.documents)
+    chunks_by_doc: Counter[str] = Counter(c["doc_id"] for c in graph.chunks.values())
     points_by_doc: Counter[str] = Counter(p.get("doc_id", "") for p in points.values())
 
     for what, missing in (("the graph", sorted(set(vouched) - in_graph)), ("the vectors", sorted(set(vouched) - set(points_by_doc)))):
@@ -116,7 +95,7 @@ def compare_index(state: IngestState, graph: dict[str, Any], points: dict[str, d
                             + _some([vouched[d].path for d in docs]))
     for what, extra in (("the graph", sorted(in_graph - set(vouched))), ("the vectors", sorted(set(points_by_doc) - set(vouched)))):
         if extra:
-            names = [graph["documents"].get(d, {}).get("path") or d for d in extra]
+            names = [graph.documents.get(d, {}).get("path") or d for d in extra]
             problems.append(f"{len(extra)} document(s) in {what} are not in the state (left by an interrupted run?): "
                             + _some(names))
     for doc_id, doc in sorted(vouched.items()):
@@ -125,55 +104,26 @@ def compare_index(state: IngestState, graph: dict[str, Any], points: dict[str, d
             problems.append(f"{doc.path}: the state records {doc.chunks} chunk(s), the graph holds {in_g}")
         if doc_id in points_by_doc and in_v != doc.chunks:
             problems.append(f"{doc.path}: the state records {doc.chunks} chunk(s), the vectors hold {in_v}")
-        if doc_id in in_graph and graph["documents"][doc_id]["content_hash"] != doc.content_hash:
+        if doc_id in in_graph and graph.documents[doc_id]["content_hash"] != doc.content_hash:
             problems.append(f"{doc.path}: the graph holds another version of the document than the state records")
 
-    expected_points = {point_id(c): c for c in graph["chunks"]}
+    expected_points = {point_id(c): c for c in graph.chunks}
     stray = sorted(pid for pid, p in points.items() if p.get("doc_id") in in_graph and pid not in expected_points)
     if stray:
         problems.append(f"{len(stray)} vector point(s) belong to no chunk of the graph: " + _some(stray))
     for pid, chunk in sorted(expected_points.items()):
         payload = points.get(pid)
-        if payload is not None and payload.get("text") != graph["chunks"][chunk]["text"]:
+        if payload is not None and payload.get("text") != graph.chunks[chunk]["text"]:
             problems.append(f"chunk {chunk}: the vector payload's text differs from the graph's")
 
-    mention_count: Counter[str] = Counter(m["entity_id"] for m in graph["mentions"])
-    orphans = sorted(e for e in graph["entities"] if mention_count[e] == 0)
+    mention_count: Counter[str] = Counter(m["entity_id"] for m in graph.mentions)
+    orphans = sorted(e for e in graph.entities if mention_count[e] == 0)
     if orphans:
         problems.append(f"{len(orphans)} entit(y/ies) with no mention left: " + _some(orphans))
-    dangling = sorted(m["id"] for m in graph["mentions"] if m["entity_id"] not in graph["entities"] or m["chunk_id"] not in graph["chunks"])
+    dangling = sorted(m["id"] for m in graph.mentions if m["entity_id"] not in graph.entities or m["chunk_id"] not in graph.chunks)
     if dangling:
         problems.append(f"{len(dangling)} mention(s) point at missing chunks or entities: " + _some(dangling))
-    stale = sorted(r["id"] for r in graph["relations"] if any(e["chunk_id"] not in graph["chunks"] for e in r["evidence"]))
+    stale = sorted(r["id"] for r in graph.relations if any(e["chunk_id"] not in graph.chunks for e in r["evidence"]))
     if stale:
         problems.append(f"{len(stale)} relation(s) keep evidence from chunks that no longer exist: " + _some(stale))
     return problems
-
-
-def verify_index(settings: Settings) -> VerifyReport:
-    """Read the index under ``settings.out_dir`` (with the stores it was built with) and compare its parts."""
-    from kgbuild.retrieve.vector import load_manifest
-    from kgbuild.stores import make_graph_sink, make_vector_sink, settings_for_index
-
-    state = load_manifest(settings.out_dir)
-    settings = settings_for_index(settings, state.manifest)
-    report = VerifyReport(out_dir=str(settings.out_dir), documents=len(state.all_documents()))
-    graph_sink = make_graph_sink(settings)
-    vector_sink = make_vector_sink(settings)
-    try:
-        graph_sink.open()
-        graph = graph_sink.export()
-        vector_sink.open(None)
-        points = vector_sink.export_points()
-    finally:
-        graph_sink.close()
-        vector_sink.close()
-    report.graph_documents = len(graph["documents"])
-    report.vector_points = len(points)
-    report.graph_checksum = graph_checksum(graph)
-    report.collection_checksum = collection_checksum(points)
-    report.problems = compare_index(state, graph, points)
-    totals = state.totals
-    if totals and totals.get("vector_points") is not None and totals.get("vector_points") != len(points) and not report.problems:
-        report.problems.append(f"state totals record {totals['vector_points']} vector points, the collection holds {len(points)}")
-    return report

@@ -1,16 +1,14 @@
-"""The write stage: the sink Protocols, and the vector payload every vector sink stores.
+"""The write stage's one piece of logic that is not a store's: the payload every vector point carries.
 
-Connectors (``kgbuild.connectors.*``) implement these Protocols; the conformance
-suites in ``tests/conformance/`` hold every implementation to the same behaviour.
+The stores themselves are behind the Protocols of ``kgbuild.sinks``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence
+from typing import Sequence
 
 from kgbuild.ids import point_id
-from kgbuild.types import ChunkPoint, GraphBatch, IndexStats
+from kgbuild.types import ChunkPoint, GraphBatch
 
 # Payload fields that get a keyword index (class.<task> and doc_class.<task> are added per schema).
 KEYWORD_FIELDS = ("doc_id", "path", "source_path", "chunk_id", "entity_ids", "entity_keys", "entity_types", "relation_types")
@@ -18,90 +16,6 @@ KEYWORD_FIELDS = ("doc_id", "path", "source_path", "chunk_id", "entity_ids", "en
 
 def keyword_fields(classification_tasks: Sequence[str]) -> list[str]:
     return [*KEYWORD_FIELDS, *(f"class.{t}" for t in classification_tasks), *(f"doc_class.{t}" for t in classification_tasks)]
-
-
-class GraphSink(Protocol):
-    """A knowledge-graph store. Writing a document replaces whatever an earlier version of it wrote."""
-
-    def open(self) -> None: ...
-
-    def write(self, batch: GraphBatch) -> None: ...
-
-    def remove_documents(self, doc_ids: Sequence[str]) -> None: ...
-
-    def stats(self) -> IndexStats:
-        """Counts of documents, chunks, mentions, entities and relations (by type)."""
-        ...
-
-    def flush(self) -> None:
-        """Make everything written so far durable."""
-        ...
-
-    def export(self) -> dict[str, Any]:
-        """The whole graph in the sink-agnostic form of ``kgbuild.verify``."""
-        ...
-
-    def close(self) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class VectorFilter:
-    """Metadata conditions; every listed condition must hold.
-
-    ``classes`` matches a label given to the chunk or to its whole document;
-    ``paths`` matches a document path or the file it came from (any of them).
-    """
-
-    entity_keys: tuple[str, ...] = ()
-    entity_types: tuple[str, ...] = ()
-    classes: tuple[tuple[str, str], ...] = ()
-    paths: tuple[str, ...] = ()
-    doc_ids: tuple[str, ...] = ()  # any of them
-
-    def is_empty(self) -> bool:
-        return not (self.entity_keys or self.entity_types or self.classes or self.paths or self.doc_ids)
-
-    def matches(self, payload: dict[str, Any]) -> bool:
-        """The same conditions evaluated on one point payload in Python (graph and BM25 channels)."""
-        keys, types = set(payload.get("entity_keys") or ()), set(payload.get("entity_types") or ())
-        if not (set(self.entity_keys) <= keys and set(self.entity_types) <= types):
-            return False
-        for task, label in self.classes:
-            labels = {*((payload.get("class") or {}).get(task) or ()), *((payload.get("doc_class") or {}).get(task) or ())}
-            if label not in labels:
-                return False
-        if self.paths and payload.get("path") not in self.paths and payload.get("source_path") not in self.paths:
-            return False
-        return not self.doc_ids or payload.get("doc_id") in self.doc_ids
-
-
-@dataclass(frozen=True, slots=True)
-class VectorHit:
-    point_id: str
-    score: float
-    payload: dict[str, Any] = field(default_factory=dict)
-
-
-class VectorSink(Protocol):
-    """A chunk vector store. Point ids are deterministic, so writing twice is an upsert."""
-
-    def open(self, dimension: int) -> None: ...
-
-    def upsert(self, points: Sequence[ChunkPoint]) -> None: ...
-
-    def delete_documents(self, doc_ids: Sequence[str]) -> None: ...
-
-    def search(self, vector: Sequence[float], query_filter: VectorFilter | None, limit: int) -> list[VectorHit]: ...
-
-    def count(self) -> int: ...
-
-    def export_points(self) -> dict[str, dict[str, Any]]:
-        """Every point's payload by point id."""
-        ...
-
-    def flush(self) -> None: ...
-
-    def close(self) -> None: ...
 
 
 def build_chunk_points(batch: GraphBatch, vectors: Sequence[Sequence[float]]) -> list[ChunkPoint]:

@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
+from kgbuild.index import Index
 from kgbuild.settings import Settings
-from kgbuild.stores import make_graph_sink, make_vector_sink
 from kgbuild.verify import canonical_export, collection_checksum, graph_checksum
 
 
 def snapshot(settings: Settings) -> dict:
     """The index's whole content: graph export and vector points, with their checksums."""
-    graph, vectors = make_graph_sink(settings), make_vector_sink(settings)
-    graph.open()
-    vectors.open(None)
-    try:
-        export = graph.export()
-        points = vectors.export_points()
-    finally:
-        graph.close()
-        vectors.close()
-    assert export["problems"] == []
+    with Index.open_existing(settings).stores() as stores:
+        export = stores.graph.export()
+        points = stores.vectors.export().points
+    assert export.problems == []
     return {"graph": canonical_export(export), "points": points,
             "graph_checksum": graph_checksum(export), "collection_checksum": collection_checksum(points)}
 

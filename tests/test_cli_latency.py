@@ -151,37 +151,31 @@ def test_query_embedder_picks_the_light_path_for_the_packaged_minilm_only(tmp_pa
 
 
 def test_stats_from_the_recorded_totals_equal_a_recount(index):
-    from kgbuild.index_stats import recorded_graph_counts, stats
-    from kgbuild.state import JOURNAL_FILE, IngestState
+    from kgbuild.index import Index, stats
+    from kgbuild.state import JOURNAL_FILE
 
     settings = Settings(out_dir=index)
-    assert recorded_graph_counts(IngestState.load(index)) is not None
+    assert Index(settings).recorded_graph_counts() is not None
     assert stats(settings).to_dict() == stats(settings, recount=True).to_dict()
     journal = Path(index) / JOURNAL_FILE
     journal.write_text(json.dumps({"documents": ["doc_x"]}))  # an interrupted write: the totals no longer vouch
     try:
-        assert recorded_graph_counts(IngestState.load(index)) is None
+        assert Index(settings).recorded_graph_counts() is None
     finally:
         journal.unlink()
-    state = IngestState.load(index)
-    state.totals["chunks"] += 1  # written since the totals were counted
-    assert recorded_graph_counts(state) is None
+    changed = Index(settings)
+    changed.state.totals["chunks"] += 1  # written since the totals were counted
+    assert changed.recorded_graph_counts() is None
 
 
 def test_the_entity_graph_read_from_json_is_the_one_built_from_the_sinks_graph(index):
-    from kgbuild.connectors.networkx_graph import STRUCTURAL_EDGES, load_graph
-    from kgbuild.retrieve.graph import EntityGraph, _entity, load_networkx_entity_graph
+    from kgbuild.connectors.networkx_graph import NetworkXGraphSink
+    from kgbuild.retrieve.graph import EntityGraph
 
-    source, expected = load_graph(Path(index) / "graph.json"), EntityGraph()
-    for node, data in source.nodes(data=True):
-        if data.get("kind") == "Entity":
-            expected.add_entity(_entity(node, data))
-    for head, tail, data in source.edges(data=True):
-        if data.get("type") == "MENTIONS":
-            expected.add_mention(head, tail)
-        elif data.get("type") not in STRUCTURAL_EDGES:
-            expected.add_relation(head, data["type"], tail)
-    loaded = load_networkx_entity_graph(Path(index) / "graph.json")
+    from_graph = NetworkXGraphSink(Path(index) / "graph.json")
+    from_graph._g()  # the whole MultiDiGraph loaded: entity_graph() reads it instead of the file
+    expected = EntityGraph.from_data(from_graph.entity_graph())
+    loaded = EntityGraph.from_data(NetworkXGraphSink(Path(index) / "graph.json").entity_graph())
     assert list(loaded.entities.items()) == list(expected.entities.items())
     assert list(loaded.graph.nodes(data=True)) == list(expected.graph.nodes(data=True))
     assert list(loaded.graph.edges(data=True)) == list(expected.graph.edges(data=True))  # same order: same PageRank sums

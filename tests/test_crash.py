@@ -22,7 +22,7 @@ from index_snapshot import assert_same_index, snapshot
 from test_incremental import FIRST, change_folder, write
 
 from kgbuild.state import JOURNAL_FILE, TEMP_PREFIXES
-from kgbuild.verify import verify_index
+from kgbuild.index import verify as verify_index
 
 RUNNER = Path(__file__).resolve().parent / "crash_runner.py"
 MORE = {
@@ -182,7 +182,7 @@ def test_second_process_on_the_same_index_is_refused(reference, tmp_path):
 @pytest.mark.neo4j
 @pytest.mark.parametrize("point", ["neo4j-transaction@2", "graph-written@2", "write:state.json@2"])
 def test_killed_then_rerun_on_neo4j(reference, tmp_path, neo4j_server, monkeypatch, point):
-    from kgbuild.connectors.neo4j_graph import Neo4jGraphSink
+    from kgbuild.connectors.neo4j.sink import Neo4jGraphSink
 
     corpus, want = reference
     monkeypatch.setenv("NEO4J_PASSWORD", neo4j_server["password"])

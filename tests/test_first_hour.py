@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 
 from kgbuild.cli import app
 from kgbuild.errors import ConfigError, ModelLoadError
-from kgbuild.pipeline import ingest, remove
+from kgbuild.index import remove
+from kgbuild.pipeline import ingest
 from kgbuild.settings import Settings
 from test_pipeline import DOCS, write_corpus
 

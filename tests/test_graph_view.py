@@ -15,9 +15,10 @@ if _CONFORMANCE not in sys.path:
 
 import builders as b  # noqa: E402
 
-from kgbuild.connectors.networkx_graph import STRUCTURAL_EDGES, NetworkXGraphSink, load_graph  # noqa: E402
+from kgbuild.connectors.networkx_graph import NetworkXGraphSink, load_graph  # noqa: E402
+from kgbuild.types import STRUCTURAL_EDGES  # noqa: E402
 from kgbuild.errors import ConfigError  # noqa: E402
-from kgbuild.graph_view import write_graph_html  # noqa: E402
+from kgbuild.explore import write_graph_html  # noqa: E402
 
 pytest.importorskip("pyvis")
 

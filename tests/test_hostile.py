@@ -17,7 +17,7 @@ from index_snapshot import snapshot
 
 from kgbuild.pipeline import ingest
 from kgbuild.settings import Settings
-from kgbuild.verify import verify_index
+from kgbuild.index import verify as verify_index
 
 
 class DeleteDuringRun:

@@ -11,11 +11,12 @@ from typer.testing import CliRunner
 from kgbuild.errors import ConfigError
 from kgbuild.ids import entity_id
 from kgbuild.retrieve.entities import EntityMatcher
-from kgbuild.retrieve.graph import EntityGraph, GraphEntity
+from kgbuild.retrieve.graph import EntityGraph
+from kgbuild.types import Entity
 from kgbuild.retrieve.hybrid import HybridRetriever, reciprocal_rank_fusion
 from kgbuild.retrieve.lexical import BM25ChunkIndex
 from kgbuild.settings import Settings
-from kgbuild.write import VectorFilter
+from kgbuild.types import VectorFilter
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +56,7 @@ def _entities():
         from kgbuild.reconcile import normalize_name
 
         key = f"{entity_type}:{normalize_name(name)}"
-        return GraphEntity(entity_id(entity_type, normalize_name(name)), key, entity_type, name, tuple(aliases))
+        return Entity(entity_id(entity_type, normalize_name(name)), entity_type, key, name, list(aliases), 1, 1.0)
 
     return {e.id: e for e in [make("COMPANY", "Norvik Systems"), make("COMPANY", "Apple Inc.", ["Apple", "APPLE INC."]),
                               make("PERSON", "Mara Lindqvist")]}

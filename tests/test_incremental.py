@@ -14,10 +14,11 @@ from typer.testing import CliRunner
 
 from kgbuild.cli import app
 from kgbuild.errors import ConfigError
-from kgbuild.pipeline import ingest, remove
+from kgbuild.index import remove
+from kgbuild.pipeline import ingest
 from kgbuild.settings import Settings
-from kgbuild.stores import make_vector_sink
-from kgbuild.verify import verify_index
+from kgbuild.registry import make_vector_sink
+from kgbuild.index import verify as verify_index
 from index_snapshot import assert_same_index, snapshot
 
 FIRST = {
@@ -141,8 +142,8 @@ def test_cli_remove_and_verify(tmp_path, gazetteer, embedder):
 
     # damage the index behind kgbuild's back: verify names what differs, and exit 1
     vectors = make_vector_sink(settings)
-    vectors.open(None)
-    doc = next(iter(vectors.export_points().values()))
+    vectors.open()
+    doc = next(iter(vectors.export().points.values()))
     vectors.delete_documents([doc["doc_id"]])
     vectors.close()
     bad = runner.invoke(app, ["verify", "--out", str(settings.out_dir)])
@@ -152,7 +153,7 @@ def test_cli_remove_and_verify(tmp_path, gazetteer, embedder):
 
 @pytest.mark.neo4j
 def test_updates_equal_a_fresh_ingest_on_neo4j(tmp_path, gazetteer, embedder, neo4j_server, monkeypatch):
-    from kgbuild.connectors.neo4j_graph import Neo4jGraphSink
+    from kgbuild.connectors.neo4j.sink import Neo4jGraphSink
 
     monkeypatch.setenv("NEO4J_PASSWORD", neo4j_server["password"])
     sink = Neo4jGraphSink(neo4j_server["uri"], neo4j_server["user"], neo4j_server["password"], neo4j_server["database"])

@@ -73,7 +73,7 @@ def test_hundred_hostile_names_are_values_on_networkx(tmp_path, business_schema)
 
 @pytest.mark.neo4j
 def test_hundred_hostile_names_are_values_on_neo4j(tmp_path, business_schema, neo4j_server, monkeypatch):
-    from kgbuild.connectors.neo4j_graph import Neo4jGraphSink
+    from kgbuild.connectors.neo4j.sink import Neo4jGraphSink
 
     monkeypatch.setenv("NEO4J_PASSWORD", neo4j_server["password"])
     sink = Neo4jGraphSink(neo4j_server["uri"], neo4j_server["user"], neo4j_server["password"], neo4j_server["database"])
@@ -104,7 +104,7 @@ def test_secrets_never_appear_in_any_output(tmp_path, business_schema, monkeypat
     """Every output of runs with a password and an API key in the environment, grepped for both."""
     import kgbuild.pipeline as pipeline
     from kgbuild.settings import make_settings
-    from kgbuild.stores import make_graph_sink, make_vector_sink
+    from kgbuild.registry import make_graph_sink, make_vector_sink
 
     monkeypatch.setenv("NEO4J_PASSWORD", SECRET)
     monkeypatch.setenv("QDRANT_API_KEY", API_KEY)

@@ -146,7 +146,7 @@ def _ingest_folder(tmp_path, gazetteer, embedder, **settings):
 def test_writer_ends_a_llamaindex_pipeline_in_the_same_index_as_kgbuild_ingest(tmp_path, business_schema, gazetteer, embedder):
     import kgbuild
     from kgbuild.connectors.networkx_graph import load_graph
-    from kgbuild.index_stats import stats
+    from kgbuild.index import stats
 
     cli = _ingest_folder(tmp_path, gazetteer, embedder)
     li = Settings(out_dir=tmp_path / "li-index", device="cpu")
@@ -265,7 +265,7 @@ def test_hybrid_retriever_in_a_retriever_query_engine(tmp_path, business_schema,
 
 
 def test_vector_retriever_holds_the_store_between_queries_unless_told_not_to(tmp_path, gazetteer, embedder):
-    from kgbuild.stores import make_vector_sink
+    from kgbuild.registry import make_vector_sink
 
     settings = _ingest_folder(tmp_path, gazetteer, embedder)
     opens = []

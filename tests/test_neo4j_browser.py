@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from kgbuild.connectors.neo4j_graph import Neo4jGraphSink
+from kgbuild.connectors.neo4j.sink import Neo4jGraphSink
 from kgbuild.neo4j_browser import grass_path, grass_rules, grass_text, starter_queries, starter_query
 
 _CONFORMANCE = str(Path(__file__).resolve().parent / "conformance")

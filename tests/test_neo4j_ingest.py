@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from test_pipeline import DOCS, write_corpus
 
-from kgbuild.connectors.neo4j_graph import Neo4jGraphSink
+from kgbuild.connectors.neo4j.sink import Neo4jGraphSink
 from kgbuild.pipeline import ingest
 from kgbuild.settings import Settings
-from kgbuild.index_stats import stats
+from kgbuild.index import stats
 
 pytestmark = pytest.mark.neo4j
 

@@ -59,7 +59,7 @@ def test_the_llamaindex_integration_installs_as_a_subpackage(tmp_path):
 def test_top_level_functions_stay_functions_after_the_cli_imported_everything():
     import kgbuild
     import kgbuild.cli  # noqa: F401
-    import kgbuild.index_stats  # noqa: F401
+    import kgbuild.index  # noqa: F401
     import kgbuild.pipeline  # noqa: F401
 
     for name in ("ingest", "query", "stats", "hybrid_query"):

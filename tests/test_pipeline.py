@@ -13,7 +13,7 @@ from kgbuild.extract.base import DROP_SOURCE_TYPE
 from kgbuild.pipeline import ingest
 from kgbuild.retrieve.vector import query
 from kgbuild.settings import Settings
-from kgbuild.index_stats import stats
+from kgbuild.index import stats
 
 DOCS = {
     "news/apple.txt": (
@@ -280,12 +280,19 @@ def test_graph_and_vectors_of_one_index_stay_together(corpus, settings, gazettee
 
 
 def test_an_index_built_on_a_server_is_read_from_that_server(settings):
-    from kgbuild.stores import settings_for_index
+    from kgbuild.index import Index
+    from kgbuild.state import IngestState, Manifest
 
-    manifest = {"qdrant_url": "http://qdrant.internal:6333", "collection": "news"}
-    resolved = settings_for_index(settings, manifest)
-    assert (resolved.qdrant_url, resolved.collection) == ("http://qdrant.internal:6333", "news")
-    assert settings_for_index(settings, {"qdrant_url": None}) is settings
+    # a manifest written before the backend registry named the server by its URL alone
+    manifest = Manifest.from_dict({"vector_store": "qdrant server ...", "qdrant_url": "http://qdrant.internal:6333",
+                                   "collection": "news", "schema_definition": {"name": "x"}})
+    IngestState(Path(settings.out_dir) / "state.json", manifest=manifest).save()
+    resolved = Index.open_existing(settings).settings
+    assert (resolved.vector_backend, resolved.qdrant_url, resolved.collection) == ("qdrant-server", "http://qdrant.internal:6333", "news")
+    told = settings.model_copy(update={"vector": "qdrant-edge"})
+    assert Index.open_existing(told).settings is told  # the settings name another store: theirs
+    IngestState(Path(settings.out_dir) / "state.json", manifest=Manifest(schema_definition={"name": "x"})).save()
+    assert Index.open_existing(settings).settings is settings
 
 
 class _CountingSink:
@@ -304,7 +311,7 @@ class _CountingSink:
 
 def test_a_vector_searcher_opens_the_store_once_for_many_queries(corpus, settings, gazetteer, embedder):
     from kgbuild.retrieve.vector import VectorSearcher
-    from kgbuild.stores import make_vector_sink
+    from kgbuild.registry import make_vector_sink
 
     run(corpus, settings, gazetteer, embedder)
     sink = _CountingSink(make_vector_sink(settings, ["document_type"]))

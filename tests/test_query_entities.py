@@ -14,16 +14,16 @@ from typer.testing import CliRunner
 from kgbuild.ids import entity_id
 from kgbuild.reconcile import normalize_name
 from kgbuild.retrieve.entities import EntityNameIndex
-from kgbuild.retrieve.graph import GraphEntity
+from kgbuild.types import Entity
 from kgbuild.retrieve.hybrid import HybridRetriever
 from kgbuild.settings import Settings
 
 QUESTION = "Which device does the firm headed by Mara Lindqvist build?"
 
 
-def make(entity_type: str, name: str, aliases: tuple[str, ...] = ()) -> GraphEntity:
+def make(entity_type: str, name: str, aliases: tuple[str, ...] = ()) -> Entity:
     key = f"{entity_type}:{normalize_name(name)}"
-    return GraphEntity(entity_id(entity_type, normalize_name(name)), key, entity_type, name, aliases)
+    return Entity(entity_id(entity_type, normalize_name(name)), entity_type, key, name, list(aliases), 1, 1.0)
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,8 @@ from test_incremental import write
 from kgbuild.cli import app
 from kgbuild.errors import TransientError
 from kgbuild.pipeline import ingest
-from kgbuild.verify import canonical_export, verify_index
+from kgbuild.index import verify as verify_index
+from kgbuild.verify import canonical_export
 
 
 class AfterBatches:
@@ -72,7 +73,7 @@ def extractor(schema):
 
 @pytest.fixture
 def neo4j_proxy(neo4j_server, monkeypatch):
-    from kgbuild.connectors.neo4j_graph import Neo4jGraphSink
+    from kgbuild.connectors.neo4j.sink import Neo4jGraphSink
 
     monkeypatch.setenv("NEO4J_PASSWORD", neo4j_server["password"])
     sink = Neo4jGraphSink(neo4j_server["uri"], neo4j_server["user"], neo4j_server["password"], neo4j_server["database"])
@@ -174,7 +175,7 @@ def test_qdrant_outage_mid_ingest_is_retried(reference, tmp_path, business_schem
            progress=AfterBatches(3, outage))
     assert flaky.failures >= 2  # retried, with backoff, until it answered
     sink, _ = flaky_qdrant_sink(tmp_path / "qdrant", retry_seconds=1)
-    assert sink.export_points() == want["points"]
+    assert sink.export().points == want["points"]
     sink.close()
 
 
@@ -193,7 +194,7 @@ def test_qdrant_down_for_good_stops_clearly_and_the_rerun_loses_nothing(referenc
     flaky.down = False
     report = ingest(corpus, settings, extractor=extractor(business_schema), embedder=HashEmbedder(), vector_sink=sink)
     assert report.documents_recovered > 0
-    assert sink.export_points() == want["points"]
+    assert sink.export().points == want["points"]
     from kgbuild.connectors.networkx_graph import NetworkXGraphSink
 
     graph_sink = NetworkXGraphSink(tmp_path / "out" / "graph.json")

@@ -11,16 +11,17 @@ Supported keys (all conditions AND-ed, operator ``==`` unless said otherwise):
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+
 
 from llama_index.core.vector_stores.types import FilterCondition, FilterOperator, MetadataFilter, MetadataFilters
 
 from kgbuild.errors import ConfigError
 from kgbuild.retrieve.vector import build_filter
-from kgbuild.write import VectorFilter
+from kgbuild.state import Manifest
+from kgbuild.types import VectorFilter
 
 
-def to_vector_filter(filters: MetadataFilters | None, manifest: Mapping[str, Any]) -> VectorFilter:
+def to_vector_filter(filters: MetadataFilters | None, manifest: Manifest) -> VectorFilter:
     if filters is None:
         return VectorFilter()
     entities: list[str] = []

@@ -19,10 +19,11 @@ from kgbuild.embed import Embedder
 from kgbuild.extract.base import Extractor
 from kgbuild.llamaindex.filters import to_vector_filter
 from kgbuild.retrieve.hybrid import HybridRetriever
-from kgbuild.retrieve.vector import VectorSearcher, load_manifest
+from kgbuild.index import Index
+from kgbuild.retrieve.vector import VectorSearcher
 from kgbuild.settings import Settings
 from kgbuild.types import QueryHit
-from kgbuild.write import VectorSink
+from kgbuild.sinks import VectorSink
 
 
 def hit_to_node(hit: QueryHit) -> NodeWithScore:
@@ -62,7 +63,7 @@ class KgbuildVectorRetriever(BaseRetriever):
         self._searcher = VectorSearcher(self.settings, embedder=embedder, vector_sink=vector_sink)
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        manifest = load_manifest(self.settings.out_dir).manifest
+        manifest = Index.open_existing(self.settings).manifest
         vector_filter = to_vector_filter(self.filters, manifest)
         try:
             hits = self._searcher.query(query_bundle.query_str, k=self.similarity_top_k, query_filter=vector_filter)

@@ -17,18 +17,17 @@ from typing import Any, Sequence
 from llama_index.core.schema import BaseNode, MetadataMode, TransformComponent
 from pydantic import PrivateAttr
 
-from kgbuild import __version__
 from kgbuild.embed import Embedder, SentenceTransformerEmbedder
 from kgbuild.errors import ConfigError
 from kgbuild.extract.base import aggregate_classifications
 from kgbuild.ids import chunk_id, content_hash, document_id, mention_id
 from kgbuild.reconcile import reconcile
 from kgbuild.schema import ExtractionSchema, load_schema
+from kgbuild.index import Index
 from kgbuild.settings import Settings
-from kgbuild.state import IngestState
-from kgbuild.stores import describe_graph_store, describe_vector_store, make_graph_sink, make_vector_sink
+from kgbuild.sinks import GraphSink, VectorSink
 from kgbuild.types import Chunk, ChunkExtraction, Document, ExtractedDocument, GraphBatch, LabelScore, Mention, RelationMention
-from kgbuild.write import GraphSink, VectorSink, build_chunk_points
+from kgbuild.write import build_chunk_points
 
 
 class KgbuildWriter(TransformComponent):
@@ -59,8 +58,8 @@ class KgbuildWriter(TransformComponent):
         loaded = schema if isinstance(schema, ExtractionSchema) else load_schema(schema or settings.schema_path)
         self._schema = loaded.with_threshold(settings.threshold)
         self._embedder = embedder or SentenceTransformerEmbedder(settings.embedding_model, device=settings.device)
-        self._graph_sink = graph_sink or make_graph_sink(settings)
-        self._vector_sink = vector_sink or make_vector_sink(settings, list(self._schema.classifications))
+        self._graph_sink = graph_sink  # None: the stores the settings name (kgbuild.registry)
+        self._vector_sink = vector_sink
 
     @classmethod
     def class_name(cls) -> str:
@@ -79,20 +78,20 @@ class KgbuildWriter(TransformComponent):
         batch = GraphBatch(documents, reconciliation.entities, reconciliation.mention_entity, reconciliation.relations)
         by_chunk = {c.id: n for d, group in zip(documents, self._by_document(nodes)) for c, n in zip(d.chunks, group)}
         vectors = self._vectors([by_chunk[e.chunk.id] for e in extractions], [e.chunk.text for e in extractions])
-        self._graph_sink.open()
-        self._vector_sink.open(len(vectors[0]))
-        try:
-            self._graph_sink.write(batch)
-            self._vector_sink.delete_documents([d.document.id for d in documents])
-            self._vector_sink.upsert(build_chunk_points(batch, vectors))
-            totals = self._graph_sink.stats()
-            totals.vector_points = self._vector_sink.count()
-            self._graph_sink.flush()
-            self._vector_sink.flush()
-        finally:
-            self._graph_sink.close()
-            self._vector_sink.close()
-        self._write_manifest(totals, str(nodes[0].metadata.get("extraction_model") or ""))
+        doc_ids = [d.document.id for d in documents]
+        index = Index(self._settings, graph_sink=self._graph_sink, vector_sink=self._vector_sink)
+        with index.writing() as journal:
+            index.check_same_stores()
+            with index.new_stores(len(vectors[0]), classification_tasks=list(self._schema.classifications)) as stores:
+                index.recover(stores, journal)  # what an interrupted write of an earlier call left
+                journal.record(doc_ids)
+                stores.open().graph.write(batch)
+                stores.vectors.delete_documents(doc_ids)
+                stores.vectors.upsert(build_chunk_points(batch, vectors))
+                index.record_build(schema=self._schema, model=str(nodes[0].metadata.get("extraction_model") or ""),
+                                   embedding_model=getattr(self._embedder, "name", self._settings.embedding_model))
+                index.record_totals(stores.counts())
+                index.checkpoint(stores, journal)
         return nodes
 
     @staticmethod
@@ -138,26 +137,3 @@ class KgbuildWriter(TransformComponent):
         if all(n.embedding is not None for n in nodes) and len({len(n.embedding) for n in nodes}) == 1:  # type: ignore[arg-type]
             return [list(n.embedding) for n in nodes]  # type: ignore[arg-type]
         return self._embedder.embed(texts)
-
-    def _write_manifest(self, totals: Any, model: str) -> None:
-        state = IngestState.load(self._settings.out_dir)
-        s = self._settings
-        embedding_model = getattr(self._embedder, "name", s.embedding_model)
-        state.manifest = {
-            **state.manifest,
-            "kgbuild_version": __version__,
-            "schema": {"name": self._schema.name, "version": self._schema.version, "fingerprint": self._schema.fingerprint},
-            "schema_definition": self._schema.model_dump(mode="json"),
-            "model": model or state.manifest.get("model", ""),
-            "embedding_model": embedding_model,
-            "vector_store": describe_vector_store(s),
-            "graph_store": describe_graph_store(s),
-            "graph": {"kind": s.graph, "uri": s.neo4j_uri, "database": s.neo4j_database} if s.graph == "neo4j" else {"kind": "networkx"},
-            "qdrant_url": s.qdrant_url,
-            "collection": s.collection,
-        }
-        totals.schema_name, totals.model, totals.embedding_model = self._schema.name, state.manifest["model"], embedding_model
-        totals.schema_version = f"{self._schema.version} ({self._schema.fingerprint})"
-        totals.kgbuild_version = __version__
-        state.totals = totals.to_dict()
-        state.save()

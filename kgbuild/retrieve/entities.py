@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Iterable, Mapping
 
 from kgbuild.reconcile import normalize_name
-from kgbuild.retrieve.graph import GraphEntity
+from kgbuild.types import Entity
 
 EXACT, ALIAS, OTHER_TYPE = 1.0, 0.95, 0.8
 
@@ -29,7 +29,7 @@ EXACT, ALIAS, OTHER_TYPE = 1.0, 0.95, 0.8
 class EntityMatch:
     mention: str  # the query's surface form
     mention_type: str
-    entity: GraphEntity
+    entity: Entity
     how: str  # exact | alias | fuzzy | other-type
     weight: float  # 0..1, seeds the graph expansion
 
@@ -41,11 +41,11 @@ class EntityMatcher:
     'COMPANY:acme'
     """
 
-    def __init__(self, entities: Mapping[str, GraphEntity], *, min_fuzzy_score: float = 88.0):
+    def __init__(self, entities: Mapping[str, Entity], *, min_fuzzy_score: float = 88.0):
         self.min_fuzzy_score = min_fuzzy_score
-        self._by_key: dict[str, GraphEntity] = {}
-        self._by_name: dict[str, list[GraphEntity]] = {}  # normalised name or alias -> entities of any type
-        self._names_by_type: dict[str, dict[str, GraphEntity]] = {}
+        self._by_key: dict[str, Entity] = {}
+        self._by_name: dict[str, list[Entity]] = {}  # normalised name or alias -> entities of any type
+        self._names_by_type: dict[str, dict[str, Entity]] = {}
         for entity in sorted(entities.values(), key=lambda e: e.id):
             self._by_key[entity.key] = entity
             names = {entity.key.split(":", 1)[-1], normalize_name(entity.name), *(normalize_name(a) for a in entity.aliases)}
@@ -144,8 +144,8 @@ class EntityNameIndex:
     ['PERSON:tim cook']
     """
 
-    def __init__(self, entities: Mapping[str, GraphEntity]):
-        self._by_name: dict[str, dict[str, tuple[GraphEntity, str]]] = {}  # name -> entity id -> (entity, how)
+    def __init__(self, entities: Mapping[str, Entity]):
+        self._by_name: dict[str, dict[str, tuple[Entity, str]]] = {}  # name -> entity id -> (entity, how)
         for entity in sorted(entities.values(), key=lambda e: e.id):
             exact = {entity.key.split(":", 1)[-1], normalize_name(entity.name)}
             for name, how in [*((n, "exact") for n in sorted(exact)), *((normalize_name(a), "alias") for a in entity.aliases)]:
@@ -174,7 +174,7 @@ class EntityNameIndex:
                 i += 1
         return sorted(best.values(), key=lambda m: (-m.weight, m.entity.key))
 
-    def _lookup(self, gram: list[_Word]) -> tuple[str, dict[str, tuple[GraphEntity, str]] | None]:
+    def _lookup(self, gram: list[_Word]) -> tuple[str, dict[str, tuple[Entity, str]] | None]:
         """The name the n-gram spells (its last word as written, else without a possessive) and its entities."""
         head = " ".join(w.text for w in gram[:-1])
         for last in (gram[-1].text, gram[-1].bare):

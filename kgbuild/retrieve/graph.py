@@ -1,6 +1,6 @@
 """The graph channel of hybrid retrieval: chunks reached from the query's entities through the knowledge graph.
 
-The graph is read from the index's graph store (NetworkX ``graph.json`` or Neo4j) into one
+The graph is read from the index's graph store through ``GraphSink.entity_graph()`` into one
 undirected NetworkX graph of entity and chunk nodes: ``MENTIONS`` edges join a chunk to each
 entity it mentions, relation edges (``CEO_OF``, ...) join entities. An entity is within k hops
 of a query entity when k steps connect them, a step being a relation or a shared chunk.
@@ -14,28 +14,17 @@ and well-connected bridges beat chance co-occurrences.
 
 from __future__ import annotations
 
-import json
 from collections import deque
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Iterable, Mapping
 
-from kgbuild.errors import IndexNotFoundError
+from kgbuild.types import Entity, EntityGraphData
 
 if TYPE_CHECKING:  # pragma: no cover
     import networkx as nx
 
 MENTIONED_IN = "MENTIONED_IN"
 DAMPING = 0.85
-
-
-@dataclass(frozen=True, slots=True)
-class GraphEntity:
-    id: str
-    key: str  # TYPE:normalised name
-    type: str
-    name: str
-    aliases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,10 +45,22 @@ def _new_graph() -> nx.Graph:
 class EntityGraph:
     """Entities, chunks, and the edges between them, for matching and expansion."""
 
-    entities: dict[str, GraphEntity] = field(default_factory=dict)
+    entities: dict[str, Entity] = field(default_factory=dict)
     graph: nx.Graph = field(default_factory=_new_graph)  # nodes: entity ids and chunk ids (attribute kind)
 
-    def add_entity(self, entity: GraphEntity) -> None:
+    @classmethod
+    def from_data(cls, data: EntityGraphData) -> EntityGraph:
+        """Built in the order the store gives (the PageRank sums, and so ties, depend on it)."""
+        graph = cls()
+        for entity in data.entities.values():
+            graph.add_entity(entity)
+        for chunk_id, entity_id in data.mentions:
+            graph.add_mention(chunk_id, entity_id)
+        for head_id, label, tail_id in data.relations:
+            graph.add_relation(head_id, label, tail_id)
+        return graph
+
+    def add_entity(self, entity: Entity) -> None:
         self.entities[entity.id] = entity
         self.graph.add_node(entity.id, kind="Entity")
 
@@ -134,70 +135,3 @@ class EntityGraph:
             path = [self.entities[previous].key, how, *path]
             node = previous
         return self.entities[node].key, tuple(path)
-
-
-def load_networkx_entity_graph(path: str | Path) -> EntityGraph:
-    """The entity graph of a ``graph.json`` written by the NetworkX graph sink.
-
-    The node-link JSON is read as JSON: building the sink's whole MultiDiGraph first
-    (``nx.node_link_graph``) cost more than everything else here. Edges are taken in the order
-    that graph's ``edges()`` gives them (by source node, then target, then key), so the entity
-    graph, and the PageRank sums over it, are the same as when they were built from it.
-    """
-    from kgbuild.connectors.networkx_graph import STRUCTURAL_EDGES
-
-    path = Path(path)
-    if not path.exists():
-        raise IndexNotFoundError(f"no knowledge graph at {path}: run `kgbuild ingest` first")
-    with open(path, encoding="utf-8") as fh:
-        data = json.load(fh)
-    result = EntityGraph()
-    nodes: dict[str, None] = {}  # every node, in the order the MultiDiGraph would hold them
-    for node in data.get("nodes", []):
-        nodes[node["id"]] = None
-        if node.get("kind") == "Entity":
-            result.add_entity(_entity(node["id"], node))
-    by_source: dict[str, dict[str, list[str | None]]] = {}
-    for edge in data.get("edges", []):
-        head, tail = edge["source"], edge["target"]
-        nodes.setdefault(head, None)
-        nodes.setdefault(tail, None)
-        by_source.setdefault(head, {}).setdefault(tail, []).append(edge.get("type"))
-    for head in nodes:
-        for tail, edge_types in by_source.get(head, {}).items():
-            for edge_type in edge_types:
-                if edge_type == "MENTIONS":
-                    result.add_mention(head, tail)
-                elif edge_type not in STRUCTURAL_EDGES:
-                    result.add_relation(head, edge_type, tail)
-    return result
-
-
-def load_neo4j_entity_graph(uri: str, user: str, password: str, database: str) -> EntityGraph:
-    """The entity graph of an index whose graph lives in Neo4j (ids and names only; one read transaction)."""
-    from kgbuild.connectors.neo4j_graph import Neo4jGraphSink
-
-    sink = Neo4jGraphSink(uri, user, password, database)
-    result = EntityGraph()
-    try:
-        for record in sink.run_read("MATCH (e:Entity) RETURN e.id AS id, e.key AS key, e.type AS type, e.name AS name, e.aliases AS aliases"):
-            result.add_entity(_entity(record["id"], record))
-        for record in sink.run_read("MATCH (c:Chunk)-[:MENTIONS]->(e:Entity) RETURN DISTINCT c.id AS chunk, e.id AS entity"):
-            result.add_mention(record["chunk"], record["entity"])
-        for record in sink.run_read("MATCH (h:Entity)-[r]->(t:Entity) RETURN h.id AS head, type(r) AS label, t.id AS tail"):
-            result.add_relation(record["head"], record["label"], record["tail"])
-    finally:
-        sink.close()
-    return result
-
-
-def _entity(entity_id: str, data: Mapping[str, Any]) -> GraphEntity:
-    key = data.get("key") or ""
-    entity_type = data.get("type") or key.split(":", 1)[0]
-    aliases = data.get("aliases") or ()
-    if isinstance(aliases, str):  # Neo4j may keep a list as JSON text
-        try:
-            aliases = json.loads(aliases)
-        except ValueError:
-            aliases = [aliases]
-    return GraphEntity(entity_id, key, entity_type, data.get("name") or key.split(":", 1)[-1], tuple(aliases))

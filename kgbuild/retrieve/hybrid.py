@@ -28,11 +28,11 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from kgbuild.embed import Embedder, query_embedder
 from kgbuild.errors import ConfigError
-from kgbuild.retrieve.vector import build_filter, hit_from_payload, load_manifest, payload_text
+from kgbuild.index import Index
+from kgbuild.retrieve.vector import build_filter, hit_from_payload, payload_text
 from kgbuild.settings import Settings
-from kgbuild.stores import graph_path, make_vector_sink, settings_for_index
-from kgbuild.types import Chunk, QueryHit, RetrievalReason
-from kgbuild.write import VectorFilter, VectorHit, VectorSink
+from kgbuild.sinks import GraphSink, VectorSink
+from kgbuild.types import Chunk, QueryHit, RetrievalReason, VectorFilter, VectorHit
 
 if TYPE_CHECKING:  # pragma: no cover
     from kgbuild.extract.base import Extractor
@@ -93,6 +93,7 @@ class HybridRetriever:
         extractor: Extractor | None = None,
         embedder: Embedder | None = None,
         vector_sink: VectorSink | None = None,
+        graph_sink: GraphSink | None = None,
         entity_graph: EntityGraph | None = None,
     ):
         if not (vector or graph or bm25):
@@ -110,6 +111,7 @@ class HybridRetriever:
         self._extractor = extractor
         self._embedder = embedder
         self._vector_sink = vector_sink
+        self._graph_sink = graph_sink
         self._entity_graph = entity_graph
         self._open = False
 
@@ -121,18 +123,15 @@ class HybridRetriever:
         # imported here, each where its channel is on: a query process pays only for what it runs
         from kgbuild.schema import ExtractionSchema
 
-        self.state = load_manifest(self.settings.out_dir)
-        self.manifest = self.state.manifest
-        self.settings = settings_for_index(self.settings, self.manifest)
-        self.schema = ExtractionSchema.model_validate(self.manifest.get("schema_definition") or {"name": "unknown"})
-        tasks = list(self.schema.classifications)
-        if self._vector_sink is None:
-            self._vector_sink = make_vector_sink(self.settings, tasks)
+        self.index = Index.open_existing(self.settings, graph_sink=self._graph_sink, vector_sink=self._vector_sink)
+        self.state, self.manifest, self.settings = self.index.state, self.index.manifest, self.index.settings
+        self.schema = ExtractionSchema.model_validate(self.manifest.schema_definition or {"name": "unknown"})
+        self._vector_sink = self.index.vector_sink()
         # held until close(): opening an embedded store costs far more than a query, and it admits one
         # process at a time, so close the retriever before ingesting into the same index
-        self._vector_sink.open(None)
+        self._vector_sink.open()
         try:
-            points = list(self._vector_sink.export_points().values())
+            points = list(self._vector_sink.export().points.values())
         except BaseException:
             self._vector_sink.close()
             raise
@@ -155,16 +154,18 @@ class HybridRetriever:
             else:
                 self._names = EntityNameIndex(self._entity_graph.entities)
         if self._embedder is None and self.enabled["vector"]:
-            self._embedder = query_embedder(self.manifest.get("embedding_model") or self.settings.embedding_model)
+            self._embedder = query_embedder(self.manifest.embedding_model or self.settings.embedding_model)
         return self
 
     def _load_graph(self) -> EntityGraph:
-        from kgbuild.retrieve.graph import load_neo4j_entity_graph, load_networkx_entity_graph
+        from kgbuild.retrieve.graph import EntityGraph
 
-        if self.settings.graph == "neo4j":
-            s = self.settings
-            return load_neo4j_entity_graph(s.neo4j_uri, s.neo4j_user, s.neo4j_password, s.neo4j_database)
-        return load_networkx_entity_graph(graph_path(self.settings.out_dir))
+        sink = self.index.graph_sink()
+        sink.open()
+        try:
+            return EntityGraph.from_data(sink.entity_graph())
+        finally:
+            sink.close()
 
     def close(self) -> None:
         if self._open and self._vector_sink is not None:
@@ -182,7 +183,7 @@ class HybridRetriever:
     @property
     def extractor(self) -> Extractor:
         if self._extractor is None:
-            self._extractor = build_query_extractor(self._model or self.manifest.get("model") or self.settings.model,
+            self._extractor = build_query_extractor(self._model or self.manifest.model or self.settings.model,
                                                     self.schema, self.settings)
         return self._extractor
 

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from kgbuild.write import VectorFilter
+from kgbuild.types import VectorFilter
 
 
 class BM25ChunkIndex:

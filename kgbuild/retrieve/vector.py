@@ -7,23 +7,16 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from kgbuild.embed import Embedder, query_embedder
-from kgbuild.errors import ConfigError, IndexNotFoundError
+from kgbuild.errors import ConfigError
+from kgbuild.index import Index
 from kgbuild.settings import Settings
-from kgbuild.state import IngestState
-from kgbuild.stores import make_vector_sink, settings_for_index
-from kgbuild.types import EntityRef, QueryHit
-from kgbuild.write import VectorFilter, VectorHit, VectorSink
-
-
-def load_manifest(out_dir: str | Path) -> IngestState:
-    state = IngestState.load(out_dir)
-    if not state.exists or not state.manifest:
-        raise IndexNotFoundError(f"no kgbuild index in {out_dir}: run `kgbuild ingest PATH --out {out_dir}` first")
-    return state
+from kgbuild.sinks import VectorSink
+from kgbuild.state import IngestState, Manifest
+from kgbuild.types import EntityRef, QueryHit, VectorFilter, VectorHit
 
 
 def build_filter(
-    manifest: Mapping,
+    manifest: Manifest,
     *,
     entities: Sequence[str] = (),
     types: Sequence[str] = (),
@@ -32,7 +25,7 @@ def build_filter(
     doc_ids: Sequence[str] = (),
 ) -> VectorFilter:
     """Validate filters against the schema the index was built with, and normalise entity names."""
-    schema = manifest.get("schema_definition", {})
+    schema = manifest.schema_definition
     known_types = set(schema.get("entities", {}))
     known_tasks = schema.get("classifications", {})
     keys = []
@@ -134,27 +127,22 @@ class VectorSearcher:
         self._embedder = embedder
         self._given_sink = vector_sink
         self._sink: VectorSink | None = None
-        self.manifest: Mapping = {}
+        self.manifest = Manifest()
         self.state: IngestState | None = None
 
     def open(self) -> VectorSearcher:
         if self._sink is not None:
             return self
-        state = self.state = IngestState.load(self.settings.out_dir)
-        if state.exists and state.manifest:
-            manifest = state.manifest
-        elif self._given_sink is not None or self.settings.qdrant_url:
-            # no kgbuild index here, but a named collection: read it on its own (one written by LlamaIndex, say)
-            manifest = {}
+        index = Index(self.settings, vector_sink=self._given_sink)
+        if not index.exists and (self._given_sink is not None or self.settings.qdrant_url):
+            pass  # no kgbuild index here, but a named collection: read it on its own (one written by LlamaIndex, say)
         else:
-            manifest = load_manifest(self.settings.out_dir).manifest
-        self.manifest = manifest
-        self.settings = settings_for_index(self.settings, manifest)
+            index = Index.open_existing(self.settings, vector_sink=self._given_sink)
+        self.state, self.manifest, self.settings = index.state, index.manifest, index.settings
         if self._embedder is None:
-            self._embedder = query_embedder(manifest.get("embedding_model") or self.settings.embedding_model)
-        tasks = list(manifest.get("schema_definition", {}).get("classifications", {}))
-        sink = self._given_sink or make_vector_sink(self.settings, tasks)
-        sink.open(None)
+            self._embedder = query_embedder(self.manifest.embedding_model or self.settings.embedding_model)
+        sink = index.vector_sink()
+        sink.open()
         self._sink = sink
         return self
 

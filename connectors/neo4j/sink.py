@@ -36,13 +36,12 @@ from kgbuild.connectors.graph_records import evidence_record, merge_evidence, sc
 from kgbuild.errors import SinkError, TransientError
 from kgbuild.faults import crash_point
 from kgbuild.reconcile import summarize_surfaces
-from kgbuild.types import GraphBatch, IndexStats
+from kgbuild.types import STRUCTURAL_EDGES, Entity, EntityGraphData, GraphBatch, GraphExport, IndexStats
 
 log = logging.getLogger(__name__)
 
 NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 NODE_LABELS = frozenset({"Document", "Chunk", "Entity"})
-STRUCTURAL_TYPES = frozenset({"HAS_CHUNK", "NEXT_CHUNK", "MENTIONS"})
 EXACT_SUFFIX = "__exact"
 DEFAULT_BATCH_SIZE = 5000
 URI_SCHEMES = ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")
@@ -75,7 +74,7 @@ def _entity_label(entity_type: Any) -> str:
 
 
 def _relation_type(label: Any) -> str:
-    if label in STRUCTURAL_TYPES:
+    if label in STRUCTURAL_EDGES:
         raise SinkError(f"relation label {label!r} collides with the structural relationship {label}")
     return quote_name(label, "relationship type")
 
@@ -191,7 +190,7 @@ def _remove_documents_tx(tx: Any, doc_ids: Sequence[str]) -> int:
         "UNWIND $ids AS id MATCH (e:Entity {id: id})-[x]-(:Entity) WHERE NOT type(x) IN $structural "
         "RETURN DISTINCT startNode(x).id AS head, endNode(x).id AS tail, type(x) AS type, x.evidence AS evidence",
         ids=touched,
-        structural=sorted(STRUCTURAL_TYPES),
+        structural=sorted(STRUCTURAL_EDGES),
     )
     deleted: list[dict[str, Any]] = []
     updated: list[dict[str, Any]] = []
@@ -510,35 +509,33 @@ class Neo4jGraphSink:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def export(self) -> dict[str, Any]:
-        """The whole database in the sink-agnostic export form of ``kgbuild.verify``, read back with plain Cypher.
+    def export(self) -> GraphExport:
+        """The whole database in the store-independent export form, read back with plain Cypher.
 
         Nodes without a Document, Chunk or Entity label belong to someone else and are left out;
         what kgbuild would not have written (other labels on its nodes, an entity without its
         type label, evidence ids out of step with the evidence) is listed under "problems".
         """
-        from kgbuild.verify import empty_export
-
-        out = empty_export()
-        problems = out["problems"]
+        out = GraphExport()
+        problems = out.problems
         # other applications' nodes in the same database are none of kgbuild's business
         ours = "(n:Document OR n:Chunk OR n:Entity)"
         for row in self.run_read(f"MATCH (n) WHERE {ours} RETURN labels(n) AS labels, properties(n) AS props"):
             labels, p = set(row["labels"]), decode_properties(row["props"])
             if labels == {"Document"}:
-                out["documents"][p["id"]] = {
+                out.documents[p["id"]] = {
                     **{k: p[k] for k in ("path", "source_path", "title", "content_hash")},
                     "classifications": json.loads(p["classifications"]),
                 }
             elif labels == {"Chunk"}:
-                out["chunks"][p["id"]] = {
+                out.chunks[p["id"]] = {
                     **{k: p[k] for k in ("doc_id", "position", "start", "end", "text", "token_count")},
                     "classifications": json.loads(p["classifications"]),
                 }
             elif "Entity" in labels:
                 if labels != {"Entity", p.get("type")}:
                     problems.append(f"entity {p.get('id')!r} has labels {sorted(labels)}")
-                out["entities"][p["id"]] = {k: p[k] for k in ("type", "key", "name", "aliases", "mention_count", "confidence")}
+                out.entities[p["id"]] = {k: p[k] for k in ("type", "key", "name", "aliases", "mention_count", "confidence")}
             else:
                 problems.append(f"node {p.get('id')!r} has labels {sorted(labels)}")
         query = (
@@ -552,15 +549,15 @@ class Neo4jGraphSink:
             if edge_type == "HAS_CHUNK":
                 if ends != ({"Document"}, {"Chunk"}) or p:
                     problems.append(f"HAS_CHUNK {head!r}->{tail!r} joins {ends} with properties {sorted(p)}")
-                out["has_chunk"].append([head, tail])
+                out.has_chunk.append([head, tail])
             elif edge_type == "NEXT_CHUNK":
                 if ends != ({"Chunk"}, {"Chunk"}) or p:
                     problems.append(f"NEXT_CHUNK {head!r}->{tail!r} joins {ends} with properties {sorted(p)}")
-                out["next_chunk"].append([head, tail])
+                out.next_chunk.append([head, tail])
             elif edge_type == "MENTIONS":
                 if ends[0] != {"Chunk"} or "Entity" not in ends[1]:
                     problems.append(f"MENTIONS {head!r}->{tail!r} joins {ends}")
-                out["mentions"].append(
+                out.mentions.append(
                     {
                         "id": p["id"],
                         "chunk_id": head,
@@ -574,7 +571,7 @@ class Neo4jGraphSink:
                 evidence = [json.loads(e) for e in p.get("evidence", [])]
                 if p.get("evidence_chunk_ids") != [e["chunk_id"] for e in evidence]:
                     problems.append(f"{edge_type} {head!r}->{tail!r}: evidence_chunk_ids out of step with evidence")
-                out["relations"].append(
+                out.relations.append(
                     {
                         "id": p.get("id"),
                         "label": edge_type,
@@ -585,6 +582,27 @@ class Neo4jGraphSink:
                         "evidence": evidence,
                     }
                 )
+        return out
+
+    def entity_graph(self) -> EntityGraphData:
+        """Entities with names and aliases, chunk-entity pairs and relation edges, in three reads."""
+        out = EntityGraphData()
+        for record in self.run_read(
+            "MATCH (e:Entity) RETURN e.id AS id, e.key AS key, e.type AS type, e.name AS name, e.aliases AS aliases,"
+            " e.mention_count AS mention_count, e.confidence AS confidence"
+        ):
+            aliases = record["aliases"] or []
+            if isinstance(aliases, str):  # a list kept as JSON text
+                aliases = json.loads(aliases)
+            out.entities[record["id"]] = Entity(record["id"], record["type"], record["key"], record["name"] or "",
+                                                list(aliases), record["mention_count"] or 0, record["confidence"] or 0.0)
+        for record in self.run_read("MATCH (c:Chunk)-[:MENTIONS]->(e:Entity) RETURN DISTINCT c.id AS chunk, e.id AS entity"):
+            out.mentions.append((record["chunk"], record["entity"]))
+        for record in self.run_read(
+            "MATCH (h:Entity)-[r]->(t:Entity) WHERE NOT type(r) IN $structural RETURN h.id AS head, type(r) AS label, t.id AS tail",
+            structural=sorted(STRUCTURAL_EDGES),
+        ):
+            out.relations.append((record["head"], record["label"], record["tail"]))
         return out
 
     def stats(self) -> IndexStats:
@@ -600,7 +618,7 @@ class Neo4jGraphSink:
             relation_types: Counter[str] = Counter()
             for record in tx.run(
                 "MATCH (:Entity)-[x]->(:Entity) WHERE NOT type(x) IN $structural RETURN type(x) AS type, count(*) AS n",
-                structural=sorted(STRUCTURAL_TYPES),
+                structural=sorted(STRUCTURAL_EDGES),
             ):
                 relation_types[record["type"]] += record["n"]
             return IndexStats(

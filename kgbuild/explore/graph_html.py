@@ -1,6 +1,6 @@
 """A self-contained interactive HTML view of the knowledge graph (pyvis / vis-network).
 
->>> summary = write_graph_html(load_graph(".kgbuild/graph.json"), Path("graph.html"))
+>>> summary = view_index(Settings(out_dir=".kgbuild"), Path("graph.html"))  # any graph backend
 >>> summary = write_graph_html(graph, Path("apple.html"), entity_key="COMPANY:Apple", hops=2)
 
 The view holds the Entity nodes and the relation edges between them; with
@@ -35,9 +35,9 @@ from typing import Any, Iterable, Sequence
 
 import networkx as nx
 
-from kgbuild.connectors.networkx_graph import STRUCTURAL_EDGES
 from kgbuild.errors import ConfigError, KgbuildError
 from kgbuild.reconcile import parse_entity_filter
+from kgbuild.types import STRUCTURAL_EDGES, GraphExport
 
 # Distinct, readable colours for the first entity types (sorted); further types get a hashed hue.
 PALETTE = (
@@ -382,7 +382,7 @@ def _write_atomic(path: Path, text: str) -> None:
         raise
 
 
-__all__ = ["GraphViewSummary", "write_graph_html", "type_colors", "EXTERNAL_REFERENCE"]
+__all__ = ["GraphViewSummary", "graph_from_export", "view_index", "write_graph_html", "type_colors", "EXTERNAL_REFERENCE"]
 
 
 def view_index(
@@ -395,25 +395,38 @@ def view_index(
     max_nodes: int = 2000,
     docs: Sequence[str] = (),
 ) -> GraphViewSummary:
-    """The view of an index's NetworkX graph (``kgbuild graph view``); ``docs`` follow ``kgbuild.paths``."""
-    from kgbuild.connectors.networkx_graph import load_graph
-    from kgbuild.errors import IndexNotFoundError
-    from kgbuild.retrieve.vector import load_manifest
-    from kgbuild.stores import graph_path
-
+    """The view of an index's graph, whichever store holds it (``kgbuild graph view``); ``docs`` follow ``kgbuild.paths``."""
+    from kgbuild.index import Index
     from kgbuild.paths import resolve_document_filters
 
-    state = load_manifest(settings.out_dir)
-    manifest = state.manifest
-    doc_paths = resolve_document_filters(state, docs) if docs else []
-    graph = manifest.get("graph") or {}
-    if graph.get("kind") == "neo4j":
-        raise ConfigError(
-            f"the graph of {settings.out_dir} is in Neo4j ({graph.get('uri', '')} database {graph.get('database', 'neo4j')}):"
-            " explore it in Neo4j Browser (http://127.0.0.1:7474/browser/ with scripts/neo4j-dev.sh)"
-        )
-    path = graph_path(settings.out_dir)
-    if not path.exists():
-        raise IndexNotFoundError(f"no graph at {path}: run `kgbuild ingest PATH --out {settings.out_dir}` first")
-    return write_graph_html(load_graph(path), html_file, entity_key=entity_key, hops=hops,
+    index = Index.open_existing(settings)
+    doc_paths = resolve_document_filters(index.state, docs) if docs else []
+    sink = index.graph_sink()
+    sink.open()
+    try:
+        export = sink.export()
+    finally:
+        sink.close()
+    return write_graph_html(graph_from_export(export), html_file, entity_key=entity_key, hops=hops,
                             include_chunks=include_chunks, max_nodes=max_nodes, doc_paths=doc_paths)
+
+
+def graph_from_export(export: GraphExport) -> nx.MultiDiGraph:
+    """The graph a store exported, as the MultiDiGraph the view draws: nodes with ``kind`` Document, Chunk or
+    Entity and their records' fields; edges keyed and typed HAS_CHUNK, NEXT_CHUNK, MENTIONS (one per mention,
+    keyed by its id) or the relation label."""
+    graph = nx.MultiDiGraph()
+    for kind, records in (("Document", export.documents), ("Chunk", export.chunks), ("Entity", export.entities)):
+        for node_id, record in sorted(records.items()):
+            graph.add_node(node_id, kind=kind, **record)
+    for head, tail in sorted(export.has_chunk):
+        graph.add_edge(head, tail, key="HAS_CHUNK", type="HAS_CHUNK")
+    for head, tail in sorted(export.next_chunk):
+        graph.add_edge(head, tail, key="NEXT_CHUNK", type="NEXT_CHUNK")
+    for mention in sorted(export.mentions, key=lambda m: m["id"]):
+        fields = {k: v for k, v in mention.items() if k not in ("id", "chunk_id", "entity_id")}
+        graph.add_edge(mention["chunk_id"], mention["entity_id"], key=mention["id"], type="MENTIONS", **fields)
+    for relation in sorted(export.relations, key=lambda r: (r["head_id"], r["tail_id"], r["label"])):
+        fields = {k: v for k, v in relation.items() if k not in ("label", "head_id", "tail_id")}
+        graph.add_edge(relation["head_id"], relation["tail_id"], key=relation["label"], type=relation["label"], **fields)
+    return graph

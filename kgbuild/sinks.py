@@ -1,0 +1,84 @@
+"""The two store Protocols every backend implements: a write side for ingest and a read side for
+retrieval, views and ``verify``.
+
+Nothing outside ``connectors/`` and the registry (``kgbuild.registry``) knows which store it talks
+to: the pipeline, ``Index``, the retrievers, the graph view and ``verify`` call only the methods
+below. ``tests/conformance/`` holds every implementation to the same behaviour, read side
+included, so a backend that passes it works with every command.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, Sequence
+
+from kgbuild.types import ChunkPoint, EntityGraphData, GraphBatch, GraphExport, IndexStats, VectorExport, VectorFilter, VectorHit
+
+
+class GraphSink(Protocol):
+    """A knowledge-graph store. Writing a document replaces whatever an earlier version of it wrote."""
+
+    def open(self) -> None:
+        """Connect, or load what is stored; an absent store opens empty."""
+        ...
+
+    # -- write side --------------------------------------------------------------------
+
+    def write(self, batch: GraphBatch) -> None: ...
+
+    def remove_documents(self, doc_ids: Sequence[str]) -> None: ...
+
+    def flush(self) -> None:
+        """Make everything written so far durable."""
+        ...
+
+    def close(self) -> None:
+        """Flush what was written, release the connection or file."""
+        ...
+
+    # -- read side ---------------------------------------------------------------------
+
+    def stats(self) -> IndexStats:
+        """Counts of documents, chunks, mentions, entities and relations (by type)."""
+        ...
+
+    def entity_graph(self) -> EntityGraphData:
+        """Entities (name, aliases, counts), chunk-to-entity mention pairs and relation edges: the graph
+        that graph retrieval walks."""
+        ...
+
+    def export(self) -> GraphExport:
+        """The whole graph in the store-independent form (``verify``, the graph view, comparisons)."""
+        ...
+
+
+class VectorSink(Protocol):
+    """A chunk vector store. Point ids are deterministic, so writing twice is an upsert."""
+
+    def exists(self) -> bool:
+        """Whether the collection is there (for a server: reachable, or a clear error naming it)."""
+        ...
+
+    def open(self, dimension: int | None = None) -> None:
+        """Writers pass the embedding dimension: the collection is created if absent, and checked if
+        present. Readers pass nothing: the collection must exist."""
+        ...
+
+    # -- write side --------------------------------------------------------------------
+
+    def upsert(self, points: Sequence[ChunkPoint]) -> None: ...
+
+    def delete_documents(self, doc_ids: Sequence[str]) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    # -- read side ---------------------------------------------------------------------
+
+    def search(self, vector: Sequence[float], query_filter: VectorFilter | None, limit: int) -> list[VectorHit]: ...
+
+    def count(self) -> int: ...
+
+    def export(self) -> VectorExport:
+        """Every point's payload by point id."""
+        ...
