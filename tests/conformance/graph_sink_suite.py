@@ -9,7 +9,9 @@ A concrete test class mixes ``GraphSinkConformance`` in and implements one hook:
 
 The suite reads the sink back only through the Protocol's read side (``export()``,
 ``entity_graph()``, ``stats()``), as ``Index``, retrieval, the graph view and ``verify`` do, so a
-sink that passes it works with every command.
+sink that passes it works with every command. The three must tell the same story: the tests of
+the read side (at the end) check ``entity_graph()`` and ``stats()`` against ``export()`` on an
+empty store, after writes, removals and replacements, and after a reopen.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import builders as b  # noqa: E402
 
 from kgbuild.ids import chunk_id, document_id, entity_id  # noqa: E402
 from kgbuild.reconcile import normalize_name  # noqa: E402
-from kgbuild.types import GraphBatch, GraphExport  # noqa: E402
+from kgbuild.types import Entity, EntityGraphData, GraphBatch, GraphExport, IndexStats  # noqa: E402
 from kgbuild.verify import canonical_export, graph_checksum  # noqa: E402
 
 A, B = b.APPLE, b.SAMSUNG
@@ -58,6 +60,66 @@ def _classes(scores: dict) -> dict[str, list[tuple[str, float]]]:
 
 def _exported_classes(classes: dict) -> dict[str, list[tuple[str, float]]]:
     return {task: [(s["label"], s["confidence"]) for s in v] for task, v in classes.items()}
+
+
+# -- the read side: entity_graph() and stats() against export() ------------------------------------
+
+
+def _duplicates(items: list) -> list:
+    return sorted(item for item, n in Counter(items).items() if n > 1)
+
+
+def assert_entity_graph_matches_export(graph: EntityGraphData, export: GraphExport) -> None:
+    """The graph retrieval walks is the exported graph: the same entities with the same names, aliases,
+    counts and confidence; one (chunk, entity) pair per chunk and entity that a MENTIONS joins; the
+    relation edges, each once."""
+    assert isinstance(graph, EntityGraphData), type(graph)
+    for entity_id_, entity in graph.entities.items():
+        assert isinstance(entity, Entity), type(entity)
+        assert entity.id == entity_id_
+    assert set(graph.entities) == set(export.entities)
+    for entity_id_, record in export.entities.items():
+        entity = graph.entities[entity_id_]
+        assert (entity.type, entity.key, entity.name, sorted(entity.aliases), entity.mention_count) == (
+            record["type"], record["key"], record["name"], sorted(record["aliases"]), record["mention_count"],
+        ), entity_id_
+        assert entity.confidence == pytest.approx(record["confidence"], abs=1e-6), entity_id_
+    assert all(isinstance(pair, tuple) and len(pair) == 2 for pair in graph.mentions), graph.mentions[:3]
+    assert not _duplicates(graph.mentions), f"mention pairs given more than once: {_duplicates(graph.mentions)}"
+    assert set(graph.mentions) == {(m["chunk_id"], m["entity_id"]) for m in export.mentions}
+    assert all(isinstance(edge, tuple) and len(edge) == 3 for edge in graph.relations), graph.relations[:3]
+    assert not _duplicates(graph.relations), f"relation edges given more than once: {_duplicates(graph.relations)}"
+    assert sorted(graph.relations) == sorted((r["head_id"], r["label"], r["tail_id"]) for r in export.relations)
+
+
+def assert_stats_match_export(stats: IndexStats, export: GraphExport) -> None:
+    """``stats()`` counts what ``export()`` holds; a span in two overlapping chunks is one mention."""
+    assert isinstance(stats, IndexStats), type(stats)
+    assert (stats.documents, stats.chunks, stats.entities, stats.relations) == (
+        len(export.documents), len(export.chunks), len(export.entities), len(export.relations))
+    assert stats.mentions == len({(m["doc_id"], m["start"], m["end"], m["entity_id"]) for m in export.mentions})
+    assert stats.entities_by_type == dict(Counter(e["type"] for e in export.entities.values()))
+    assert stats.relations_by_type == dict(Counter(r["label"] for r in export.relations))
+
+
+def entity_graph_content(graph: EntityGraphData) -> dict[str, Any]:
+    """``entity_graph()`` as plain data in a fixed order, to compare two reads of it."""
+    return {
+        "entities": {
+            e.id: (e.type, e.key, e.name, sorted(e.aliases), e.mention_count, round(e.confidence, 6))
+            for e in graph.entities.values()
+        },
+        "mentions": sorted(graph.mentions),
+        "relations": sorted(graph.relations),
+    }
+
+
+def batch_entity_graph(*batches: GraphBatch) -> tuple[set[tuple[str, str]], set[tuple[str, str, str]]]:
+    """The (chunk, entity) pairs and relation edges that writing ``batches`` (no document twice) must give."""
+    pairs = {(m.chunk_id, batch.mention_entity[m.id]) for batch in batches for d in batch.documents
+             for e in d.extractions for m in e.mentions}
+    edges = {(r.head_id, r.label, r.tail_id) for batch in batches for r in batch.relations}
+    return pairs, edges
 
 
 class GraphSinkConformance:
@@ -101,6 +163,17 @@ class GraphSinkConformance:
         for batch in batches:
             sink.write(batch)
         return self.content(sink)
+
+    def read_side(self, sink: Any) -> dict[str, Any]:
+        """``entity_graph()``, ``stats()`` and ``export()`` of one sink, checked against each other; the entity
+        graph as plain data. ``entity_graph()`` is asked first: a sink may read its storage another way
+        before anything has loaded it (the NetworkX sink reads its file without building the graph)."""
+        graph = sink.entity_graph()
+        stats = sink.stats()
+        export = self.export(sink)
+        assert_entity_graph_matches_export(graph, export)
+        assert_stats_match_export(stats, export)
+        return entity_graph_content(graph)
 
     # -- the protocol ------------------------------------------------------------------------
 
@@ -520,3 +593,111 @@ class GraphSinkConformance:
         sink.close()
         again = open_sink("store")
         assert self.content(again) == data
+
+    # -- the read side: entity_graph() and stats() tell what export() tells ------------------------
+
+    def test_read_side_of_an_empty_sink(self, open_sink):
+        sink = open_sink()
+        assert self.read_side(sink) == {"entities": {}, "mentions": [], "relations": []}
+        export = sink.export()
+        assert isinstance(export, GraphExport)
+        assert export.to_dict() == GraphExport().to_dict()
+        sink.remove_documents([A_ID])
+        assert self.read_side(sink) == {"entities": {}, "mentions": [], "relations": []}
+
+    def test_read_side_after_writes_in_several_batches(self, open_sink):
+        sink = open_sink()
+        batches = [b.corpus_batch(A), b.corpus_batch(B), b.corpus_batch(b.ACME, b.ACME_BIS),
+                   b.corpus_batch(b.WIRE_1, b.WIRE_2), b.hostile_batch()]
+        for done in range(1, len(batches) + 1):
+            sink.write(batches[done - 1])
+            graph = self.read_side(sink)  # the same sink object, asked again after every write
+            pairs, edges = batch_entity_graph(*batches[:done])
+            assert set(graph["mentions"]) == pairs
+            assert set(graph["relations"]) == edges
+        # names, aliases and counts are those of the whole corpus reconciled at once, not of the last batch
+        whole = b.corpus_batch()
+        for entity in whole.entities.values():
+            assert graph["entities"][entity.id][:5] == (entity.type, entity.key, entity.name, sorted(entity.aliases),
+                                                        entity.mention_count), entity.key
+        assert graph["entities"][eid("COMPANY", "Apple")][2:5] == ("Apple", ["Apple", "Apple Inc."], 5)
+        # the corpus mentions some entities twice in one chunk: still one pair each
+        assert len(self.export(sink).mentions) > len(graph["mentions"])
+        assert (chunk_id(A_ID, 0), eid("COMPANY", "Apple")) in graph["mentions"]
+        assert (eid("PERSON", "Tim Cook"), "CEO_OF", eid("COMPANY", "Apple")) in graph["relations"]
+        assert (eid("COMPANY", "Apple"), "MANUFACTURES", eid("PRODUCT", "Vision Pro")) in graph["relations"]
+
+    def test_read_side_with_overlapping_chunks(self, open_sink):
+        sink = open_sink()
+        batch = b.corpus_batch(A, B, chunk_lines=2, overlap_lines=1)  # line 2 of each doc is in both chunks
+        sink.write(batch)
+        graph = self.read_side(sink)
+        pairs, edges = batch_entity_graph(batch)
+        assert set(graph["mentions"]) == pairs and set(graph["relations"]) == edges
+        # the span in both chunks gives a pair per chunk, but one mention in the counts
+        assert {(chunk_id(A_ID, 0), eid("PRODUCT", "Vision Pro")), (chunk_id(A_ID, 1), eid("PRODUCT", "Vision Pro"))} <= pairs
+        assert sink.stats().mentions == 17 < len(self.export(sink).mentions)
+
+    def test_read_side_follows_removals_and_replacements(self, open_sink):
+        """Names, aliases, counts, pairs and edges change as documents come and go; asked of one sink object
+        after each step, so a sink that keeps an old read (or old names) fails."""
+        sink = open_sink()
+        acme, globex = eid("COMPANY", "Acme Corp"), eid("COMPANY", "Globex Ltd.")
+
+        def acme_now() -> tuple:
+            graph = self.read_side(sink)
+            return graph["entities"][acme][2:5]
+
+        sink.write(b.corpus_batch(b.ACME))
+        assert acme_now() == ("ACME Corp", ["ACME Corp"], 1)
+        sink.write(b.corpus_batch(b.ACME_BIS))
+        assert acme_now() == ("Acme Corp.", ["ACME Corp", "Acme Corp."], 2)
+        sink.write(b.corpus_batch(b.WIRE_2))
+        assert acme_now() == ("Acme Corp.", ["ACME Corp", "Acme Corp", "Acme Corp."], 3)
+        assert (globex, "COMPETES_WITH", acme) in self.read_side(sink)["relations"]
+        sink.remove_documents([document_id(b.ACME_BIS)])
+        # a tie between two forms of equal case and length: the alphabetically first
+        assert acme_now() == ("ACME Corp", ["ACME Corp", "Acme Corp"], 2)
+        sink.remove_documents([document_id(b.WIRE_2)])
+        graph = self.read_side(sink)
+        assert graph["entities"][acme][2:5] == ("ACME Corp", ["ACME Corp"], 1)
+        assert globex not in graph["entities"] and graph["relations"] == []
+        assert {c for c, _ in graph["mentions"]} == {chunk_id(document_id(b.ACME), 0)}
+
+        sink.write(b.corpus_batch(A, B))
+        before = self.read_side(sink)
+        assert before["entities"][eid("COMPANY", "Apple")][2:5] == ("Apple", ["Apple", "Apple Inc."], 4)
+        sink.write(b.apple_v2_batch())
+        graph = self.read_side(sink)
+        assert graph["entities"][eid("COMPANY", "Apple")][2:5] == ("Apple", ["Apple"], 3)
+        assert eid("PERSON", "Tim Cook") not in graph["entities"] and eid("MONEY", "$3,499") not in graph["entities"]
+        assert graph["entities"][eid("PERSON", "Jeff Williams")][2:5] == ("Jeff Williams", ["Jeff Williams"], 1)
+        assert (eid("PERSON", "Tim Cook"), "CEO_OF", eid("COMPANY", "Apple")) not in graph["relations"]
+        assert (eid("PERSON", "Jeff Williams"), "CEO_OF", eid("COMPANY", "Apple")) in graph["relations"]
+        assert (eid("COMPANY", "Apple"), "COMPETES_WITH", eid("COMPANY", "Samsung")) not in graph["relations"]
+        assert (chunk_id(A_ID, 1), eid("COMPANY", "Apple")) in before["mentions"]
+        assert not [pair for pair in graph["mentions"] if pair[0] == chunk_id(A_ID, 1)]  # the old second chunk is gone
+        sink.remove_documents([A_ID, B_ID, document_id(b.ACME)])
+        assert self.read_side(sink) == {"entities": {}, "mentions": [], "relations": []}
+
+    def test_read_side_after_reopening(self, open_sink):
+        sink = open_sink("store")
+        sink.write(b.corpus_batch())
+        sink.write(b.hostile_batch())
+        written = self.read_side(sink)
+        sink.close()
+        again = open_sink("store")
+        assert self.read_side(again) == written  # entity_graph() first, on a sink that has loaded nothing
+        again.remove_documents([A_ID, document_id(b.HOSTILE_PATH)])
+        again.write(b.apple_v2_batch())
+        changed = self.read_side(again)
+        assert changed != written
+        again.close()
+        third = open_sink("store")
+        assert self.read_side(third) == changed
+        assert third.stats() == again.stats()
+        others = [p for p in b.TEXTS if p != A]
+        fresh = open_sink("fresh")  # last: for a server-backed suite this clears the shared database
+        fresh.write(b.corpus_batch(*others))
+        fresh.write(b.apple_v2_batch())
+        assert self.read_side(fresh) == changed

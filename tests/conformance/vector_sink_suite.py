@@ -33,7 +33,7 @@ import builders as b  # noqa: E402
 from kgbuild.errors import SinkError  # noqa: E402
 from kgbuild.ids import chunk_id, document_id, point_id  # noqa: E402
 from kgbuild.types import ChunkPoint  # noqa: E402
-from kgbuild.types import VectorFilter, VectorHit  # noqa: E402
+from kgbuild.types import VectorExport, VectorFilter, VectorHit  # noqa: E402
 
 DIM = 16
 ALL = 10_000  # a limit larger than any test corpus
@@ -194,13 +194,24 @@ class VectorSinkConformance:
 
     def test_export_returns_every_point_by_id(self, shared):
         sink, points = shared
-        assert sink.export(batch_size=4).points == {p.id: p.payload for p in points}
+        exported = sink.export()
+        assert isinstance(exported, VectorExport), type(exported)
+        assert exported.points == {p.id: p.payload for p in points}
+        assert len(exported) == sink.count() == len(points)
+        assert sink.export(batch_size=4).points == exported.points
 
     def test_export_after_deleting_a_document(self, loaded):
         sink, points = loaded
         gone = points[0].payload["doc_id"]
         sink.delete_documents([gone])
-        assert sink.export().points == {p.id: p.payload for p in points if p.payload["doc_id"] != gone}
+        exported = sink.export()
+        assert isinstance(exported, VectorExport), type(exported)
+        assert exported.points == {p.id: p.payload for p in points if p.payload["doc_id"] != gone}
+
+    def test_export_of_an_empty_index(self, open_sink):
+        exported = open_sink().export()
+        assert isinstance(exported, VectorExport), type(exported)
+        assert exported.points == {}
 
     def test_open_creates_an_empty_index_and_a_second_open_is_harmless(self, open_sink):
         sink = open_sink()
