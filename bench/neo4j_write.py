@@ -15,7 +15,7 @@ What it does:
 2. writes it with ``Neo4jGraphSink.write`` (batches of ``--batch-size`` rows), timed end to
    end, and checks the node and relationship counts;
 3. deletes the relation layer and writes it again through the sink's own relation path
-   (``_merge_relations_tx``, one transaction per ``--batch-size`` rows, as ``write`` runs it),
+   (``queries.merge_relations_tx``, one transaction per ``--batch-size`` rows, as ``write`` runs it),
    timed: the batched relationships/s;
 4. deletes it again and writes the first ``--single`` relations with the same transaction
    function, one ``execute_write`` (one transaction) per relationship, timed; the rate is
@@ -33,17 +33,14 @@ import time
 from typing import Any
 
 from bench.common import git_revision, machine, write_section
-from kgbuild.connectors.neo4j.sink import (
-    STRUCTURAL_TYPES,
-    Neo4jGraphSink,
-    _batches,
-    _merge_relations_tx,
-    _relation_type,
-)
 from kgbuild.connectors.graph_records import evidence_record
+from kgbuild.connectors.neo4j.queries import batches, merge_relations_tx
+from kgbuild.connectors.neo4j.sink import Neo4jGraphSink
+from kgbuild.connectors.neo4j.values import relation_type
 from kgbuild.ids import chunk_id, content_hash, document_id, entity_id, mention_id, relation_id
 from kgbuild.reconcile import normalize_name
 from kgbuild.types import (
+    STRUCTURAL_EDGES,
     Chunk,
     ChunkExtraction,
     Document,
@@ -145,7 +142,7 @@ def build_batch(n_relations: int, n_entities: int, seed: int = 7) -> GraphBatch:
 def relation_rows(batch: GraphBatch) -> list[tuple[str, dict[str, Any]]]:
     """(quoted type, row) as ``Neo4jGraphSink.write`` prepares them (relations here are already distinct)."""
     return [
-        (_relation_type(r.label), {"id": r.id, "head": r.head_id, "tail": r.tail_id, "evidence": [evidence_record(e) for e in r.evidence]})
+        (relation_type(r.label), {"id": r.id, "head": r.head_id, "tail": r.tail_id, "evidence": [evidence_record(e) for e in r.evidence]})
         for r in batch.relations
     ]
 
@@ -155,7 +152,7 @@ def count(sink: Neo4jGraphSink, query: str, **params: Any) -> int:
 
 
 def count_relations(sink: Neo4jGraphSink) -> int:
-    return count(sink, "MATCH (:Entity)-[x]->(:Entity) WHERE NOT type(x) IN $s RETURN count(x) AS n", s=sorted(STRUCTURAL_TYPES))
+    return count(sink, "MATCH (:Entity)-[x]->(:Entity) WHERE NOT type(x) IN $s RETURN count(x) AS n", s=sorted(STRUCTURAL_EDGES))
 
 
 def delete_relations(sink: Neo4jGraphSink) -> None:
@@ -214,8 +211,8 @@ def main() -> None:
         transactions = 0
         with sink._session() as session:
             for rel_type, type_rows in by_type.items():
-                for part in _batches(type_rows, opts.batch_size):
-                    session.execute_write(_merge_relations_tx, rel_type, part)
+                for part in batches(type_rows, opts.batch_size):
+                    session.execute_write(merge_relations_tx, rel_type, part)
                     transactions += 1
         batched_s = time.perf_counter() - t0
         batched_count = count_relations(sink)
@@ -229,7 +226,7 @@ def main() -> None:
         t0 = time.perf_counter()
         with sink._session() as session:
             for rel_type, row in sample:
-                session.execute_write(_merge_relations_tx, rel_type, [row])
+                session.execute_write(merge_relations_tx, rel_type, [row])
         single_s = time.perf_counter() - t0
         single_count = count_relations(sink)
         single_rate = len(sample) / single_s
@@ -278,7 +275,7 @@ def main() -> None:
             "|---|---|",
             *[f"| {name} | {value} |" for name, value in rows_md],
             "",
-            "Both relation figures run the sink's own transaction function (`_merge_relations_tx`: one"
+            "Both relation figures run the sink's own transaction function (`queries.merge_relations_tx`: one"
             " `UNWIND … MERGE (h)-[x:TYPE]->(t) ON CREATE SET x = … ON MATCH SET` (evidence appended) statement per"
             " transaction) into a graph whose documents,"
             " chunks, mentions and entities are already written and whose relation layer was deleted first; the"

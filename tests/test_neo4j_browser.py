@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 import pytest
 
 from kgbuild.connectors.neo4j.sink import Neo4jGraphSink
-from kgbuild.neo4j_browser import grass_path, grass_rules, grass_text, starter_queries, starter_query
+from kgbuild.connectors.neo4j.browser import grass_path, grass_rules, grass_text, starter_queries, starter_query
 
 _CONFORMANCE = str(Path(__file__).resolve().parent / "conformance")
 if _CONFORMANCE not in sys.path:
@@ -122,6 +122,20 @@ def test_grass_styles_every_schema_type():
     assert rules["relationship"]["caption"] == "<type>"
     # rules for several labels of one node apply in file order: the entity rule must come first
     assert list(rules).index("node.Entity") < min(list(rules).index(f"node.{label}") for label in types)
+
+
+def test_style_and_queries_ship_as_package_data():
+    import fnmatch
+
+    from kgbuild.connectors.neo4j import browser
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11 and later
+
+    setuptools = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text("utf-8"))["tool"]["setuptools"]
+    assert browser.__name__ in setuptools["packages"]
+    globs = setuptools["package-data"][browser.__name__]
+    for path in (grass_path(), browser.starter_queries_path()):
+        assert path.is_file() and any(fnmatch.fnmatch(path.name, g) for g in globs), path
 
 
 def test_starter_queries_parse():

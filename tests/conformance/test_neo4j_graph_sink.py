@@ -29,7 +29,7 @@ if _HERE not in sys.path:
 import builders as b  # noqa: E402
 from graph_sink_suite import GraphSinkConformance, canonical_export, checksum  # noqa: E402
 
-from kgbuild.connectors.neo4j.sink import Neo4jGraphSink, decode_properties  # noqa: E402
+from kgbuild.connectors.neo4j.sink import Neo4jGraphSink  # noqa: E402
 from kgbuild.types import STRUCTURAL_EDGES as STRUCTURAL_TYPES, GraphExport  # noqa: E402
 from kgbuild.errors import SinkError, TransientError  # noqa: E402
 from kgbuild.ids import document_id  # noqa: E402

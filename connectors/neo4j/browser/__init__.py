@@ -1,6 +1,6 @@
 """Neo4j Browser helpers: a GRASS style for kgbuild graphs and a few starter queries.
 
->>> from kgbuild.neo4j_browser import grass_text, starter_queries
+>>> from kgbuild.connectors.neo4j.browser import grass_text, starter_queries
 >>> ":style " + grass_text()        # paste into the Browser's editor to apply the style
 >>> dict(starter_queries())["Neighbourhood of an entity"]
 
