@@ -251,7 +251,7 @@ def write_text_atomic(path: Path, pieces: Iterable[str], *, prefix: str) -> None
 
     ``pieces`` may be a generator, so a large file never has to be one string in memory.
     """
-    from kgbuild.faults import crash_point
+    from kgbuild.hooks import reached
 
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=path.suffix, dir=path.parent)
@@ -261,7 +261,7 @@ def write_text_atomic(path: Path, pieces: Iterable[str], *, prefix: str) -> None
                 fh.write(piece)
             fh.flush()
             os.fsync(fh.fileno())
-        crash_point(f"write:{path.name}")
+        reached(f"write:{path.name}")
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -2,7 +2,7 @@
 the index of an uninterrupted run (same ids, counts and content checksums, nothing duplicated).
 
 The processes run ``tests/crash_runner.py`` (the real pipeline and stores; the gazetteer extractor
-and hash vectors so that no model loads); ``KGBUILD_CRASH_AT`` (kgbuild.faults) picks the point.
+and hash vectors so that no model loads); ``KGBUILD_CRASH_AT`` (a point of kgbuild.hooks, heard by the runner) picks the point.
 Write batches of 4 chunks and a checkpoint after each batch give every point several chances.
 """
 
