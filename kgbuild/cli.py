@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import os
 import sys
@@ -24,7 +26,8 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from kgbuild.errors import KgbuildError
+from kgbuild.errors import ConfigError, KgbuildError
+from kgbuild.registry import DEFAULT_GRAPH, DEFAULT_VECTOR, GRAPH_BACKENDS, VECTOR_BACKENDS, graph_backend, vector_backend
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Build a knowledge graph and a vector index with GLiNER2.")
 schema_app = typer.Typer(no_args_is_help=True, help="Check and show extraction schemas.")
@@ -37,13 +40,65 @@ err = Console(stderr=True, emoji=False)
 _state: dict[str, bool] = {"debug": False}
 
 
-# options shared by the commands that read an existing index
-OutDir = Annotated[Optional[Path], typer.Option("--out", help="Index directory (default ./.kgbuild).")]
-QdrantUrl = Annotated[Optional[str], typer.Option("--qdrant-url", help="Qdrant server holding the vectors.")]
-Collection = Annotated[Optional[str], typer.Option("--collection", help="Qdrant collection name.")]
-Neo4jUri = Annotated[Optional[str], typer.Option("--neo4j-uri", help="Neo4j Bolt URI, for a graph kept in Neo4j.")]
-Neo4jUser = Annotated[Optional[str], typer.Option("--neo4j-user", help="Neo4j user.")]
-AsJson = Annotated[bool, typer.Option("--json", help="Print as JSON.")]
+def _backend_help(kind: str, names: Any, default: str, when_unset: str = "") -> str:
+    return (f"{kind} backend: {', '.join(sorted(names))} (default {default}{when_unset};"
+            " reading an index: the one it was built with).")
+
+
+# Each option is declared once, here, and reused by every command that takes it.
+# The store options say where an index lives; every command that opens one takes all of them (_store_options).
+OutDir = Annotated[Optional[Path], typer.Option(
+    "--out", rich_help_panel="Stores",
+    help="Index directory: its state, and the stores of embedded backends (default ./.kgbuild).")]
+GraphName = Annotated[Optional[str], typer.Option(
+    "--graph", metavar="NAME", rich_help_panel="Stores", help=_backend_help("Graph", GRAPH_BACKENDS, DEFAULT_GRAPH))]
+VectorName = Annotated[Optional[str], typer.Option(
+    "--vector", metavar="NAME", rich_help_panel="Stores",
+    help=_backend_help("Vector", VECTOR_BACKENDS, DEFAULT_VECTOR, ", or qdrant-server with --qdrant-url"))]
+QdrantUrl = Annotated[Optional[str], typer.Option(
+    "--qdrant-url", rich_help_panel="Stores", help="Qdrant server URL, for the qdrant-server backend (or KGBUILD_QDRANT_URL).")]
+Collection = Annotated[Optional[str], typer.Option(
+    "--collection", rich_help_panel="Stores", help="Qdrant server collection name (default kgbuild).")]
+QdrantApiKeyEnv = Annotated[Optional[str], typer.Option(
+    "--qdrant-api-key-env", rich_help_panel="Stores",
+    help="Environment variable holding the Qdrant API key (default QDRANT_API_KEY).")]
+Neo4jUri = Annotated[Optional[str], typer.Option(
+    "--neo4j-uri", rich_help_panel="Stores", help="Neo4j Bolt URI, for the neo4j backend (or NEO4J_URI).")]
+Neo4jUser = Annotated[Optional[str], typer.Option("--neo4j-user", rich_help_panel="Stores", help="Neo4j user (or NEO4J_USER).")]
+Neo4jDatabase = Annotated[Optional[str], typer.Option(
+    "--neo4j-database", rich_help_panel="Stores", help="Neo4j database (or NEO4J_DATABASE).")]
+STORE_OPTIONS = {
+    "out_dir": OutDir, "graph": GraphName, "vector": VectorName, "qdrant_url": QdrantUrl, "collection": Collection,
+    "qdrant_api_key_env": QdrantApiKeyEnv, "neo4j_uri": Neo4jUri, "neo4j_user": Neo4jUser, "neo4j_database": Neo4jDatabase,
+}
+StoreFlags = dict[str, Any]  # what a command got for each of STORE_OPTIONS, by setting name (None: not given)
+
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+Docs = Annotated[list[str], typer.Option(
+    "--doc", help="Only this document (repeatable): a path absolute, relative to here, or as stored in the index.")]
+SchemaFile = Annotated[str, typer.Argument(help="Schema YAML file or bundled name.")]
+# the channel names are hybrid.CHANNELS (not imported here: `kgbuild --help` stays light; a test keeps them equal)
+Channels = Annotated[Optional[str], typer.Option(
+    "--channels", metavar="vector,graph,bm25",
+    help="Hybrid channels to fuse, comma-separated: vector, graph, bm25 (default all three; implies --hybrid).")]
+
+
+def _store_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a command every option of STORE_OPTIONS, which it receives together as ``stores: StoreFlags``.
+
+    Typer reads a command's parameters from its signature: the wrapper's lists the command's own, then these.
+    """
+    own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "stores"]
+    added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
+             for name, annotation in STORE_OPTIONS.items()]
+
+    @functools.wraps(command)
+    def with_stores(*args: Any, **kwargs: Any) -> Any:
+        stores = {name: kwargs.pop(name) for name in STORE_OPTIONS}
+        return command(*args, stores=stores, **kwargs)
+
+    with_stores.__signature__ = inspect.Signature([*own, *added])  # type: ignore[attr-defined]  # what Typer reads
+    return with_stores
 
 
 @app.callback()
@@ -77,8 +132,33 @@ def _settings(**flags: Any) -> Any:
     return _run(lambda: make_settings(**flags))
 
 
-def _index_settings(out_dir: Any, qdrant_url: Any, collection: Any, neo4j_uri: Any, neo4j_user: Any) -> Any:
-    return _settings(out_dir=out_dir, qdrant_url=qdrant_url, collection=collection, neo4j_uri=neo4j_uri, neo4j_user=neo4j_user)
+def _store_settings(stores: StoreFlags, **flags: Any) -> Any:
+    """Settings from the store options and a command's own flags. A backend chosen by flag is checked now,
+    so that what it lacks (a Qdrant URL, a Neo4j password) is one line before anything is opened."""
+    settings = _settings(**stores, **flags)
+    chosen = [graph_backend(settings.graph)] if stores["graph"] else []
+    chosen += [vector_backend(settings.vector_backend)] if stores["vector"] else []
+    for backend in chosen:
+        if backend.check is not None:
+            _run(functools.partial(backend.check, settings))
+    return settings
+
+
+def _parse_channels(value: str | None) -> dict[str, bool]:
+    """``"graph,bm25"`` -> ``{"vector": False, "graph": True, "bm25": True}``, the hybrid retriever's switches
+    (``None``: all on)."""
+    from kgbuild.retrieve.hybrid import CHANNELS
+
+    if value is None:
+        return dict.fromkeys(CHANNELS, True)
+    chosen = {name.strip() for name in value.split(",")} - {""}
+    known = ", ".join(CHANNELS)
+    if not chosen:
+        raise ConfigError(f"--channels {value!r}: name at least one channel ({known})")
+    unknown = sorted(chosen - set(CHANNELS))
+    if unknown:
+        raise ConfigError(f"--channels {value!r}: unknown channel {', '.join(map(repr, unknown))} (known: {known})")
+    return {name: name in chosen for name in CHANNELS}
 
 
 class _RichProgress:
@@ -124,11 +204,11 @@ def _progress_columns() -> list[Any]:
 
 
 @app.command()
+@_store_options
 def ingest(
     path: Path = typer.Argument(..., help="A folder (walked recursively) or one file."),
     schema: Optional[str] = typer.Option(None, "--schema", help="Schema YAML file or bundled name (default business-news)."),
     model: Optional[str] = typer.Option(None, "--model", help="GLiNER2 hub id or local checkpoint directory."),
-    out_dir: Optional[Path] = typer.Option(None, "--out", help="Output directory (default ./.kgbuild)."),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Confidence threshold, overrides the schema's."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Chunks per model forward pass."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or auto."),
@@ -141,27 +221,21 @@ def ingest(
     chunk_size: Optional[int] = typer.Option(None, "--chunk-size", help="Maximum tokens per chunk."),
     chunk_overlap: Optional[int] = typer.Option(None, "--chunk-overlap", help="Tokens shared by neighbouring chunks."),
     embedding_model: Optional[str] = typer.Option(None, "--embedding-model", help="sentence-transformers model."),
-    qdrant_url: Optional[str] = typer.Option(None, "--qdrant-url", help="Write vectors to this Qdrant server."),
-    graph: Optional[str] = typer.Option(None, "--graph", help="networkx (embedded, default) or neo4j."),
-    neo4j_uri: Optional[str] = typer.Option(None, "--neo4j-uri", help="Neo4j Bolt URI (or NEO4J_URI)."),
-    neo4j_user: Optional[str] = typer.Option(None, "--neo4j-user", help="Neo4j user (or NEO4J_USER)."),
-    neo4j_database: Optional[str] = typer.Option(None, "--neo4j-database", help="Neo4j database (or NEO4J_DATABASE)."),
-    qdrant_api_key_env: Optional[str] = typer.Option(None, "--qdrant-api-key-env", help="Env var holding the API key."),
-    collection: Optional[str] = typer.Option(None, "--collection", help="Qdrant collection name."),
     text_field: Optional[str] = typer.Option(None, "--text-field", help="JSON/JSONL field holding the text."),
     id_field: Optional[str] = typer.Option(None, "--id-field", help="JSON/JSONL field holding the record id."),
     title_field: Optional[str] = typer.Option(None, "--title-field", help="JSON/JSONL field holding the title."),
     csv_text_column: Optional[str] = typer.Option(None, "--csv-text-column", help="CSV column holding the text."),
     prune: Optional[bool] = typer.Option(None, "--prune/--no-prune", help="Remove documents deleted from the folder."),
-    as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
+    as_json: AsJson = False,
+    *,
+    stores: StoreFlags,
 ) -> None:
     """Read, chunk, extract, reconcile and write a folder of documents."""
-    settings = _settings(
-        schema_path=schema, model=model, out_dir=out_dir, threshold=threshold, batch_size=batch_size, device=device,
-        chunk_size=chunk_size, chunk_overlap=chunk_overlap, embedding_model=embedding_model, qdrant_url=qdrant_url,
-        qdrant_api_key_env=qdrant_api_key_env, collection=collection, text_field=text_field, id_field=id_field,
-        title_field=title_field, csv_text_column=csv_text_column, prune=prune, graph=graph, neo4j_uri=neo4j_uri,
-        neo4j_user=neo4j_user, neo4j_database=neo4j_database, precision=precision, fast_attention=fast_attention,
+    settings = _store_settings(
+        stores, schema_path=schema, model=model, threshold=threshold, batch_size=batch_size, device=device,
+        chunk_size=chunk_size, chunk_overlap=chunk_overlap, embedding_model=embedding_model, text_field=text_field,
+        id_field=id_field, title_field=title_field, csv_text_column=csv_text_column, prune=prune, precision=precision,
+        fast_attention=fast_attention,
     )
     from kgbuild.pipeline import ingest as run_ingest
 
@@ -229,32 +303,31 @@ def _print_report(report: Any) -> None:
 
 
 @app.command()
+@_store_options
 def query(
     text: str = typer.Argument(..., help="What to search for."),
-    out_dir: Optional[Path] = typer.Option(None, "--out", help="Index directory (default ./.kgbuild)."),
     entity: list[str] = typer.Option([], "--entity", help="TYPE:NAME; the chunk must mention it (repeatable)."),
     entity_type: list[str] = typer.Option([], "--type", help="Entity type the chunk must mention (repeatable)."),
     class_: list[str] = typer.Option([], "--class", help="TASK=LABEL the chunk or its document has (repeatable)."),
-    doc: list[str] = typer.Option([], "--doc", help="Only this document path (repeatable)."),
+    doc: Docs = [],
     k: int = typer.Option(10, "-k", help="How many chunks."),
-    qdrant_url: Optional[str] = typer.Option(None, "--qdrant-url", help="Read vectors from this Qdrant server."),
-    collection: Optional[str] = typer.Option(None, "--collection", help="Qdrant collection name."),
     hybrid: bool = typer.Option(False, "--hybrid", help="Fuse vector, graph expansion and BM25 (reciprocal rank fusion)."),
-    vector: bool = typer.Option(True, "--vector/--no-vector", help="Hybrid: use the dense vector channel."),
-    graph: bool = typer.Option(True, "--graph/--no-graph", help="Hybrid: use graph expansion from the query's entities."),
-    bm25: bool = typer.Option(True, "--bm25/--no-bm25", help="Hybrid: use the BM25 lexical channel."),
+    channels: Channels = None,
     hops: int = typer.Option(2, "--hops", help="Hybrid: how far graph expansion goes from the query's entities."),
     query_model: bool = typer.Option(False, "--query-model", help="Hybrid: read the query with GLiNER2 (default: find entities by name, no model)."),
     model: Optional[str] = typer.Option(None, "--model", help="Hybrid: GLiNER2 model reading the query (implies --query-model; default: the index's)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+    as_json: AsJson = False,
+    *,
+    stores: StoreFlags,
 ) -> None:
     """Ranked chunks by meaning, filtered by what was extracted (--hybrid: plus graph and BM25)."""
-    settings = _settings(out_dir=out_dir, qdrant_url=qdrant_url, collection=collection)
-    if hybrid:
+    settings = _store_settings(stores)
+    if hybrid or channels is not None:
         from kgbuild.retrieve.hybrid import hybrid_query
 
-        hits = _run(lambda: hybrid_query(text, settings, k=k, vector=vector, graph=graph, bm25=bm25, hops=hops, model=model,
-                                         query_model=query_model, entities=entity, types=entity_type, classes=class_, docs=doc))
+        switches = _run(lambda: _parse_channels(channels))
+        hits = _run(lambda: hybrid_query(text, settings, k=k, **switches, hops=hops, model=model, query_model=query_model,
+                                         entities=entity, types=entity_type, classes=class_, docs=doc))
     else:
         from kgbuild.retrieve.vector import query as run_query
 
@@ -284,19 +357,19 @@ def query(
 
 
 @app.command()
+@_store_options
 def stats(
-    out_dir: OutDir = None,
-    qdrant_url: QdrantUrl = None,
-    collection: Collection = None,
-    neo4j_uri: Neo4jUri = None,
-    neo4j_user: Neo4jUser = None,
+    recount: bool = typer.Option(
+        False, "--recount", help="Count the graph store instead of reading the totals the last ingest recorded (slower)."),
     as_json: AsJson = False,
+    *,
+    stores: StoreFlags,
 ) -> None:
     """What the index holds, and what it was built with."""
-    settings = _index_settings(out_dir, qdrant_url, collection, neo4j_uri, neo4j_user)
+    settings = _store_settings(stores)
     from kgbuild.index import stats as run_stats
 
-    result = _run(lambda: run_stats(settings))
+    result = _run(lambda: run_stats(settings, recount=recount))
     if as_json:
         print(json.dumps(result.to_dict(), ensure_ascii=False))
         return
@@ -317,16 +390,10 @@ def stats(
 
 
 @app.command()
-def verify(
-    out_dir: OutDir = None,
-    qdrant_url: QdrantUrl = None,
-    collection: Collection = None,
-    neo4j_uri: Neo4jUri = None,
-    neo4j_user: Neo4jUser = None,
-    as_json: AsJson = False,
-) -> None:
+@_store_options
+def verify(as_json: AsJson = False, *, stores: StoreFlags) -> None:
     """Check that the graph, the vectors and the ingest state agree; exit 1 and say what differs if not."""
-    settings = _index_settings(out_dir, qdrant_url, collection, neo4j_uri, neo4j_user)
+    settings = _store_settings(stores)
     from kgbuild.index import verify as run_verify
 
     report = _run(lambda: run_verify(settings))
@@ -351,13 +418,15 @@ def verify(
 
 
 @app.command()
+@_store_options
 def remove(
     paths: list[Path] = typer.Argument(..., help="Ingested files, or folders (every ingested file under them)."),
-    out_dir: OutDir = None,
     as_json: AsJson = False,
+    *,
+    stores: StoreFlags,
 ) -> None:
     """Remove files from the graph, the vectors and the state (the files themselves are left alone)."""
-    settings = _settings(out_dir=out_dir)
+    settings = _store_settings(stores)
     from kgbuild.index import remove as run_remove
 
     report = _run(lambda: run_remove(paths, settings))
@@ -375,7 +444,7 @@ def remove(
 
 
 @schema_app.command("validate")
-def schema_validate(file: str = typer.Argument(..., help="Schema YAML file or bundled name.")) -> None:
+def schema_validate(file: SchemaFile) -> None:
     """Check a schema; print what it declares, or the errors that name the key."""
     from kgbuild.schema import load_schema
 
@@ -389,10 +458,7 @@ def schema_validate(file: str = typer.Argument(..., help="Schema YAML file or bu
 
 
 @schema_app.command("show")
-def schema_show(
-    file: str = typer.Argument(..., help="Schema YAML file or bundled name."),
-    as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
-) -> None:
+def schema_show(file: SchemaFile, as_json: AsJson = False) -> None:
     """Print a schema, with defaults filled in."""
     from kgbuild.schema import load_schema
 
@@ -423,17 +489,19 @@ def schema_show(
 
 
 @graph_app.command("view")
+@_store_options
 def graph_view(
     html_file: Path = typer.Option(..., "--html", help="Write the interactive view to this HTML file."),
-    out_dir: Optional[Path] = typer.Option(None, "--out", help="Index directory (default ./.kgbuild)."),
     entity: Optional[str] = typer.Option(None, "--entity", help="TYPE:NAME; show only the graph around this entity."),
     hops: int = typer.Option(1, "--hops", min=0, help="With --entity: how many relation steps away to show."),
     chunks: bool = typer.Option(False, "--chunks", help="Also show the chunks and documents that mention the entities."),
     max_nodes: int = typer.Option(2000, "--max-nodes", min=1, help="Keep at most this many nodes (highest degree first)."),
-    doc: list[str] = typer.Option([], "--doc", help="Only the entities of this document (path: absolute, relative, or as stored)."),
+    doc: Docs = [],
+    *,
+    stores: StoreFlags,
 ) -> None:
     """Write a self-contained interactive HTML view of the entity graph (opens offline in any browser)."""
-    settings = _settings(out_dir=out_dir)
+    settings = _store_settings(stores)
     from kgbuild.explore import view_index
 
     summary = _run(lambda: view_index(settings, html_file, entity_key=entity, hops=hops, include_chunks=chunks,

@@ -161,10 +161,10 @@ def test_cli_query_hybrid_prints_reasons(multihop_index, business_schema, monkey
     assert hits[1]["reasons"][0]["channel"] in ("vector", "graph")
     assert any(r["channel"] == "graph" and "CEO_OF" in r["path"] for r in hits[1]["reasons"])
     table = runner.invoke(app, ["query", "What snack comes from the business that Tobias Reyes runs?", "--out", out,
-                                "--hybrid", "--no-vector", "--no-bm25", "-k", "2"])
+                                "--hybrid", "--channels", "graph", "-k", "2"])
     assert table.exit_code == 0, table.output
     assert "via graph #1" in table.output and "PERSON:tobias reyes -> CEO_OF -> COMPANY:halden foods" in table.output
-    none = runner.invoke(app, ["query", "x", "--out", out, "--hybrid", "--no-vector", "--no-bm25", "--no-graph"])
+    none = runner.invoke(app, ["query", "x", "--out", out, "--hybrid", "--channels", ""])
     assert none.exit_code == 1 and "at least one channel" in none.output
 
 

@@ -132,8 +132,8 @@ def test_cli_query_model_flag_and_model_option_read_the_query_with_gliner2(multi
     monkeypatch.setattr("kgbuild.retrieve.hybrid.build_query_extractor", build)
     runner = CliRunner()
     out = str(multihop_index.out_dir)
-    base = ["query", "What snack comes from the business that Tobias Reyes runs?", "--out", out, "--hybrid", "--no-vector",
-            "--no-bm25", "-k", "2", "--json"]
+    base = ["query", "What snack comes from the business that Tobias Reyes runs?", "--out", out, "--hybrid", "--channels",
+            "graph", "-k", "2", "--json"]
     for extra, expected in (((), []), (("--query-model",), ["gazetteer-multihop"]), (("--model", "ckpt"), ["ckpt"])):
         built.clear()
         result = runner.invoke(app, [*base, *extra])
