@@ -133,6 +133,7 @@ class Index:
         if not index.exists:
             raise IndexNotFoundError(f"no kgbuild index in {settings.out_dir}: run `kgbuild ingest PATH --out {settings.out_dir}` first")
         index.settings = index.reopening_settings(settings)
+        index.check_credentials()
         return index
 
     def reopening_settings(self, settings: Settings) -> Settings:

@@ -140,17 +140,20 @@ register_vector_backend(VectorBackend(
 
 
 def settings_reopening(settings: Settings, graph: Mapping[str, Any] | None, vectors: Mapping[str, Any] | None) -> Settings:
-    """Reading an index: the stores its manifest records, unless the settings choose a backend themselves
-    (``graph`` set explicitly; ``vector`` or ``qdrant_url`` set)."""
+    """Reading an index: the stores its manifest records. Settings that choose a backend themselves (``graph``
+    set explicitly; ``vector`` or ``qdrant_url`` set) keep it; where they choose the recorded backend, the
+    recorded location fills in what they leave unset (``--vector qdrant-server`` alone finds the URL)."""
     update: dict[str, Any] = {}
-    chose_graph = "graph" in settings.model_fields_set
-    chose_vectors = settings.vector is not None or bool(settings.qdrant_url)
-    for record, field, chosen in ((graph, "graph", chose_graph), (vectors, "vector", chose_vectors)):
-        if not record or not record.get("kind") or chosen:
+    explicit = settings.model_fields_set
+    chosen = {"graph": settings.graph if "graph" in explicit else None,
+              "vector": settings.vector_backend if settings.vector is not None or settings.qdrant_url else None}
+    for record, field in ((graph, "graph"), (vectors, "vector")):
+        if not record or not record.get("kind"):
             continue
-        update[field] = record["kind"]
-        update.update({k: v for k, v in record.items() if k != "kind"})
-    if not update or all(getattr(settings, k) == v for k, v in update.items() if k != "vector") and (
-            update.get("vector") in (None, settings.vector_backend)):
-        return settings
-    return settings.model_copy(update=update)
+        if chosen[field] is None:
+            update[field] = record["kind"]
+        elif chosen[field] != record["kind"]:
+            continue  # told to read another store
+        update.update({k: v for k, v in record.items() if k != "kind" and k not in explicit})
+    update = {k: v for k, v in update.items() if getattr(settings, k) != v}
+    return settings.model_copy(update=update) if update else settings
