@@ -1,64 +1,43 @@
 """Reconcile mentions into canonical entities, in memory, before anything is written.
 
-Two mentions are the same entity when they have the same type and the same
-normalised name (Unicode NFKC, case folding, punctuation, corporate suffixes and a
-leading "the" removed). Where the model gave one span several types, the types vote,
-weighted by confidence. Everything is grouping by key: cost is linear in the number
-of mentions, and ids are deterministic (a hash of type and normalised name), so
-entities written by separate runs or batches meet on the same id.
+Mentions of one type become one entity when their names resolve to the same key: the normalised name
+(Unicode NFKC, case folding, punctuation, corporate suffixes and a leading "the" removed), after the
+resolution rules of ``kgbuild.resolution`` (titles, place aliases, and the short names, first names,
+surnames and acronyms that a document's full names explain). Where the model gave one span several
+types, the types vote, weighted by confidence. Resolution looks at one document at a time and
+everything else is grouping by key: cost is linear in the number of mentions, and ids are
+deterministic (a hash of type and resolved key), so entities written by separate runs or batches
+meet on the same id.
 """
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections import Counter, defaultdict
-from dataclasses import dataclass
-from typing import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping, Sequence
 
+from kgbuild.aliases import AliasTable
 from kgbuild.extract.base import DROP_SELF, DROP_SOURCE_TYPE, DROP_TARGET_TYPE
 from kgbuild.ids import entity_id, relation_id
+from kgbuild.names import CORPORATE_SUFFIXES, fullness, normalize_name
+from kgbuild.resolution import CanonicalName, Merge, NameSpan, ResolutionRules, canonical_key, resolve_document
 from kgbuild.schema import ExtractionSchema
 from kgbuild.types import Entity, Mention, Reconciliation, Relation, RelationEvidence, RelationMention
 
-CORPORATE_SUFFIXES = frozenset(
-    {
-        "inc", "incorporated", "ltd", "limited", "corp", "corporation", "llc", "plc", "gmbh",
-        "ag", "sa", "nv", "bv", "oyj", "spa", "pty", "llp", "kk", "co",
-    }
-)
-_APOSTROPHES = re.compile(r"['’`´]")
-_DIGIT_COMMA = re.compile(r"(?<=\d),(?=\d)")
-_WHITESPACE = re.compile(r"\s+")
-
-
-def normalize_name(text: str) -> str:
-    """The matching key of a surface form: ``normalize_name("APPLE, Inc.") == "apple"``."""
-    folded = unicodedata.normalize("NFKC", text).casefold()
-    folded = _APOSTROPHES.sub("", folded)
-    folded = _DIGIT_COMMA.sub("", folded)
-    chars = []
-    for i, ch in enumerate(folded):
-        if unicodedata.category(ch).startswith("P"):
-            # keep a decimal point between digits ("3.5"), drop every other punctuation mark
-            keep = ch == "." and 0 < i < len(folded) - 1 and folded[i - 1].isdigit() and folded[i + 1].isdigit()
-            chars.append(ch if keep else " ")
-        elif unicodedata.category(ch) in ("Cc", "Cf"):
-            chars.append(" ")
-        else:
-            chars.append(ch)
-    words = _WHITESPACE.sub(" ", "".join(chars)).strip().split(" ")
-    if len(words) > 1 and words[0] == "the":
-        words = words[1:]
-    while len(words) > 1 and words[-1] in CORPORATE_SUFFIXES:
-        words = words[:-1]
-    key = " ".join(w for w in words if w)
-    return key or _WHITESPACE.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
+__all__ = [
+    "CORPORATE_SUFFIXES", "Merge", "Resolution", "ResolutionRules", "SurfaceSummary", "SurfaceTally", "entity_key",
+    "normalize_name", "parse_entity_filter", "reconcile", "reconcile_mentions", "reconcile_relations",
+    "resolve_mentions", "summarize_surfaces",
+]
 
 
 def entity_key(entity_type: str, name: str) -> str:
-    """``entity_key("COMPANY", "Apple Inc.") == "COMPANY:apple"``: the filterable key of an entity."""
-    return f"{entity_type}:{normalize_name(name)}"
+    """``entity_key("COMPANY", "Apple Inc.") == "COMPANY:apple"``: the filterable key of an entity.
+
+    The per-mention resolution rules apply as at ingest, so ``entity_key("LOCATION", "U.S.")`` is the key
+    of the United States and ``entity_key("PERSON", "Mr Blair")`` that of "Blair".
+    """
+    return f"{entity_type}:{canonical_key(entity_type, name, _DEFAULT_RULES, _LazyAliases(None)).key}"
 
 
 def parse_entity_filter(value: str) -> tuple[str, str]:
@@ -82,9 +61,12 @@ def summarize_surfaces(occurrences: Iterable[tuple[str, int, int, str, float]]) 
     """Canonical name, aliases and count from ``(doc_id, start, end, text, confidence)`` occurrences.
 
     The same span seen twice (two overlapping chunks) counts once. The canonical name is
-    the most frequent surface form; ties go to the higher summed confidence, then to a
-    mixed-case form over an all-capitals or all-lower-case one, then the longer form,
-    then the alphabetically first, so the result never depends on order.
+    the fullest surface form (``kgbuild.names.fullness``: "Tony Blair" over "Mr Blair" and
+    "Blair", "Associated Press" over "AP"; one without a title over one with), then the most frequent; ties go to the higher
+    summed confidence, then to a mixed-case form over an all-capitals or all-lower-case one,
+    then the longer form, then the alphabetically first, so the result never depends on order.
+    Surface forms with one normalised name are equally full, so without resolution merges the
+    name is simply the most frequent form.
     """
     tally = SurfaceTally()
     for occurrence in occurrences:
@@ -142,46 +124,141 @@ class SurfaceTally:
         counts, sums = self._counts, self._confidence_sums
         if self._best is None:
             self._best = max((c for _, c in self._by_span.values()), default=0.0)
-        name = min(counts, key=lambda t: (-counts[t], -round(sums[t], 9), t.isupper() or t.islower(), -len(t), t))
+        name = min(
+            counts, key=lambda t: (fullness(t), -counts[t], -round(sums[t], 9), t.isupper() or t.islower(), -len(t), t)
+        )
         return SurfaceSummary(name, sorted(counts), len(self._by_span), round(self._best, 6))
 
 
-def reconcile_mentions(mentions: Sequence[Mention]) -> tuple[dict[str, Entity], dict[str, str]]:
-    """Mentions -> (entities by id, mention id -> entity id).
+_DEFAULT_RULES = ResolutionRules()
 
-    A mention whose span lost the type vote maps to the winning entity at that span.
+
+class _LazyAliases:
+    """The alias table, loaded on the first place name (the built-in one takes half a second to build)."""
+
+    __slots__ = ("_given", "_table")
+
+    def __init__(self, given: AliasTable | Mapping[str, str] | None) -> None:
+        self._given, self._table = given, None
+
+    def find(self, surface: str) -> tuple[str, bool] | None:
+        if self._table is None:
+            given = self._given
+            self._table = (
+                given if isinstance(given, AliasTable)
+                else AliasTable.default() if given is None
+                else AliasTable.default().extended(given)
+            )
+        return self._table.find(surface)
+
+
+@dataclass(slots=True)
+class Resolution:
+    """What ``resolve_mentions`` found: the entities, the mention map, and why each entity holds its names."""
+
+    entities: dict[str, Entity]  # by entity id
+    mention_entity: dict[str, str]  # mention id -> entity id
+    why: dict[str, list[Merge]] = field(default_factory=dict)  # entity id -> the merges that formed it
+
+
+def resolve_mentions(
+    mentions: Sequence[Mention],
+    *,
+    rules: ResolutionRules | None = None,
+    aliases: AliasTable | Mapping[str, str] | None = None,
+    texts: Mapping[str, str] | None = None,
+) -> Resolution:
+    """Mentions -> canonical entities, resolved within each document, with the evidence for every merge.
+
+    ``rules`` switches resolution rules off (``ResolutionRules.none()``: grouping by normalised name only);
+    ``aliases`` replaces the place alias table (an ``AliasTable``) or extends the built-in one (a mapping
+    ``{"Big Apple": "New York City"}``); ``texts`` (document id -> text) lets acronyms defined in
+    parentheses join their names. A mention whose span lost the type vote maps to the winning entity at
+    that span.
     """
+    rules = _DEFAULT_RULES if rules is None else rules
+    table = _LazyAliases(aliases)
     votes: defaultdict[tuple[str, int, int], Counter[str]] = defaultdict(Counter)
     for m in mentions:
         votes[(m.doc_id, m.start, m.end)][m.label] += m.confidence
     span_type = {span: min(c, key=lambda label: (-c[label], label)) for span, c in votes.items()}
 
-    groups: defaultdict[str, list[Mention]] = defaultdict(list)
-    mention_entity: dict[str, str] = {}
-    entity_types: dict[str, tuple[str, str]] = {}
+    canonical: dict[tuple[str, str], CanonicalName] = {}
+    doc_spans: defaultdict[str, dict[tuple[int, int], NameSpan]] = defaultdict(dict)
     for m in mentions:
         winning_type = span_type[(m.doc_id, m.start, m.end)]
-        normalized = normalize_name(m.text)
-        eid = entity_id(winning_type, normalized)
-        mention_entity[m.id] = eid
-        entity_types[eid] = (winning_type, normalized)
+        name = canonical.get((winning_type, m.text))
+        if name is None:
+            name = canonical[(winning_type, m.text)] = canonical_key(winning_type, m.text, rules, table)
         if m.label == winning_type:
-            groups[eid].append(m)
+            doc_spans[m.doc_id].setdefault(
+                (m.start, m.end), NameSpan(m.start, m.end, winning_type, m.text, name.key, name.name is not None)
+            )
+    links = {
+        doc_id: resolve_document(doc_id, spans.values(), rules, texts.get(doc_id) if texts else None)
+        for doc_id, spans in doc_spans.items()
+    }
+
+    groups: defaultdict[str, list[Mention]] = defaultdict(list)
+    mention_entity: dict[str, str] = {}
+    entity_keys: dict[str, tuple[str, str]] = {}
+    evidence: defaultdict[str, defaultdict[tuple[str, str, str], set[str]]] = defaultdict(lambda: defaultdict(set))
+    for m in mentions:
+        winning_type = span_type[(m.doc_id, m.start, m.end)]
+        name = canonical[(winning_type, m.text)]
+        link = links[m.doc_id].get((winning_type, name.key)) if m.doc_id in links else None
+        key = link.root_key if link is not None else name.key
+        eid = entity_id(winning_type, key)
+        mention_entity[m.id] = eid
+        entity_keys[eid] = (winning_type, key)
+        if m.label != winning_type:
+            continue
+        groups[eid].append(m)
+        if name.rule is not None:
+            evidence[eid][(name.rule, m.text, name.name or _without_titles(m.text, name.key))].add(m.doc_id)
+        if link is not None:
+            evidence[eid][(link.rule, link.alias, link.name)].add(m.doc_id)
 
     entities: dict[str, Entity] = {}
     for eid, members in groups.items():
-        entity_type, normalized = entity_types[eid]
+        entity_type, key = entity_keys[eid]
         summary = summarize_surfaces((m.doc_id, m.start, m.end, m.text, m.confidence) for m in members)
         entities[eid] = Entity(
             id=eid,
             type=entity_type,
-            key=f"{entity_type}:{normalized}",
+            key=f"{entity_type}:{key}",
             name=summary.name,
             aliases=summary.aliases,
             mention_count=summary.mention_count,
             confidence=summary.confidence,
         )
-    return entities, mention_entity
+    why = {
+        eid: sorted(Merge(rule, alias, name, tuple(sorted(docs))) for (rule, alias, name), docs in found.items())
+        for eid, found in evidence.items()
+    }
+    return Resolution(entities, mention_entity, why)
+
+
+def _without_titles(surface: str, key: str) -> str:
+    """"Prime Minister Tony Blair" with key "tony blair" -> "Tony Blair", for explanations."""
+    words = surface.split()
+    kept = len(key.split(" "))
+    return " ".join(words[-kept:]) if kept <= len(words) else key
+
+
+def reconcile_mentions(
+    mentions: Sequence[Mention],
+    *,
+    rules: ResolutionRules | None = None,
+    aliases: AliasTable | Mapping[str, str] | None = None,
+    texts: Mapping[str, str] | None = None,
+) -> tuple[dict[str, Entity], dict[str, str]]:
+    """Mentions -> (entities by id, mention id -> entity id); ``resolve_mentions`` also says why.
+
+    A mention whose span lost the type vote maps to the winning entity at that span.
+    """
+    resolution = resolve_mentions(mentions, rules=rules, aliases=aliases, texts=texts)
+    return resolution.entities, resolution.mention_entity
 
 
 def reconcile_relations(
@@ -236,9 +313,15 @@ def reconcile_relations(
 
 
 def reconcile(
-    mentions: Sequence[Mention], relation_mentions: Sequence[RelationMention], schema: ExtractionSchema
+    mentions: Sequence[Mention],
+    relation_mentions: Sequence[RelationMention],
+    schema: ExtractionSchema,
+    *,
+    rules: ResolutionRules | None = None,
+    aliases: AliasTable | Mapping[str, str] | None = None,
+    texts: Mapping[str, str] | None = None,
 ) -> tuple[Reconciliation, Counter[str]]:
     """The whole reconciliation step: canonical entities, the mention map, and canonical relations."""
-    entities, mention_entity = reconcile_mentions(mentions)
+    entities, mention_entity = reconcile_mentions(mentions, rules=rules, aliases=aliases, texts=texts)
     relations, dropped = reconcile_relations(relation_mentions, mention_entity, entities, schema)
     return Reconciliation(entities=entities, mention_entity=mention_entity, relations=relations), dropped
