@@ -23,7 +23,7 @@ import json
 import re
 import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Hashable, Iterable, Sequence
 
@@ -32,6 +32,18 @@ from bench.common import REPO, SHARED, git_revision, machine, write_section
 DEVSET = SHARED / "devsets" / "redocred-dev-clusters.jsonl"
 NEWS = REPO / "bench" / "data" / "resolution-news.md"
 TARGETS = {"redocred": (0.985, 0.99), "news": (0.95, 0.97)}  # (F1, precision) targets of issue 14
+NOTES = [
+    "Re-DocRED mostly keeps a demonym apart from its country: of the 286 demonym mentions (\"Canadian\") whose"
+    " document also names the country, 89 are in the country's gold entity and 197 are not; issue 14 asks for them"
+    " to be one entity, so the demonyms rule"
+    " costs 1.3 points of precision on the dev set and gives 10 points of recall on the news set.",
+    "Most of the dev set's remaining splits are not short forms a rule could read: translations and former names"
+    " (\"Kristiania\" / \"Oslo\"), nicknames, spelling variants, and short names that two full names of the"
+    " document fit (\"Piccard\" among five Piccards), which stay apart on purpose.",
+    "The news set's misses are cross-document: \"Blair\" or \"Putin\" alone in an article that never gives the"
+    " full name, which this document-local layer leaves to the next one; its one false merge is \"Mr Obama\" with"
+    " \"Mrs Obama\" (titles are stripped without their gender).",
+]
 
 
 @dataclass(frozen=True)
@@ -165,8 +177,13 @@ def casefold_score(gold: GoldSet) -> Score:
 def ablation(gold: GoldSet) -> list[tuple[str, Score]]:
     from kgbuild.resolution import ResolutionRules
 
-    rows = [("all rules", score(gold))]
-    rows += [(f"without {rule}", score(gold, ResolutionRules().without(rule))) for rule in ResolutionRules.names()]
+    defaults = ResolutionRules()
+    rows = [("all rules on by default", score(gold, defaults))]
+    for rule in ResolutionRules.names():
+        if defaults.enabled(rule):
+            rows.append((f"without {rule}", score(gold, defaults.without(rule))))
+        else:  # a rule that is off by default: what switching it on would do
+            rows.append((f"with {rule} (off by default)", score(gold, replace(defaults, **{rule: True}))))
     rows.append(("baseline: no rules (type + normalised name)", score(gold, ResolutionRules.none())))
     rows.append(("reference: type + casefolded name", casefold_score(gold)))
     return rows
@@ -226,8 +243,9 @@ def main(argv: list[str] | None = None) -> None:
         if f1_target is not None:
             best = rows[0][1]
             met = best.f1 >= f1_target and best.precision >= p_target
-            parts += [f"- target F1 ≥ {f1_target} at precision ≥ {p_target}: **{'met' if met else 'NOT met'}**", ""]
-    parts += [f"- {line}" for line in skipped]
+            where = "" if gold.name == "redocred" else " (the issue's target for its own news gold, here on ours)"
+            parts += [f"- target F1 ≥ {f1_target} at precision ≥ {p_target}{where}: **{'met' if met else 'NOT met'}**", ""]
+    parts += [f"- {line}" for line in [*NOTES, *skipped]]
     body = "\n".join(parts)
     print(body)
     if not opts.no_write:
