@@ -311,7 +311,7 @@ def synthetic_mentions(
 
 
 def measure_reconcile() -> dict[str, Any]:
-    from kgbuild.pipeline import release_heap
+    from kgbuild.extract.runtime import release_heap
     from kgbuild.reconcile import reconcile
     from kgbuild.schema import load_schema
 

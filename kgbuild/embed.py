@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
-from kgbuild.device import bound_onednn_cache, resolve_device
+from kgbuild.extract.runtime import bound_onednn_cache, resolve_device
 from kgbuild.errors import ModelLoadError
 
 PACKAGED_MINILM = "all-MiniLM-L6-v2"

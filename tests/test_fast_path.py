@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from kgbuild import device as device_module
-from kgbuild.device import resolve_precision
+from kgbuild.extract import runtime as device_module
+from kgbuild.extract.runtime import resolve_precision
 from kgbuild.errors import ConfigError
 from kgbuild.extract.gliner import GLiNER2Extractor, parse_gliner_output
 
@@ -51,7 +51,7 @@ def test_settings_reject_an_unknown_precision():
 
 
 def test_precision_is_part_of_the_extraction_fingerprint(business_schema):
-    from kgbuild.pipeline import extraction_fingerprint
+    from kgbuild.plan import extraction_fingerprint
     from kgbuild.settings import Settings
 
     fp32 = extraction_fingerprint(Settings(precision="fp32"), business_schema, "m", "e")
@@ -166,7 +166,7 @@ def test_fast_path_keeps_98_percent_of_the_demo_checkpoints_entities(demo_checkp
 
 def test_loading_a_model_caps_onednns_shape_cache_unless_the_user_set_it(monkeypatch):
     """Unbounded, oneDNN's per-shape cache grew an ingest by ~0.5 GB per 1,000 chunks of varied lengths."""
-    from kgbuild.device import ONEDNN_CACHE_CAPACITY, bound_onednn_cache
+    from kgbuild.extract.runtime import ONEDNN_CACHE_CAPACITY, bound_onednn_cache
 
     monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", raising=False)
     bound_onednn_cache()

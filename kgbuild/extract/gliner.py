@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from kgbuild.chunk import TokenSpans, split_word_spans
-from kgbuild.device import bound_onednn_cache, resolve_device, resolve_precision
+from kgbuild.extract.runtime import bound_onednn_cache, resolve_device, resolve_precision
 from kgbuild.errors import ConfigError, ModelLoadError
 from kgbuild.extract.base import RawExtraction, RawRelation, RawSpan
 from kgbuild.schema import ExtractionSchema
