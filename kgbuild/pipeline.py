@@ -373,7 +373,9 @@ class IngestPipeline:
         for e in extractions:
             dropped.update(e.dropped_relations)
         with self.timer("reconcile"):
-            reconciliation, dropped_in_reconcile = reconcile(mentions, relation_mentions, self.schema)
+            # the document texts let resolution read acronyms defined in parentheses: "Associated Press (AP)"
+            texts = {d.document.id: d.document.text for d in extracted}
+            reconciliation, dropped_in_reconcile = reconcile(mentions, relation_mentions, self.schema, texts=texts)
         dropped.update(dropped_in_reconcile)
         graph = GraphBatch(extracted, reconciliation.entities, reconciliation.mention_entity, reconciliation.relations)
 

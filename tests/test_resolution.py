@@ -352,3 +352,27 @@ def test_the_scorer_on_a_tiny_marked_up_set():
     rows = dict(ablation(gold))
     assert rows["baseline: no rules (type + normalised name)"].recall < result.recall
     assert rows["without aliases"].recall < result.recall
+
+
+def test_ingest_resolves_with_the_document_text_an_acronym_defined_in_parentheses(tmp_path, business_schema, embedder):
+    """The pipeline hands resolution the document texts: "Associated Press (AP)" makes AP that press, not the
+    pharmacists the same article also names; the graph holds one entity for both names, named in full."""
+    from kgbuild.connectors.networkx_graph import load_graph
+    from kgbuild.extract.gazetteer import GazetteerExtractor
+    from kgbuild.pipeline import ingest
+    from kgbuild.settings import Settings
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "wire.txt").write_text(
+        "Reporters of the Associated Press (AP) met the Associated Pharmacists in Seoul.\n\n"
+        "AP said the meeting went well.\n", encoding="utf-8")
+    extractor = GazetteerExtractor(business_schema, {"COMPANY": ["Associated Press", "Associated Pharmacists", "AP"],
+                                                     "LOCATION": ["Seoul"]})
+    settings = Settings(out_dir=tmp_path / "out", chunk_size=64, chunk_overlap=8)
+    ingest(corpus, settings, extractor=extractor, embedder=embedder)
+    graph = load_graph(tmp_path / "out" / "graph.json")
+    companies = {data["name"]: data for _, data in graph.nodes(data=True)
+                 if data.get("kind") == "Entity" and data["type"] == "COMPANY"}
+    assert set(companies) == {"Associated Press", "Associated Pharmacists"}
+    assert companies["Associated Press"]["mention_count"] == 3 and "AP" in companies["Associated Press"]["aliases"]
