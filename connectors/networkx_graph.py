@@ -2,7 +2,8 @@
 
 Nodes carry ``kind`` = Document | Chunk | Entity. Edges carry ``type``:
 HAS_CHUNK (document -> chunk), NEXT_CHUNK (chunk -> chunk), MENTIONS (chunk -> entity,
-one per mention, with start/end/confidence/text), and one edge per relation type
+one per mention, with start/end/confidence/text and the resolution rule/via that put it in
+its entity), and one edge per relation type
 between two entities (``type`` = the relation label, with confidence, count and
 evidence). Node-link JSON is NetworkX's own lossless format: ``load_graph`` gives
 back the same graph, attributes and edge keys included.
@@ -20,7 +21,9 @@ import networkx as nx
 from kgbuild.connectors.graph_records import evidence_record, merge_evidence, scores_record
 from kgbuild.reconcile import SurfaceTally
 from kgbuild.state import write_text_atomic
-from kgbuild.types import STRUCTURAL_EDGES, Entity, EntityGraphData, GraphBatch, GraphExport, IndexStats
+from kgbuild.types import (
+    STRUCTURAL_EDGES, Entity, EntityGraphData, EntityRecord, GraphBatch, GraphExport, IndexStats, MentionRecord,
+)
 
 
 
@@ -64,7 +67,7 @@ def export_graph(g: nx.MultiDiGraph) -> GraphExport:
                 k: data[k] for k in ("doc_id", "position", "start", "end", "text", "token_count", "classifications")
             }
         elif kind == "Entity":
-            out.entities[node] = {k: data[k] for k in ("type", "key", "name", "aliases", "mention_count", "confidence")}
+            out.entities[node] = _entity_record(data)
         else:
             out.problems.append(f"node {node!r} has unknown kind {kind!r}")
     for head, tail, key, data in g.edges(keys=True, data=True):
@@ -74,14 +77,7 @@ def export_graph(g: nx.MultiDiGraph) -> GraphExport:
         elif edge_type == "NEXT_CHUNK":
             out.next_chunk.append([head, tail])
         elif edge_type == "MENTIONS":
-            out.mentions.append(
-                {
-                    "id": key,
-                    "chunk_id": head,
-                    "entity_id": tail,
-                    **{k: data[k] for k in ("doc_id", "label", "text", "start", "end", "confidence")},
-                }
-            )
+            out.mentions.append(_mention_record(head, tail, key, data))
         else:
             if key != edge_type:
                 out.problems.append(f"relation edge {head!r}->{tail!r} is keyed {key!r}, not by its label {edge_type!r}")
@@ -99,9 +95,27 @@ def export_graph(g: nx.MultiDiGraph) -> GraphExport:
     return out
 
 
+def _entity_record(data: dict[str, Any]) -> EntityRecord:
+    record = {k: data[k] for k in ("type", "key", "name", "aliases", "mention_count", "confidence")}
+    record["alias_counts"] = dict(data.get("alias_counts") or {})  # absent from graphs written before it was kept
+    return record  # type: ignore[return-value]
+
+
+def _mention_record(chunk: str, entity: str, key: str, data: dict[str, Any]) -> MentionRecord:
+    return {  # type: ignore[return-value]
+        "id": key,
+        "chunk_id": chunk,
+        "entity_id": entity,
+        **{k: data[k] for k in ("doc_id", "label", "text", "start", "end", "confidence")},
+        # graphs written before reasons were recorded have none: unrecorded
+        "rule": data.get("rule", ""),
+        "via": data.get("via", ""),
+    }
+
+
 def _entity(node: str, data: dict[str, Any]) -> Entity:
     return Entity(node, data["type"], data["key"], data.get("name", ""), list(data.get("aliases", [])),
-                  data.get("mention_count", 0), data.get("confidence", 0.0))
+                  data.get("mention_count", 0), data.get("confidence", 0.0), dict(data.get("alias_counts") or {}))
 
 
 def read_entity_graph(path: Path) -> EntityGraphData:
@@ -205,6 +219,7 @@ class NetworkXGraphSink:
                     entity = batch.entities[eid]
                     if eid not in g:
                         g.add_node(eid, kind="Entity", type=entity.type, key=entity.key)
+                    reason = batch.reason(mention.id)
                     g.add_edge(
                         chunk.id,
                         eid,
@@ -216,6 +231,8 @@ class NetworkXGraphSink:
                         start=mention.start,
                         end=mention.end,
                         confidence=round(mention.confidence, 6),
+                        rule=reason.rule,
+                        via=reason.via,
                     )
                     tally = self._tallies.get(eid)
                     if tally is not None:
@@ -293,6 +310,7 @@ class NetworkXGraphSink:
             g.nodes[eid].update(
                 name=summary.name,
                 aliases=summary.aliases,
+                alias_counts=summary.alias_counts,
                 mention_count=summary.mention_count,
                 confidence=summary.confidence,
             )
@@ -301,6 +319,20 @@ class NetworkXGraphSink:
 
     def export(self) -> GraphExport:
         return export_graph(self._g())
+
+    def entities(self) -> dict[str, Entity]:
+        if self.graph is None:
+            return read_entity_graph(self.path).entities
+        return {node: _entity(node, data) for node, data in self.graph.nodes(data=True) if data.get("kind") == "Entity"}
+
+    def entity_mentions(self, entity_ids: Sequence[str]) -> list[MentionRecord]:
+        g = self._g()
+        out: list[MentionRecord] = []
+        for eid in dict.fromkeys(entity_ids):
+            if eid in g and g.nodes[eid].get("kind") == "Entity":
+                out += [_mention_record(head, eid, key, data) for head, _, key, data in g.in_edges(eid, keys=True, data=True)
+                        if data.get("type") == "MENTIONS"]
+        return out
 
     def entity_graph(self) -> EntityGraphData:
         if self.graph is None:

@@ -14,15 +14,20 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
 from kgbuild.aliases import AliasTable
 from kgbuild.extract.base import DROP_SELF, DROP_SOURCE_TYPE, DROP_TARGET_TYPE
 from kgbuild.ids import entity_id, relation_id
 from kgbuild.names import CORPORATE_SUFFIXES, fullness, normalize_name
-from kgbuild.resolution import CanonicalName, Merge, NameSpan, ResolutionRules, canonical_key, resolve_document
+from kgbuild.resolution import CanonicalName, Link, Merge, NameSpan, ResolutionRules, canonical_key, resolve_document
 from kgbuild.schema import ExtractionSchema
-from kgbuild.types import Entity, Mention, Reconciliation, Relation, RelationEvidence, RelationMention
+from kgbuild.types import (
+    RULE_EXACT, Entity, Mention, Reconciliation, Relation, RelationEvidence, RelationMention, ResolutionReason,
+)
+
+if TYPE_CHECKING:
+    from kgbuild.overrides import ResolutionOverrides
 
 __all__ = [
     "CORPORATE_SUFFIXES", "Merge", "Resolution", "ResolutionRules", "SurfaceSummary", "SurfaceTally", "entity_key",
@@ -55,6 +60,7 @@ class SurfaceSummary:
     aliases: list[str]
     mention_count: int
     confidence: float
+    alias_counts: dict[str, int] = field(default_factory=dict)  # alias -> mentions (distinct spans)
 
 
 def summarize_surfaces(occurrences: Iterable[tuple[str, int, int, str, float]]) -> SurfaceSummary:
@@ -127,7 +133,8 @@ class SurfaceTally:
         name = min(
             counts, key=lambda t: (fullness(t), -counts[t], -round(sums[t], 9), t.isupper() or t.islower(), -len(t), t)
         )
-        return SurfaceSummary(name, sorted(counts), len(self._by_span), round(self._best, 6))
+        return SurfaceSummary(name, sorted(counts), len(self._by_span), round(self._best, 6),
+                              {alias: counts[alias] for alias in sorted(counts)})
 
 
 _DEFAULT_RULES = ResolutionRules()
@@ -159,6 +166,7 @@ class Resolution:
     entities: dict[str, Entity]  # by entity id
     mention_entity: dict[str, str]  # mention id -> entity id
     why: dict[str, list[Merge]] = field(default_factory=dict)  # entity id -> the merges that formed it
+    mention_reasons: dict[str, ResolutionReason] = field(default_factory=dict)  # mention id -> why it is in its entity
 
 
 def resolve_mentions(
@@ -167,13 +175,15 @@ def resolve_mentions(
     rules: ResolutionRules | None = None,
     aliases: AliasTable | Mapping[str, str] | None = None,
     texts: Mapping[str, str] | None = None,
+    overrides: ResolutionOverrides | None = None,
 ) -> Resolution:
     """Mentions -> canonical entities, resolved within each document, with the evidence for every merge.
 
     ``rules`` switches resolution rules off (``ResolutionRules.none()``: grouping by normalised name only);
     ``aliases`` replaces the place alias table (an ``AliasTable``) or extends the built-in one (a mapping
     ``{"Big Apple": "New York City"}``); ``texts`` (document id -> text) lets acronyms defined in
-    parentheses join their names. A mention whose span lost the type vote maps to the winning entity at
+    parentheses join their names; ``overrides`` (the index's resolution.yaml, ``kgbuild.overrides``) are
+    applied last, a mention at a time. A mention whose span lost the type vote maps to the winning entity at
     that span.
     """
     rules = _DEFAULT_RULES if rules is None else rules
@@ -203,14 +213,20 @@ def resolve_mentions(
     mention_entity: dict[str, str] = {}
     entity_keys: dict[str, tuple[str, str]] = {}
     evidence: defaultdict[str, defaultdict[tuple[str, str, str], set[str]]] = defaultdict(lambda: defaultdict(set))
+    mention_reasons: dict[str, ResolutionReason] = {}
     for m in mentions:
         winning_type = span_type[(m.doc_id, m.start, m.end)]
         name = canonical[(winning_type, m.text)]
         link = links[m.doc_id].get((winning_type, name.key)) if m.doc_id in links else None
         key = link.root_key if link is not None else name.key
+        # the last step: the user's pinned merges and splits, a mention at a time
+        pinned = overrides.decide(winning_type, m.text, name, link, key) if overrides else None
+        if pinned is not None:
+            name, link, key = pinned.name, pinned.link, pinned.key
         eid = entity_id(winning_type, key)
         mention_entity[m.id] = eid
         entity_keys[eid] = (winning_type, key)
+        mention_reasons[m.id] = _reason(m.text, name, link, pinned.merged_into if pinned is not None else None)
         if m.label != winning_type:
             continue
         groups[eid].append(m)
@@ -218,6 +234,8 @@ def resolve_mentions(
             evidence[eid][(name.rule, m.text, name.name or _without_titles(m.text, name.key))].add(m.doc_id)
         if link is not None:
             evidence[eid][(link.rule, link.alias, link.name)].add(m.doc_id)
+        if pinned is not None and pinned.merged_into is not None:
+            evidence[eid][("override", m.text, pinned.merged_into)].add(m.doc_id)
 
     entities: dict[str, Entity] = {}
     for eid, members in groups.items():
@@ -231,12 +249,31 @@ def resolve_mentions(
             aliases=summary.aliases,
             mention_count=summary.mention_count,
             confidence=summary.confidence,
+            alias_counts=summary.alias_counts,
         )
     why = {
         eid: sorted(Merge(rule, alias, name, tuple(sorted(docs))) for (rule, alias, name), docs in found.items())
         for eid, found in evidence.items()
     }
-    return Resolution(entities, mention_entity, why)
+    return Resolution(entities, mention_entity, why, mention_reasons)
+
+
+_EXACT = ResolutionReason(RULE_EXACT, "")
+
+
+def _reason(surface: str, name: CanonicalName, link: Link | None, merged_into: str | None) -> ResolutionReason:
+    """Why one mention is in its entity: its own name's rule, its document's link, an override's merge."""
+    steps, via = [], ""
+    if name.rule is not None:
+        steps.append(name.rule)
+        via = name.name or _without_titles(surface, name.key)
+    if link is not None:
+        steps.append(link.rule)
+        via = link.name
+    if merged_into is not None:
+        steps.append("override")  # kgbuild.overrides.OVERRIDE_RULE
+        via = merged_into
+    return ResolutionReason("+".join(steps), via) if steps else _EXACT
 
 
 def _without_titles(surface: str, key: str) -> str:
@@ -320,8 +357,12 @@ def reconcile(
     rules: ResolutionRules | None = None,
     aliases: AliasTable | Mapping[str, str] | None = None,
     texts: Mapping[str, str] | None = None,
+    overrides: ResolutionOverrides | None = None,
 ) -> tuple[Reconciliation, Counter[str]]:
-    """The whole reconciliation step: canonical entities, the mention map, and canonical relations."""
-    entities, mention_entity = reconcile_mentions(mentions, rules=rules, aliases=aliases, texts=texts)
+    """The whole reconciliation step: canonical entities, the mention map (with why each mention is in its
+    entity), and canonical relations."""
+    resolution = resolve_mentions(mentions, rules=rules, aliases=aliases, texts=texts, overrides=overrides)
+    entities, mention_entity = resolution.entities, resolution.mention_entity
     relations, dropped = reconcile_relations(relation_mentions, mention_entity, entities, schema)
-    return Reconciliation(entities=entities, mention_entity=mention_entity, relations=relations), dropped
+    return Reconciliation(entities=entities, mention_entity=mention_entity, relations=relations,
+                          mention_reasons=resolution.mention_reasons), dropped

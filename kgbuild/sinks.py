@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from typing import Protocol, Sequence
 
-from kgbuild.types import ChunkPoint, EntityGraphData, GraphBatch, GraphExport, IndexStats, VectorExport, VectorFilter, VectorHit
+from kgbuild.types import (
+    ChunkPoint, Entity, EntityGraphData, GraphBatch, GraphExport, IndexStats, MentionRecord, VectorExport, VectorFilter,
+    VectorHit,
+)
 
 
 class GraphSink(Protocol):
@@ -48,6 +51,16 @@ class GraphSink(Protocol):
 
     def export(self) -> GraphExport:
         """The whole graph in the store-independent form (``verify``, the graph view, comparisons)."""
+        ...
+
+    def entities(self) -> dict[str, Entity]:
+        """Every entity by id, with its name, aliases and counts per alias, as ``entity_graph()`` gives them
+        (without reading mentions or relations): ``kgbuild entities list`` and finding one by name."""
+        ...
+
+    def entity_mentions(self, entity_ids: Sequence[str]) -> list[MentionRecord]:
+        """The MENTIONS of these entities as ``export()`` gives them, with the resolution rule and evidence
+        each carries (unknown ids: none): ``kgbuild entities show``."""
         ...
 
 

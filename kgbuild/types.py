@@ -124,6 +124,36 @@ class Entity:
     aliases: list[str]
     mention_count: int
     confidence: float  # highest mention confidence
+    alias_counts: dict[str, int] = field(default_factory=dict)  # surface form -> mentions (distinct spans) written so
+
+
+# what a mention's reason says when the writer gave none (a graph written before reasons were recorded)
+RULE_UNRECORDED = ""
+RULE_EXACT = "exact"
+
+
+@dataclass(frozen=True, slots=True)
+class ResolutionReason:
+    """Why one mention belongs to its entity: the resolution rules that took its name there, and the name it
+    joined. Stored with every mention, so an entity's explanation is derived from the mentions it still has.
+
+    ``rule`` is ``"exact"`` when the mention's normalised name is the entity's, else the rules in the order
+    they applied, joined by ``+`` (``"surname"``, ``"titles+surname"``, ``"aliases"``, ``"override"``: a
+    ``merge`` of the index's resolution.yaml); ``via`` is the name it joined ("Tony Blair", "United States").
+
+    >>> ResolutionReason("titles+surname", "Tony Blair").rules
+    ('titles', 'surname')
+    """
+
+    rule: str = RULE_EXACT
+    via: str = ""
+
+    @property
+    def rules(self) -> tuple[str, ...]:
+        return tuple(r for r in self.rule.split("+") if r and r != RULE_EXACT)
+
+
+UNRECORDED = ResolutionReason(RULE_UNRECORDED, "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,16 +186,25 @@ class Reconciliation:
     entities: dict[str, Entity]  # by entity id
     mention_entity: dict[str, str]  # mention id -> entity id
     relations: list[Relation]
+    mention_reasons: dict[str, ResolutionReason] = field(default_factory=dict)  # mention id -> why it is in its entity
 
 
 @dataclass(slots=True)
 class GraphBatch:
-    """What a graph sink writes at once: whole documents with their canonical entities and relations."""
+    """What a graph sink writes at once: whole documents with their canonical entities and relations.
+
+    ``mention_reasons`` says why each mention is in its entity; sinks store it on the mention (a mention
+    it does not name is stored with an unrecorded reason, ``rule == ""``).
+    """
 
     documents: list[ExtractedDocument]
     entities: dict[str, Entity]
     mention_entity: dict[str, str]
     relations: list[Relation]
+    mention_reasons: dict[str, ResolutionReason] = field(default_factory=dict)
+
+    def reason(self, mention_id: str) -> ResolutionReason:
+        return self.mention_reasons.get(mention_id, UNRECORDED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,6 +316,7 @@ class EntityRecord(TypedDict):
     key: str
     name: str
     aliases: list[str]
+    alias_counts: dict[str, int]  # alias -> mentions (distinct spans), from the mentions that remain
     mention_count: int
     confidence: float
 
@@ -291,6 +331,8 @@ class MentionRecord(TypedDict):
     start: int
     end: int
     confidence: float
+    rule: str  # ResolutionReason.rule: why the mention is in its entity ("exact", "titles+surname", ...)
+    via: str  # ResolutionReason.via: the name it joined
 
 
 class EvidenceRecord(TypedDict):

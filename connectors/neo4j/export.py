@@ -12,7 +12,7 @@ import json
 from typing import Any, Callable
 
 from kgbuild.connectors.neo4j.values import decode_properties
-from kgbuild.types import STRUCTURAL_EDGES, Entity, EntityGraphData, GraphExport
+from kgbuild.types import STRUCTURAL_EDGES, Entity, EntityGraphData, EntityRecord, GraphExport, MentionRecord
 
 ReadRecords = Callable[..., list[dict[str, Any]]]
 
@@ -44,7 +44,7 @@ def export_graph(read: ReadRecords) -> GraphExport:
         elif "Entity" in labels:
             if labels != {"Entity", p.get("type")}:
                 problems.append(f"entity {p.get('id')!r} has labels {sorted(labels)}")
-            out.entities[p["id"]] = {k: p[k] for k in ("type", "key", "name", "aliases", "mention_count", "confidence")}
+            out.entities[p["id"]] = _entity_record(p)
         else:
             problems.append(f"node {p.get('id')!r} has labels {sorted(labels)}")
     query = (
@@ -66,14 +66,7 @@ def export_graph(read: ReadRecords) -> GraphExport:
         elif edge_type == "MENTIONS":
             if ends[0] != {"Chunk"} or "Entity" not in ends[1]:
                 problems.append(f"MENTIONS {head!r}->{tail!r} joins {ends}")
-            out.mentions.append(
-                {
-                    "id": p["id"],
-                    "chunk_id": head,
-                    "entity_id": tail,
-                    **{k: p[k] for k in ("doc_id", "label", "text", "start", "end", "confidence")},
-                }
-            )
+            out.mentions.append(mention_record(head, tail, p))
         else:
             if "Entity" not in ends[0] or "Entity" not in ends[1]:
                 problems.append(f"{edge_type} {head!r}->{tail!r} joins {ends}")
@@ -94,18 +87,57 @@ def export_graph(read: ReadRecords) -> GraphExport:
     return out
 
 
+def _alias_counts(value: Any) -> dict[str, int]:
+    """The JSON text an entity keeps its counts per alias in (absent from graphs written before it was kept)."""
+    return dict(json.loads(value)) if value else {}
+
+
+def _entity_record(p: dict[str, Any]) -> EntityRecord:
+    record = {k: p[k] for k in ("type", "key", "name", "aliases", "mention_count", "confidence")}
+    record["alias_counts"] = _alias_counts(p.get("alias_counts"))
+    return record  # type: ignore[return-value]
+
+
+def mention_record(chunk: str, entity: str, p: dict[str, Any]) -> MentionRecord:
+    """A MENTIONS relationship's (decoded) properties as the export has them; one written before resolution
+    reasons were recorded has an unrecorded (empty) rule."""
+    return {  # type: ignore[return-value]
+        "id": p["id"],
+        "chunk_id": chunk,
+        "entity_id": entity,
+        **{k: p[k] for k in ("doc_id", "label", "text", "start", "end", "confidence")},
+        "rule": p.get("rule", ""),
+        "via": p.get("via", ""),
+    }
+
+
+def read_entities(read: ReadRecords) -> dict[str, Entity]:
+    """Every entity with its name, aliases (with counts) and counts, in one read."""
+    out: dict[str, Entity] = {}
+    for record in read("MATCH (e:Entity) RETURN properties(e) AS props"):
+        p = decode_properties(record["props"])
+        aliases = p.get("aliases") or []
+        if isinstance(aliases, str):  # a list kept as JSON text
+            aliases = json.loads(aliases)
+        out[p["id"]] = Entity(p["id"], p["type"], p["key"], p.get("name") or "", list(aliases), p.get("mention_count") or 0,
+                              p.get("confidence") or 0.0, _alias_counts(p.get("alias_counts")))
+    return out
+
+
+def read_entity_mentions(read: ReadRecords, entity_ids: list[str]) -> list[MentionRecord]:
+    """The MENTIONS of the given entities, as the export has them, in one read."""
+    rows = read(
+        "UNWIND $ids AS id MATCH (c:Chunk)-[m:MENTIONS]->(e:Entity {id: id}) "
+        "RETURN c.id AS chunk, e.id AS entity, properties(m) AS props",
+        ids=list(dict.fromkeys(entity_ids)),
+    )
+    return [mention_record(row["chunk"], row["entity"], decode_properties(row["props"])) for row in rows]
+
+
 def read_entity_graph(read: ReadRecords) -> EntityGraphData:
     """Entities with names and aliases, chunk-entity pairs and relation edges, in three reads."""
     out = EntityGraphData()
-    for record in read(
-        "MATCH (e:Entity) RETURN e.id AS id, e.key AS key, e.type AS type, e.name AS name, e.aliases AS aliases,"
-        " e.mention_count AS mention_count, e.confidence AS confidence"
-    ):
-        aliases = record["aliases"] or []
-        if isinstance(aliases, str):  # a list kept as JSON text
-            aliases = json.loads(aliases)
-        out.entities[record["id"]] = Entity(record["id"], record["type"], record["key"], record["name"] or "",
-                                            list(aliases), record["mention_count"] or 0, record["confidence"] or 0.0)
+    out.entities = read_entities(read)
     for record in read("MATCH (c:Chunk)-[:MENTIONS]->(e:Entity) RETURN DISTINCT c.id AS chunk, e.id AS entity"):
         out.mentions.append((record["chunk"], record["entity"]))
     for record in read(

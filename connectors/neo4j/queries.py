@@ -73,7 +73,7 @@ def consume_tx(tx: Any, query: str, rows: Sequence[Any]) -> None:
 
 
 def refresh_entities_tx(tx: Any, entity_ids: Sequence[str]) -> None:
-    """Recompute name, aliases and counts from the MENTIONS that remain; drop entities with none."""
+    """Recompute name, aliases and counts (per alias too) from the MENTIONS that remain; drop entities with none."""
     result = tx.run(
         "UNWIND $ids AS id MATCH (e:Entity {id: id}) "
         "OPTIONAL MATCH ()-[m:MENTIONS]->(e) "
@@ -91,6 +91,7 @@ def refresh_entities_tx(tx: Any, entity_ids: Sequence[str]) -> None:
         props = {
             "name": summary.name,
             "aliases": summary.aliases,
+            "alias_counts": to_json(summary.alias_counts),  # a map is no property value: JSON text
             "mention_count": summary.mention_count,
             "confidence": summary.confidence,
         }
@@ -273,6 +274,7 @@ def prepare_write(batch: GraphBatch) -> WriteRows:
                     out.entities.setdefault(entity_label(entity.type), []).append(
                         {"id": eid, "props": encode_properties({"id": eid, "type": entity.type, "key": entity.key})}
                     )
+                reason = batch.reason(mention.id)
                 mention_props = {
                     "id": mention.id,
                     "doc_id": mention.doc_id,
@@ -281,6 +283,8 @@ def prepare_write(batch: GraphBatch) -> WriteRows:
                     "start": mention.start,
                     "end": mention.end,
                     "confidence": round(mention.confidence, 6),
+                    "rule": reason.rule,
+                    "via": reason.via,
                 }
                 out.mentions.append({"chunk": chunk.id, "entity": eid, "props": encode_properties(mention_props)})
     # relations: one row per (type, head, tail), merged in batch order like the NetworkX sink

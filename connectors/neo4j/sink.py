@@ -4,13 +4,14 @@ Nodes and relationships::
 
     (:Document {id, path, source_path, title, mtime, content_hash, classifications, metadata})
     (:Chunk {id, doc_id, position, start, end, text, token_count, classifications, structures})
-    (:Entity:`<TYPE>` {id, type, key, name, aliases, mention_count, confidence})
+    (:Entity:`<TYPE>` {id, type, key, name, aliases, alias_counts, mention_count, confidence})
     (:Document)-[:HAS_CHUNK]->(:Chunk)-[:NEXT_CHUNK]->(:Chunk)
-    (:Chunk)-[:MENTIONS {id, doc_id, label, text, start, end, confidence}]->(:Entity)
+    (:Chunk)-[:MENTIONS {id, doc_id, label, text, start, end, confidence, rule, via}]->(:Entity)
     (:Entity)-[:`<RELATION>` {id, confidence, count, evidence, evidence_chunk_ids}]->(:Entity)
 
-``classifications``, ``metadata`` and ``structures`` are JSON strings; ``evidence`` is a list
-of JSON strings, one per piece of evidence. Entity names, aliases and counts are recomputed
+``classifications``, ``metadata``, ``structures`` and ``alias_counts`` are JSON strings; ``evidence``
+is a list of JSON strings, one per piece of evidence. A mention's ``rule`` and ``via`` say why it is in
+its entity (``kgbuild.types.ResolutionReason``). Entity names, aliases and counts are recomputed
 from the MENTIONS that remain, with the same function as the NetworkX sink, so both sinks
 hold the same graph for the same input (the conformance suite checks it).
 
@@ -24,10 +25,10 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence, TypeVar
 
 from kgbuild.connectors.neo4j import queries
-from kgbuild.connectors.neo4j.export import export_graph, read_entity_graph
+from kgbuild.connectors.neo4j.export import export_graph, read_entities, read_entity_graph, read_entity_mentions
 from kgbuild.connectors.neo4j.values import utf8_ok
 from kgbuild.errors import SinkError, TransientError
-from kgbuild.types import EntityGraphData, GraphBatch, GraphExport, IndexStats
+from kgbuild.types import Entity, EntityGraphData, GraphBatch, GraphExport, IndexStats, MentionRecord
 
 DEFAULT_BATCH_SIZE = 5000
 URI_SCHEMES = ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")
@@ -198,6 +199,13 @@ class Neo4jGraphSink:
     def entity_graph(self) -> EntityGraphData:
         """Entities with names and aliases, chunk-entity pairs and relation edges, in three reads."""
         return read_entity_graph(self.run_read)
+
+    def entities(self) -> dict[str, Entity]:
+        return read_entities(self.run_read)
+
+    def entity_mentions(self, entity_ids: Sequence[str]) -> list[MentionRecord]:
+        ids = [e for e in entity_ids if isinstance(e, str) and utf8_ok(e)]
+        return read_entity_mentions(self.run_read, ids) if ids else []
 
     def stats(self) -> IndexStats:
         def work() -> IndexStats:

@@ -32,12 +32,44 @@ if _HERE not in sys.path:
 import builders as b  # noqa: E402
 
 from kgbuild.ids import chunk_id, document_id, entity_id  # noqa: E402
-from kgbuild.reconcile import normalize_name  # noqa: E402
+from kgbuild.overrides import ResolutionOverrides  # noqa: E402
+from kgbuild.reconcile import normalize_name, reconcile  # noqa: E402
 from kgbuild.types import Entity, EntityGraphData, GraphBatch, GraphExport, IndexStats  # noqa: E402
 from kgbuild.verify import canonical_export, graph_checksum  # noqa: E402
 
 A, B = b.APPLE, b.SAMSUNG
 A_ID, B_ID = document_id(A), document_id(B)
+
+# Two documents whose names resolution joins, for the reasons every mention carries: BLAIR_1 has the full
+# name (so "Blair" joins "Tony Blair") and "U.S." (an alias of "United States"); BLAIR_2 has only the
+# surname (so it stays "Blair", unless an override merges it).
+BLAIR_1, BLAIR_2 = "news/blair-1.txt", "news/blair-2.txt"
+BLAIR_TEXTS = {
+    BLAIR_1: "Tony Blair spoke in London.\nBlair thanked the U.S. for its help.\nHe left for the United States.\n",
+    BLAIR_2: "Blair met voters in Leeds.\nBlair said little.\n",
+}
+BLAIR_MENTIONS: list[b.MentionSpec] = [
+    (BLAIR_1, "PERSON", "Tony Blair"), (BLAIR_1, "PERSON", "Blair"), (BLAIR_1, "LOCATION", "London"),
+    (BLAIR_1, "LOCATION", "U.S."), (BLAIR_1, "LOCATION", "United States"),
+    (BLAIR_2, "PERSON", "Blair"), (BLAIR_2, "LOCATION", "Leeds"),
+]
+BLAIR_1_ID, BLAIR_2_ID = document_id(BLAIR_1), document_id(BLAIR_2)
+MERGE_BLAIR = ResolutionOverrides.from_pairs(merge=[("PERSON:Blair", "PERSON:Tony Blair")])
+
+
+def explained_batch(*paths: str, overrides: ResolutionOverrides | None = None) -> GraphBatch:
+    """A batch of BLAIR_TEXTS reconciled as the pipeline does, with the reason of every mention."""
+    batch = b.make_batch({p: BLAIR_TEXTS[p] for p in paths or tuple(BLAIR_TEXTS)}, BLAIR_MENTIONS)
+    mentions = [m for d in batch.documents for e in d.extractions for m in e.mentions]
+    texts = {d.document.id: d.document.text for d in batch.documents}
+    rec, _ = reconcile(mentions, [], b.business_schema(), texts=texts, overrides=overrides)
+    return GraphBatch(batch.documents, rec.entities, rec.mention_entity, rec.relations, rec.mention_reasons)
+
+
+def reasons(export: GraphExport | dict[str, Any], entity: str) -> list[tuple[str, str, str, str]]:
+    """Why each of an entity's mentions is in it, from the export: sorted (document id, text, rule, via)."""
+    mentions = export.mentions if isinstance(export, GraphExport) else export["mentions"]
+    return sorted((m["doc_id"], m["text"], m["rule"], m["via"]) for m in mentions if m["entity_id"] == entity)
 
 
 def eid(entity_type: str, name: str) -> str:
@@ -83,6 +115,7 @@ def assert_entity_graph_matches_export(graph: EntityGraphData, export: GraphExpo
         assert (entity.type, entity.key, entity.name, sorted(entity.aliases), entity.mention_count) == (
             record["type"], record["key"], record["name"], sorted(record["aliases"]), record["mention_count"],
         ), entity_id_
+        assert entity.alias_counts == record["alias_counts"], entity_id_
         assert entity.confidence == pytest.approx(record["confidence"], abs=1e-6), entity_id_
     assert all(isinstance(pair, tuple) and len(pair) == 2 for pair in graph.mentions), graph.mentions[:3]
     assert not _duplicates(graph.mentions), f"mention pairs given more than once: {_duplicates(graph.mentions)}"
@@ -102,11 +135,36 @@ def assert_stats_match_export(stats: IndexStats, export: GraphExport) -> None:
     assert stats.relations_by_type == dict(Counter(r["label"] for r in export.relations))
 
 
+def assert_entities_match_export(entities: dict[str, Entity], export: GraphExport) -> None:
+    """``entities()`` is every exported entity, with names, aliases and counts per alias."""
+    assert set(entities) == set(export.entities)
+    for entity_id_, record in export.entities.items():
+        entity = entities[entity_id_]
+        assert isinstance(entity, Entity) and entity.id == entity_id_
+        assert (entity.type, entity.key, entity.name, sorted(entity.aliases), entity.alias_counts, entity.mention_count) == (
+            record["type"], record["key"], record["name"], sorted(record["aliases"]), record["alias_counts"],
+            record["mention_count"]), entity_id_
+        # the counts per alias add up to the entity's: each distinct span is written one way
+        assert sorted(record["alias_counts"]) == sorted(record["aliases"]), entity_id_
+        assert sum(record["alias_counts"].values()) == record["mention_count"], entity_id_
+
+
+def assert_entity_mentions_match_export(sink: Any, export: GraphExport) -> None:
+    """``entity_mentions(ids)`` gives exactly the exported MENTIONS of those entities, reasons included."""
+    key = json.dumps
+    for ids in (list(export.entities), list(export.entities)[:2], []):
+        got = sorted(sink.entity_mentions(ids), key=lambda m: key(m, sort_keys=True))
+        want = sorted((m for m in export.mentions if m["entity_id"] in set(ids)), key=lambda m: key(m, sort_keys=True))
+        assert got == want
+    assert sink.entity_mentions(["ent_00000000000000000000", "not an id"]) == []
+
+
 def entity_graph_content(graph: EntityGraphData) -> dict[str, Any]:
     """``entity_graph()`` as plain data in a fixed order, to compare two reads of it."""
     return {
         "entities": {
-            e.id: (e.type, e.key, e.name, sorted(e.aliases), e.mention_count, round(e.confidence, 6))
+            e.id: (e.type, e.key, e.name, sorted(e.aliases), e.mention_count, round(e.confidence, 6),
+                   sorted(e.alias_counts.items()))
             for e in graph.entities.values()
         },
         "mentions": sorted(graph.mentions),
@@ -170,16 +228,20 @@ class GraphSinkConformance:
         before anything has loaded it (the NetworkX sink reads its file without building the graph)."""
         graph = sink.entity_graph()
         stats = sink.stats()
+        entities = sink.entities()
         export = self.export(sink)
         assert_entity_graph_matches_export(graph, export)
         assert_stats_match_export(stats, export)
+        assert_entities_match_export(entities, export)
+        assert_entity_mentions_match_export(sink, export)
         return entity_graph_content(graph)
 
     # -- the protocol ------------------------------------------------------------------------
 
     def test_implements_the_protocol(self, open_sink):
         sink = open_sink()
-        for method in ("open", "write", "remove_documents", "stats", "entity_graph", "flush", "export", "close"):
+        for method in ("open", "write", "remove_documents", "stats", "entity_graph", "entities", "entity_mentions", "flush",
+                       "export", "close"):
             assert callable(getattr(sink, method, None)), method
 
     def test_empty_sink(self, open_sink):
@@ -278,6 +340,7 @@ class GraphSinkConformance:
             assert node["confidence"] == pytest.approx(entity.confidence, abs=1e-6)
         apple = entities[eid("COMPANY", "Apple")]
         assert (apple["name"], apple["aliases"], apple["mention_count"]) == ("Apple", ["Apple", "Apple Inc."], 5)
+        assert apple["alias_counts"] == {"Apple": 4, "Apple Inc.": 1}
         acme = entities[eid("COMPANY", "Acme Corp")]
         # three surfaces seen once each: the longer form wins the tie
         assert (acme["name"], acme["aliases"], acme["key"]) == ("Acme Corp.", ["ACME Corp", "Acme Corp", "Acme Corp."], "COMPANY:acme")
@@ -382,6 +445,79 @@ class GraphSinkConformance:
         assert entities[eid("COMPANY", "Apple")]["mention_count"] == 4
         makes = _relation(self.content(sink), "MANUFACTURES", eid("COMPANY", "Apple"), eid("PRODUCT", "Vision Pro"))
         assert makes["count"] == 2  # one per document, not one per chunk
+
+    # -- why each mention is in its entity, and counts per alias ----------------------------------
+
+    def test_mentions_carry_their_resolution_reason(self, open_sink):
+        sink = open_sink()
+        batch = explained_batch()
+        sink.write(batch)
+        data = self.export(sink)
+        stored = {m["id"]: (m["rule"], m["via"]) for m in data.mentions}
+        written = [m for d in batch.documents for e in d.extractions for m in e.mentions]
+        assert stored == {m.id: (batch.reason(m.id).rule, batch.reason(m.id).via) for m in written}
+        tony, us = eid("PERSON", "Tony Blair"), entity_id("LOCATION", "united states")
+        got = reasons(data, tony)
+        assert [(doc, text, via) for doc, text, _, via in got] == [(BLAIR_1_ID, "Blair", "Tony Blair"), (BLAIR_1_ID, "Tony Blair", "")]
+        assert got[0][2] not in ("", "exact") and got[1][2] == "exact"
+        assert [(text, via) for _, text, _, via in reasons(data, us)] == [("U.S.", "United States"), ("United States", "")]
+        assert reasons(data, eid("PERSON", "Blair")) == [(BLAIR_2_ID, "Blair", "exact", ""), (BLAIR_2_ID, "Blair", "exact", "")]
+        assert data.entities[tony]["alias_counts"] == {"Blair": 1, "Tony Blair": 1}
+        assert data.entities[eid("PERSON", "Blair")]["alias_counts"] == {"Blair": 2}
+        assert (data.entities[us]["name"], data.entities[us]["alias_counts"]) == ("United States", {"U.S.": 1, "United States": 1})
+        self.read_side(sink)
+
+    def test_a_mention_without_a_reason_is_stored_unrecorded(self, open_sink):
+        """A writer that gives no reasons (a graph from before they were kept) stores none: rule and via empty."""
+        sink = open_sink()
+        sink.write(b.corpus_batch(A))
+        assert {(m["rule"], m["via"]) for m in self.export(sink).mentions} == {("", "")}
+
+    def test_reasons_and_alias_counts_follow_removals(self, open_sink):
+        """An override merges BLAIR_2's "Blair" into "Tony Blair": the entity's reasons and counts per alias are
+        those of the mentions that remain, as documents come and go, and equal a store that saw only those."""
+        sink = open_sink()
+        tony = eid("PERSON", "Tony Blair")
+        sink.write(explained_batch(BLAIR_2, overrides=MERGE_BLAIR))
+        sink.write(explained_batch(BLAIR_1, overrides=MERGE_BLAIR))
+        data = self.export(sink)
+        both = reasons(data, tony)
+        assert [(doc, text, via) for doc, text, _, via in both] == [
+            (BLAIR_1_ID, "Blair", "Tony Blair"), (BLAIR_1_ID, "Tony Blair", ""),
+            (BLAIR_2_ID, "Blair", "Tony Blair"), (BLAIR_2_ID, "Blair", "Tony Blair"),
+        ]
+        assert [rule for _, _, rule, _ in both[2:]] == ["override", "override"]
+        assert eid("PERSON", "Blair") not in data.entities
+        entity = data.entities[tony]
+        assert (entity["name"], entity["alias_counts"], entity["mention_count"]) == ("Tony Blair", {"Blair": 3, "Tony Blair": 1}, 4)
+        assert self.content(sink) == self.fresh_content(open_sink, "at-once", explained_batch(overrides=MERGE_BLAIR))
+
+        sink.remove_documents([BLAIR_1_ID])  # the document with the full name goes, and its explanations with it
+        data = self.export(sink)
+        assert reasons(data, tony) == both[2:]
+        entity = data.entities[tony]
+        assert (entity["name"], entity["aliases"], entity["alias_counts"], entity["mention_count"]) == (
+            "Blair", ["Blair"], {"Blair": 2}, 2)
+        assert entity_id("LOCATION", "united states") not in data.entities
+        self.read_side(sink)
+        assert self.content(sink) == self.fresh_content(open_sink, "only-2", explained_batch(BLAIR_2, overrides=MERGE_BLAIR))
+
+        sink.write(explained_batch(BLAIR_1, overrides=MERGE_BLAIR))
+        sink.remove_documents([BLAIR_2_ID])
+        data = self.export(sink)
+        assert reasons(data, tony) == both[:2]
+        assert data.entities[tony]["alias_counts"] == {"Blair": 1, "Tony Blair": 1}
+        self.read_side(sink)
+        assert self.content(sink) == self.fresh_content(open_sink, "only-1", explained_batch(BLAIR_1, overrides=MERGE_BLAIR))
+
+    def test_rewriting_a_document_under_other_overrides_replaces_its_reasons(self, open_sink):
+        sink = open_sink()
+        sink.write(explained_batch())
+        sink.write(explained_batch(BLAIR_2, overrides=MERGE_BLAIR))  # the override came in: BLAIR_2 re-resolved
+        assert self.content(sink) == self.fresh_content(open_sink, "merged", explained_batch(overrides=MERGE_BLAIR))
+        sink.write(explained_batch(BLAIR_2))  # and went again
+        assert self.content(sink) == self.fresh_content(open_sink, "apart", explained_batch())
+        self.read_side(sink)
 
     # -- idempotence -----------------------------------------------------------------------------
 

@@ -100,11 +100,13 @@ class MemoryGraphSink:
                 for mention in extraction.mentions:
                     entity = batch.entities[batch.mention_entity[mention.id]]
                     store.entities.setdefault(entity.id, {"type": entity.type, "key": entity.key, "name": "", "aliases": [],
-                                                          "mention_count": 0, "confidence": 0.0})
+                                                          "alias_counts": {}, "mention_count": 0, "confidence": 0.0})
+                    reason = batch.reason(mention.id)
                     store.mentions[mention.id] = {"id": mention.id, "chunk_id": chunk.id, "entity_id": entity.id,
                                                   "doc_id": mention.doc_id, "label": mention.label, "text": mention.text,
                                                   "start": mention.start, "end": mention.end,
-                                                  "confidence": round(mention.confidence, 6)}
+                                                  "confidence": round(mention.confidence, 6),
+                                                  "rule": reason.rule, "via": reason.via}
                     touched.add(entity.id)
         for relation in batch.relations:
             triple = (relation.head_id, relation.label, relation.tail_id)
@@ -136,7 +138,7 @@ class MemoryGraphSink:
         self._refresh_entities(touched)
 
     def _refresh_entities(self, entity_ids: set[str]) -> None:
-        """Name, aliases and counts from the mentions that remain (whoever wrote them); none left: gone."""
+        """Name, aliases and counts (per alias too) from the mentions that remain (whoever wrote them); none left: gone."""
         store = self.store
         occurrences: dict[str, list[tuple[str, int, int, str, float]]] = {eid: [] for eid in entity_ids}
         for m in store.mentions.values():
@@ -147,8 +149,8 @@ class MemoryGraphSink:
                 store.entities.pop(eid, None)
                 continue
             summary = summarize_surfaces(found)
-            store.entities[eid].update(name=summary.name, aliases=summary.aliases, mention_count=summary.mention_count,
-                                       confidence=summary.confidence)
+            store.entities[eid].update(name=summary.name, aliases=summary.aliases, alias_counts=summary.alias_counts,
+                                       mention_count=summary.mention_count, confidence=summary.confidence)
 
     # -- read side -----------------------------------------------------------------------------
 
@@ -164,11 +166,19 @@ class MemoryGraphSink:
             relations=list(store.relations.values()),
         ))
 
+    def entities(self) -> dict[str, Entity]:
+        return {eid: Entity(eid, e["type"], e["key"], e["name"], list(e["aliases"]), e["mention_count"], e["confidence"],
+                            dict(e["alias_counts"]))
+                for eid, e in self.store.entities.items()}
+
+    def entity_mentions(self, entity_ids: Sequence[str]) -> list[MentionRecord]:
+        wanted = set(entity_ids)
+        return copy.deepcopy([m for m in self.store.mentions.values() if m["entity_id"] in wanted])
+
     def entity_graph(self) -> EntityGraphData:
         store = self.store
         return EntityGraphData(
-            entities={eid: Entity(eid, e["type"], e["key"], e["name"], list(e["aliases"]), e["mention_count"], e["confidence"])
-                      for eid, e in store.entities.items()},
+            entities=self.entities(),
             mentions=list(dict.fromkeys((m["chunk_id"], m["entity_id"]) for m in store.mentions.values())),
             relations=list(store.relations),
         )
