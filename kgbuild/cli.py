@@ -34,6 +34,10 @@ schema_app = typer.Typer(no_args_is_help=True, help="Check and show extraction s
 app.add_typer(schema_app, name="schema")
 graph_app = typer.Typer(no_args_is_help=True, help="Look at the knowledge graph.")
 app.add_typer(graph_app, name="graph")
+entities_app = typer.Typer(
+    no_args_is_help=True,
+    help="Look up entities: why their names are one entity, and pin merges and splits in the index's resolution.yaml.")
+app.add_typer(entities_app, name="entities")
 
 out = Console(emoji=False)
 err = Console(stderr=True, emoji=False)
@@ -510,6 +514,105 @@ def graph_view(
     if summary.truncated:
         err.print(f"note: the view holds the {summary.nodes} highest-degree of {summary.total_nodes} nodes;"
                   " use --entity or a larger --max-nodes", highlight=False, markup=False)
+
+
+EntityName = Annotated[str, typer.Argument(metavar="TYPE:NAME", help="An entity: its key, its name or one of its aliases.")]
+
+
+@entities_app.command("show")
+@_store_options
+def entities_show(name: EntityName, as_json: AsJson = False, *, stores: StoreFlags) -> None:
+    """An entity's name, key, aliases with their counts, why each joined (rule, evidence, documents), and its documents."""
+    settings = _store_settings(stores)
+    from kgbuild.entities import show_entity
+
+    report = _run(lambda: show_entity(name, settings))
+    if as_json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False))
+        return
+    e = report.entity
+    lines = [f"{e.key}  {e.name}"]
+    if report.matched == "alias":
+        lines.append(f"  (found as a name of this entity: {name})")
+    elif report.matched == "merge":
+        lines.append(f"  (found through a merge of {report.overrides_file}: {name})")
+    documents = len(report.documents)
+    lines += [
+        f"  type      {e.type}",
+        f"  id        {e.id}",
+        f"  mentions  {e.mention_count} in {documents} document{'s' if documents != 1 else ''}",
+        "  aliases   " + (", ".join(f"{alias} ({count})" for alias, count in
+                                    sorted(e.alias_counts.items(), key=lambda item: (-item[1], item[0])))
+                          or ", ".join(e.aliases)),  # a graph written before counts per alias were kept
+        "  why each name joined (name, mentions, rule -> the name it joined, documents)",
+    ]
+    columns = [(r.alias, str(r.mentions), r.describe(), ", ".join(r.documents)) for r in report.reasons]
+    widths = [max((len(row[i]) for row in columns), default=0) for i in range(3)]
+    for alias, count, why, docs in columns:
+        lines.append(f"    {alias.ljust(widths[0])}  {count.rjust(widths[1])}  {why.ljust(widths[2])}  {docs}")
+    lines.append("  documents")
+    width = max((len(d.path) for d in report.documents), default=0)
+    for doc in report.documents:
+        lines.append(f"    {doc.path.ljust(width)}  {doc.mentions} mention{'s' if doc.mentions != 1 else ''}")
+    if report.pinned:
+        lines.append(f"  pinned in {report.overrides_file}")
+        lines += [f"    {pair}" for pair in report.pinned]
+    for line in lines:
+        out.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
+@entities_app.command("list")
+@_store_options
+def entities_list(
+    entity_type: Optional[str] = typer.Option(None, "--type", help="Only entities of this type."),
+    top: int = typer.Option(20, "--top", min=1, help="How many, most mentioned first."),
+    as_json: AsJson = False,
+    *,
+    stores: StoreFlags,
+) -> None:
+    """Entities by mention count, with their aliases."""
+    settings = _store_settings(stores)
+    from kgbuild.entities import list_entities
+
+    found = _run(lambda: list_entities(settings, entity_type=entity_type, top=top))
+    if as_json:
+        from dataclasses import asdict
+
+        print(json.dumps([asdict(e) for e in found], ensure_ascii=False))
+        return
+    if not found:
+        out.print(f"no entities{f' of type {entity_type}' if entity_type else ''}", highlight=False, markup=False)
+        return
+    width = max(len(e.key) for e in found)
+    for e in found:
+        others = [a for a in e.aliases if a != e.name]
+        line = f"{e.mention_count:>6}  {e.key.ljust(width)}  {e.name}" + (f"  (also: {', '.join(others)})" if others else "")
+        out.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
+def _pinned(kind: str, a: str, b: str, stores: StoreFlags) -> None:
+    settings = _store_settings(stores)
+    from kgbuild.entities import pin_merge, pin_split
+
+    report = _run(lambda: (pin_merge if kind == "merge" else pin_split)(a, b, settings))
+    what = f"merge {report.pair[0]} -> {report.pair[1]}" if kind == "merge" else f"never_merge {report.pair[0]} / {report.pair[1]}"
+    note = " (in place of the opposite decision for the same pair)" if report.replaced else ""
+    out.print(f"{report.path}: {what}{note}; the next `kgbuild ingest` applies it", highlight=False, markup=False,
+              soft_wrap=True)
+
+
+@entities_app.command("merge")
+@_store_options
+def entities_merge(a: EntityName, b: EntityName, *, stores: StoreFlags) -> None:
+    """Pin a merge: what resolves to A joins B (added to <out>/resolution.yaml; its comments are not kept)."""
+    _pinned("merge", a, b, stores)
+
+
+@entities_app.command("split")
+@_store_options
+def entities_split(a: EntityName, b: EntityName, *, stores: StoreFlags) -> None:
+    """Pin a split: A's mentions never join B's entity (added to <out>/resolution.yaml as never_merge)."""
+    _pinned("never_merge", a, b, stores)
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ Layout of the output directory::
       lock         held by the process writing the index (kgbuild.state.IndexLock)
       graph.json   the knowledge graph of the networkx backend (kgbuild.connectors.networkx_graph)
       qdrant/      the chunk vectors of the qdrant-edge backend (kgbuild.connectors.qdrant_edge)
+      resolution.yaml  the user's resolution overrides, if any: merge / never_merge pairs (kgbuild.overrides)
 
 Stores that are not embedded (Neo4j, a Qdrant server) keep their data elsewhere; the manifest
 records where, and ``Index.open_existing`` reopens them without flags.
@@ -27,6 +28,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from kgbuild import __version__
 from kgbuild.errors import ConfigError, IndexNotFoundError
+from kgbuild.overrides import ResolutionOverrides, load_overrides, overrides_path
 from kgbuild.registry import graph_backend, make_graph_sink, make_vector_sink, settings_reopening, store_location, vector_backend
 from kgbuild.settings import Settings
 from kgbuild.sinks import GraphSink, VectorSink
@@ -154,6 +156,14 @@ class Index:
     @property
     def manifest(self) -> Manifest:
         return self.state.manifest
+
+    @property
+    def overrides_path(self) -> Path:
+        return overrides_path(self.out_dir)
+
+    def overrides(self) -> ResolutionOverrides:
+        """The index's resolution overrides (resolution.yaml), validated; empty when there is no file."""
+        return load_overrides(self.out_dir)
 
     # -- stores ----------------------------------------------------------------------------------
 

@@ -16,10 +16,10 @@ name and the entity the rules gave it, so the result still depends on nothing bu
 and the file, and ingesting again equals a fresh ingest:
 
 - ``never_merge [A, B]``: a mention that the rules put in B's entity but whose name is A's (its normalised
-  surface form, or its key when A and B have different keys) keeps its own name: a document-level link
-  ("Jordan" -> "Michael Jordan") is dropped, and where A and B share a key (an alias: "U.S." and "United
-  States"), the mention keeps its normalised surface form as its key. Only the names a pair names are kept
-  apart: "Mr Jordan" follows "Jordan", "Michael" still joins "Michael Jordan".
+  surface form, a person's without titles, or its key when A and B have different keys) keeps its own
+  name: a document-level link ("Jordan" -> "Michael Jordan") is dropped, and where A and B share a key (an
+  alias: "U.S." and "United States"), the mention keeps its normalised surface form as its key. Only the
+  names a pair names are kept apart: "Mr Jordan" goes with "Jordan", "Michael" still joins "Michael Jordan".
 - ``merge [A, B]``: every mention whose entity is A's (after the rules and ``never_merge``) joins B's. Pairs
   chain ([A, B], [B, C]: all three are one); the entity takes the key of a name that is only ever on the
   right of a pair (the alphabetically first key if there are several), so with one pair it is B's.
@@ -41,8 +41,8 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, field_validator
 
 from kgbuild.errors import ConfigError
-from kgbuild.names import normalize_name
-from kgbuild.resolution import CanonicalName, Link
+from kgbuild.names import normalize_name, strip_titles
+from kgbuild.resolution import PERSON, CanonicalName, Link, type_family
 
 OVERRIDES_FILE = "resolution.yaml"
 OVERRIDES_VERSION = 1
@@ -147,7 +147,7 @@ class ResolutionOverrides:
                    source: str = OVERRIDES_FILE) -> ResolutionOverrides:
         """``ResolutionOverrides.from_pairs(merge=[("PERSON:Blair", "PERSON:Tony Blair")])``; checked as the file is."""
         data = {"version": OVERRIDES_VERSION, "merge": [list(p) for p in merge], "never_merge": [list(p) for p in never_merge]}
-        return parse_overrides(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), source)
+        return _validated(data, source, None)
 
     # -- reconciliation's last step --------------------------------------------------------------
 
@@ -157,7 +157,8 @@ class ResolutionOverrides:
         pinned: Pinned | None = None
         for other, own in self._apart.get((entity_type, key), ()):
             raw = normalize_name(surface)
-            if raw == other.surface or (name.key == other.key and other.key != own.key):
+            said = (raw, strip_titles(raw)) if type_family(entity_type) == PERSON else (raw,)  # "Mr Jordan" says "Jordan"
+            if other.surface in said or (name.key == other.key and other.key != own.key):
                 if name.key != own.key:  # the rules' link took it there: drop the link
                     pinned = Pinned(name, None, name.key)
                 else:  # its own name's rule (an alias) did: keep the name as written
@@ -312,6 +313,11 @@ def parse_overrides(text: str, source: str = OVERRIDES_FILE) -> ResolutionOverri
         raise OverridesError(f"{source}: empty; it needs at least `version: {OVERRIDES_VERSION}`")
     if not isinstance(data, dict):
         raise OverridesError(f"{source}:1: must be a mapping with version, merge and never_merge")
+    return _validated(data, source, root)
+
+
+def _validated(data: dict[str, Any], source: str, root: Any) -> ResolutionOverrides:
+    """``data`` checked field by field, then pair by pair; ``root`` (the YAML nodes, if any) gives the lines."""
     try:
         parsed = _OverridesFile.model_validate(data)
     except ValidationError as exc:
@@ -326,7 +332,7 @@ def parse_overrides(text: str, source: str = OVERRIDES_FILE) -> ResolutionOverri
             loc = loc[:2]
             message = "each entry must be a pair of names: [TYPE:NAME, TYPE:NAME]"
         more = len(exc.errors()) - 1
-        raise OverridesError(f"{source}:{_line_of(root, loc)}: {_field(loc)}: {message}"
+        raise OverridesError(f"{_where(source, root, loc)}: {_field(loc)}: {message}"
                              + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")) from None
     merge = _pairs(parsed.merge, "merge", source, root)
     never = _pairs(parsed.never_merge, "never_merge", source, root)
@@ -335,11 +341,15 @@ def parse_overrides(text: str, source: str = OVERRIDES_FILE) -> ResolutionOverri
     return overrides
 
 
+def _where(source: str, root: Any, loc: tuple) -> str:
+    return f"{source}:{_line_of(root, loc)}" if root is not None else source
+
+
 def _pairs(raw: list[tuple[str, str]], name: str, source: str, root: Any) -> list[tuple[NameRef, NameRef]]:
     pairs = []
     for i, (a_text, b_text) in enumerate(raw):
         a, b = NameRef.parse(a_text), NameRef.parse(b_text)
-        where = f"{source}:{_line_of(root, (name, i))}: {name}[{i}]"
+        where = f"{_where(source, root, (name, i))}: {name}[{i}]"
         if a.type != b.type:
             raise OverridesError(f"{where}: {a.text} and {b.text} have different types; a pair names two entities of one type")
         if (a.key, a.surface) == (b.key, b.surface):
@@ -355,7 +365,7 @@ def _check_consistent(overrides: ResolutionOverrides, source: str, root: Any) ->
             continue  # two spellings of one key: kept apart by what the mentions say, whatever merges keys
         ta, tb = merged.get((a.type, a.key)), merged.get((b.type, b.key))
         if ta is not None and tb is not None and ta[0] == tb[0]:
-            raise OverridesError(f"{source}:{_line_of(root, ('never_merge', i))}: never_merge[{i}]: {a.text} and {b.text}"
+            raise OverridesError(f"{_where(source, root, ('never_merge', i))}: never_merge[{i}]: {a.text} and {b.text}"
                                  " are also merged (under merge); keep the pair in one list only")
 
 

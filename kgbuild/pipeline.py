@@ -8,7 +8,8 @@ A run reads top to bottom:
    total is right from the start) and their documents gathered into write batches of
    ``write_batch_chunks`` chunks, so memory stays bounded by one batch.
 3. **process a batch**: extract (``kgbuild.extract.runner``, one bad chunk never stops the corpus),
-   reconcile, embed, write graph and vectors; it returns what it wrote.
+   reconcile (with the index's resolution overrides, ``kgbuild.overrides``), embed, write graph and
+   vectors; it returns what it wrote.
 4. **commit**: files whose documents are all written are recorded in the state
    (``kgbuild.inflight``), and the state is checkpointed every ``checkpoint_seconds``.
 """
@@ -30,6 +31,7 @@ from kgbuild.extract.runtime import build_embedder, build_extractor, release_hea
 from kgbuild.hooks import reached
 from kgbuild.index import Index
 from kgbuild.inflight import DocumentInFlight, FilesInFlight
+from kgbuild.overrides import ResolutionOverrides
 from kgbuild.plan import (ChangedFile, IngestPlan, describe_fingerprint_change, extraction_fingerprint,
                           extraction_fingerprint_parts, plan_ingest)
 from kgbuild.read import ReadOptions, read_file
@@ -163,6 +165,7 @@ class IngestPipeline:
         )
         self._chunker: TokenChunker | None = None  # built on first use: it loads the model's tokenizer
         self.timer = StageTimer()  # the run's, from run() on
+        self.overrides = ResolutionOverrides()  # the index's resolution.yaml, read by run() under the lock
 
     def _phase(self, phase: str) -> None:
         on_phase = getattr(self.progress, "on_phase", None)  # listeners written before phases existed lack it
@@ -200,6 +203,7 @@ class IngestPipeline:
     def _run_locked(self, root: str, root_path: Path, out_dir: Path) -> bool:
         """Plan, stream batches, process and commit each; False when there was nothing to index and no index is left."""
         state = self.index.state
+        self.overrides = self.index.overrides()  # a bad file stops the run here, before any model loads
         self._phase("scanning")
         with self.timer("connect"):
             self.index.check_reachable()
@@ -249,8 +253,9 @@ class IngestPipeline:
                 identity = checkpoint(known)
             model, model_fingerprint = identity.location, identity.fingerprint
             manifest.model_file_hashes = {k: v for k, v in known.items() if k.startswith(identity.load_from.rstrip("/") + "/")}
-        parts = extraction_fingerprint_parts(self.settings, self.schema, model_fingerprint, self.embedder.name)
-        fingerprint = extraction_fingerprint(self.settings, self.schema, model_fingerprint, self.embedder.name)
+        overrides = self.overrides.fingerprint
+        parts = extraction_fingerprint_parts(self.settings, self.schema, model_fingerprint, self.embedder.name, overrides)
+        fingerprint = extraction_fingerprint(self.settings, self.schema, model_fingerprint, self.embedder.name, overrides)
         return _Extraction(model, parts, fingerprint)
 
     def _recover(self) -> set[str]:
@@ -375,9 +380,11 @@ class IngestPipeline:
         with self.timer("reconcile"):
             # the document texts let resolution read acronyms defined in parentheses: "Associated Press (AP)"
             texts = {d.document.id: d.document.text for d in extracted}
-            reconciliation, dropped_in_reconcile = reconcile(mentions, relation_mentions, self.schema, texts=texts)
+            reconciliation, dropped_in_reconcile = reconcile(mentions, relation_mentions, self.schema, texts=texts,
+                                                             overrides=self.overrides or None)
         dropped.update(dropped_in_reconcile)
-        graph = GraphBatch(extracted, reconciliation.entities, reconciliation.mention_entity, reconciliation.relations)
+        graph = GraphBatch(extracted, reconciliation.entities, reconciliation.mention_entity, reconciliation.relations,
+                           reconciliation.mention_reasons)
 
         self.stores.open()
         with self.timer("embed"):

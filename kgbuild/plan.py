@@ -1,8 +1,8 @@
 """Change detection, before any model loads: walk and hash a folder, and diff it against the state.
 
 A file is unchanged when its content hash and its extraction fingerprint (schema, model, chunking,
-embedding model, precision, reader fields) are the ones the state recorded; otherwise it is read
-again. Files the state knows but the walk did not find are gone, unless they lie under a path that
+embedding model, precision, reader fields, and the index's resolution overrides when it has any) are the
+ones the state recorded; otherwise it is read again. Files the state knows but the walk did not find are gone, unless they lie under a path that
 could not be read this time: those are kept until their files are really gone.
 """
 
@@ -22,9 +22,15 @@ from kgbuild.state import DocumentState, FileState
 from kgbuild.types import SkippedFile, SourceFile
 
 
-def extraction_fingerprint_parts(settings: Settings, schema: ExtractionSchema, model_fingerprint: str, embedder_name: str) -> dict[str, Any]:
-    """Everything that changes what extraction writes; a file extracted under other parts is extracted again."""
-    return {
+def extraction_fingerprint_parts(settings: Settings, schema: ExtractionSchema, model_fingerprint: str, embedder_name: str,
+                                 overrides: str | None = None) -> dict[str, Any]:
+    """Everything that changes what extraction writes; a file extracted under other parts is extracted again.
+
+    ``overrides`` is the fingerprint of the index's resolution.yaml (``ResolutionOverrides.fingerprint``):
+    resolution runs on a batch's documents as they are extracted, so a changed file re-processes them all.
+    It is a part only when there is one, so an index without overrides keeps the fingerprint it had.
+    """
+    parts = {
         "schema": schema.fingerprint,
         "model": model_fingerprint,
         "chunk_size": settings.chunk_size,
@@ -33,10 +39,14 @@ def extraction_fingerprint_parts(settings: Settings, schema: ExtractionSchema, m
         "precision": settings.precision,
         "reader": [settings.text_field, settings.id_field, settings.title_field, settings.csv_text_column],
     }
+    if overrides is not None:
+        parts["resolution_overrides"] = overrides
+    return parts
 
 
-def extraction_fingerprint(settings: Settings, schema: ExtractionSchema, model_fingerprint: str, embedder_name: str) -> str:
-    parts = extraction_fingerprint_parts(settings, schema, model_fingerprint, embedder_name)
+def extraction_fingerprint(settings: Settings, schema: ExtractionSchema, model_fingerprint: str, embedder_name: str,
+                           overrides: str | None = None) -> str:
+    parts = extraction_fingerprint_parts(settings, schema, model_fingerprint, embedder_name, overrides)
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -52,6 +62,8 @@ def describe_fingerprint_change(before: dict[str, Any], now: dict[str, Any]) -> 
 
 
 def _shown(value: Any) -> str:
+    if value is None:
+        return "none"
     if isinstance(value, str) and value.startswith("sha256:"):
         return value[:19]
     return json.dumps(value) if not isinstance(value, str) else value

@@ -152,7 +152,8 @@ def test_graph_view_writes_an_offline_html_file(ingested, tmp_path):
 
 # -- options declared once; backends from the registry; hybrid channels; stats --recount -------------------------
 
-STORE_COMMANDS = (["ingest"], ["query"], ["stats"], ["verify"], ["remove"], ["graph", "view"])
+STORE_COMMANDS = (["ingest"], ["query"], ["stats"], ["verify"], ["remove"], ["graph", "view"], ["entities", "show"],
+                  ["entities", "list"], ["entities", "merge"], ["entities", "split"])
 STORE_FLAGS = ("--out", "--graph", "--vector", "--qdrant-url", "--collection", "--qdrant-api-key-env", "--neo4j-uri",
                "--neo4j-user", "--neo4j-database")
 
