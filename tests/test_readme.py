@@ -79,13 +79,13 @@ def test_readme_marks_the_quick_start_and_library_examples():
     assert any("./scripts/quickstart.sh --model" in line for line in blocks[0].lines)
 
 
-def test_quick_start_block_runs_as_written(readme_env):
-    block = find_tested_blocks(README.read_text(encoding="utf-8"))[0]
+def run_shell_block(block: Block, env: dict[str, str]) -> None:
+    """Run the block's commands in one shell, stopping at the first failure; check each one's commented output."""
     commands = shell_commands(block)
     script = ["set -eo pipefail"]
     for i, command in enumerate(commands):
         script += [f"echo '@@command {i}'", command.text]
-    result = subprocess.run(["bash", "-c", "\n".join(script)], cwd=REPO, env=readme_env, capture_output=True,
+    result = subprocess.run(["bash", "-c", "\n".join(script)], cwd=REPO, env=env, capture_output=True,
                             text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     outputs = re.split(r"^@@command \d+$", result.stdout, flags=re.M)[1:]
@@ -93,6 +93,10 @@ def test_quick_start_block_runs_as_written(readme_env):
     for command, output in zip(commands, outputs):
         for expected in command.expected:
             assert normalise(expected) in normalise(output), f"`{command.text}` did not print {expected!r}:\n{output}"
+
+
+def test_quick_start_block_runs_as_written(readme_env):
+    run_shell_block(find_tested_blocks(README.read_text(encoding="utf-8"))[0], readme_env)
 
 
 def test_python_blocks_run_as_written(readme_env):
@@ -106,3 +110,24 @@ def test_python_blocks_run_as_written(readme_env):
             match = re.match(r"\s*print\(.*\)\s+#\s*(.+)$", line)
             if match:
                 assert match.group(1).strip() in result.stdout, f"README.md:{block.line_number}: {line.strip()}"
+
+
+def test_entities_block_runs_as_written(readme_env, tmp_path):
+    """"Entities: why they merged, and how to change it": show, merge, ingest again, show (in an index of its own,
+    with the kgbuild of the quick start's environment on the PATH)."""
+    text = README.read_text(encoding="utf-8")
+    block = next(b for b in find_tested_blocks(text) if any(line.startswith("kgbuild entities merge") for line in b.lines))
+    env = {**readme_env, "KGBUILD_OUT_DIR": str(tmp_path / "news-index"),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{readme_env.get('PATH', '')}"}
+    run_shell_block(block, env)
+    assert (tmp_path / "news-index" / "resolution.yaml").exists()
+
+
+def test_the_override_file_shown_in_readme_is_valid():
+    from kgbuild.overrides import parse_overrides
+
+    section = README.read_text(encoding="utf-8").split("### Entities: why they merged, and how to change it", 1)[1]
+    yaml_text = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    overrides = parse_overrides(yaml_text, "README.md")
+    assert [(a.text, b.text) for a, b in overrides.merge] == [("PERSON:Blair", "PERSON:Tony Blair")]
+    assert overrides.never_merge

@@ -7,7 +7,8 @@
 // then paste the query. Graph model written by kgbuild's Neo4j sink:
 //   (:Document {id, path, title})-[:HAS_CHUNK]->(:Chunk {id, position, start, end, text})
 //   (:Chunk)-[:NEXT_CHUNK]->(:Chunk)
-//   (:Chunk)-[:MENTIONS {start, end, confidence, text}]->(:Entity:<TYPE> {id, type, key, name, aliases, mention_count, confidence})
+//   (:Chunk)-[:MENTIONS {start, end, confidence, text, rule, via}]->(:Entity:<TYPE> {id, type, key, name, aliases,
+//                                                                            alias_counts, mention_count, confidence})
 //   (:Entity)-[:<RELATION> {confidence, count, evidence, evidence_chunk_ids}]->(:Entity)
 
 // title: Entity types and counts
@@ -64,3 +65,12 @@ WHERE o <> e
 RETURN o.name AS entity, o.type AS type, count(DISTINCT c) AS shared_chunks
 ORDER BY shared_chunks DESC, entity
 LIMIT 25;
+
+// title: Why the names of an entity are one entity
+// Parameters: $name, an entity's canonical name, e.g. 'Apple Inc.'. Each way it is written, the
+// resolution rule that put those mentions in it ('exact': the same normalised name; a rule such as
+// 'surname', 'aliases' or 'override'), the name they joined, and how often and where.
+MATCH (d:Document)-[:HAS_CHUNK]->(:Chunk)-[m:MENTIONS]->(e:Entity {name: $name})
+RETURN m.text AS written, m.rule AS rule, m.via AS joined, count(DISTINCT [m.doc_id, m.start, m.end]) AS mentions,
+       collect(DISTINCT d.path) AS documents
+ORDER BY mentions DESC, written;
