@@ -315,6 +315,44 @@ def test_an_override_file_applies_at_ingest_and_equals_a_fresh_ingest(tmp_path, 
     assert_same_index(snapshot(updated), snapshot(plain))
 
 
+@pytest.mark.neo4j
+def test_an_override_file_on_neo4j_equals_a_fresh_ingest_and_networkx(tmp_path, names, embedder, neo4j_server, monkeypatch):
+    """The same steps on the Neo4j backend: the file comes in, a document goes; then a fresh ingest of the final
+    folder with the file (in the emptied database: Community has one) and the NetworkX default agree."""
+    from kgbuild.connectors.neo4j.sink import Neo4jGraphSink
+
+    def clear() -> None:
+        sink = Neo4jGraphSink(neo4j_server["uri"], neo4j_server["user"], neo4j_server["password"], neo4j_server["database"])
+        sink.clear()
+        sink.close()
+
+    monkeypatch.setenv("NEO4J_PASSWORD", neo4j_server["password"])
+    neo = dict(graph="neo4j", neo4j_uri=neo4j_server["uri"], neo4j_user=neo4j_server["user"],
+               neo4j_database=neo4j_server["database"], out_dir=tmp_path / "updated", checkpoint_seconds=0)
+    clear()
+    corpus = write(tmp_path / "corpus", CORPUS)
+    updated = Settings(**neo)
+    ingest(corpus, updated, extractor=names, embedder=embedder)
+    (tmp_path / "updated" / OVERRIDES_FILE).write_text(PINNED, encoding="utf-8")
+    assert ingest(corpus, updated, extractor=names, embedder=embedder).documents_read == len(CORPUS)
+    (corpus / "news/london.txt").unlink()
+    ingest(corpus, updated, extractor=names, embedder=embedder)
+    after = snapshot(updated)
+    tony = show_entity("PERSON:Blair", updated)
+    assert (tony.entity.key, tony.entity.alias_counts, tony.matched) == ("PERSON:tony blair", {"Blair": 2}, "merge")
+    assert [(r.alias, r.rule) for r in tony.reasons] == [("Blair", "override")]
+
+    clear()
+    for name in ("fresh", "embedded"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / OVERRIDES_FILE).write_text(PINNED, encoding="utf-8")
+    ingest(corpus, Settings(**{**neo, "out_dir": tmp_path / "fresh"}), extractor=names, embedder=embedder)
+    assert_same_index(after, snapshot(Settings(**{**neo, "out_dir": tmp_path / "fresh"})))
+    embedded = settings_for(tmp_path / "embedded")
+    ingest(corpus, embedded, extractor=names, embedder=embedder)
+    assert_same_index(after, snapshot(embedded))
+
+
 def test_a_bad_override_file_stops_ingest_before_the_model(tmp_path, names, embedder):
     corpus = write(tmp_path / "corpus", CORPUS)
     out = tmp_path / "index"
