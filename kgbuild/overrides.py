@@ -128,6 +128,8 @@ class ResolutionOverrides:
     merge: tuple[tuple[NameRef, NameRef], ...] = ()
     never_merge: tuple[tuple[NameRef, NameRef], ...] = ()
     source: str = OVERRIDES_FILE
+    # ("merge" or "never_merge", index) -> where the pair is written ("resolution.yaml:4"), for errors
+    places: dict[tuple[str, int], str] = field(default_factory=dict, compare=False, repr=False)
     # (type, key) -> (the merged entity's key, the name it is written with in the file)
     _merge_into: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict, compare=False, repr=False)
     # (type, key of B) -> the pairs (A, B) that keep A's mentions out of B's entity
@@ -211,6 +213,16 @@ class ResolutionOverrides:
             + "# each pair stays two entities, whatever the resolution rules say\n"
             + ("never_merge:\n" + pairs(self.never_merge) if self.never_merge else "never_merge: []\n")
         )
+
+    def check_types(self, entity_types: Iterable[str], schema_name: str = "the schema") -> None:
+        """Every pair names a type of ``entity_types`` (the schema's): a misspelt type would match nothing."""
+        known = set(entity_types)
+        for kind in ("merge", "never_merge"):
+            for i, (a, _) in enumerate(getattr(self, kind)):
+                if a.type not in known:
+                    where = self.places.get((kind, i), self.source)
+                    raise OverridesError(f"{where}: {kind}[{i}]: {a.type} is not an entity type of {schema_name}"
+                                         f" ({', '.join(sorted(known))})")
 
     def pinned_for(self, entity_key: str) -> list[str]:
         """The file's pairs that name ``entity_key`` ("TYPE:key"), in words, for ``kgbuild entities show``."""
@@ -336,7 +348,9 @@ def _validated(data: dict[str, Any], source: str, root: Any) -> ResolutionOverri
                              + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")) from None
     merge = _pairs(parsed.merge, "merge", source, root)
     never = _pairs(parsed.never_merge, "never_merge", source, root)
-    overrides = ResolutionOverrides(tuple(merge), tuple(never), source)
+    places = {(kind, i): _where(source, root, (kind, i)) for kind, pairs in (("merge", merge), ("never_merge", never))
+              for i in range(len(pairs))}
+    overrides = ResolutionOverrides(tuple(merge), tuple(never), source, places)
     _check_consistent(overrides, source, root)
     return overrides
 

@@ -204,6 +204,7 @@ class IngestPipeline:
         """Plan, stream batches, process and commit each; False when there was nothing to index and no index is left."""
         state = self.index.state
         self.overrides = self.index.overrides()  # a bad file stops the run here, before any model loads
+        self.overrides.check_types(self.schema.entities, f"schema {self.schema.name}")
         self._phase("scanning")
         with self.timer("connect"):
             self.index.check_reachable()

@@ -361,6 +361,11 @@ def test_a_bad_override_file_stops_ingest_before_the_model(tmp_path, names, embe
     with pytest.raises(OverridesError, match=r"resolution.yaml:3: merge\[0\]\[0\]: 'Blair' must look like TYPE:NAME"):
         ingest(corpus, settings_for(out), extractor=names, embedder=embedder)
     assert names.calls == 0
+    (out / OVERRIDES_FILE).write_text("version: 1\nnever_merge:\n  - [PERSN:Blair, PERSN:Tony Blair]\n", encoding="utf-8")
+    with pytest.raises(OverridesError, match=r"resolution.yaml:3: never_merge\[0\]: PERSN is not an entity type of schema"
+                                             r" business-news \(COMPANY, DATE, LOCATION, MONEY, PERSON, PRODUCT\)"):
+        ingest(corpus, settings_for(out), extractor=names, embedder=embedder)
+    assert names.calls == 0
 
 
 # -- the command line -----------------------------------------------------------------------------
