@@ -160,7 +160,8 @@ def test_writer_ends_a_llamaindex_pipeline_in_the_same_index_as_kgbuild_ingest(t
         graph = load_graph(settings.out_dir / "graph.json")
         nodes = {n: (d["kind"], d.get("name"), d.get("key")) for n, d in graph.nodes(data=True)}
         edges = {(h, t, k) for h, t, k in graph.edges(keys=True) if not k.startswith("men_")}
-        mentions = {(h, t, d["start"], d["end"]) for h, t, d in graph.edges(data=True) if d["type"] == "MENTIONS"}
+        # with why each mention is in its entity (the resolution rule), as ingest writes it
+        mentions = {(h, t, d["start"], d["end"], d.get("rule")) for h, t, d in graph.edges(data=True) if d["type"] == "MENTIONS"}
         return nodes, edges, mentions
 
     assert view(li) == view(cli)

@@ -75,7 +75,8 @@ class KgbuildWriter(TransformComponent):
         extractions = [e for d in documents for e in d.extractions]
         mentions = [m for e in extractions for m in e.mentions]
         reconciliation, _ = reconcile(mentions, [r for e in extractions for r in e.relations], self._schema)
-        batch = GraphBatch(documents, reconciliation.entities, reconciliation.mention_entity, reconciliation.relations)
+        batch = GraphBatch(documents, reconciliation.entities, reconciliation.mention_entity, reconciliation.relations,
+                           reconciliation.mention_reasons)
         by_chunk = {c.id: n for d, group in zip(documents, self._by_document(nodes)) for c, n in zip(d.chunks, group)}
         vectors = self._vectors([by_chunk[e.chunk.id] for e in extractions], [e.chunk.text for e in extractions])
         doc_ids = [d.document.id for d in documents]
