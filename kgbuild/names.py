@@ -31,12 +31,23 @@ TITLES = tuple(
                 "captain", "lt", "lieutenant", "sgt", "sergeant", "maj", "major", "adm", "admiral", "cmdr",
                 "commander", "rev", "reverend", "fr", "father", "pope", "rabbi", "imam", "sheikh", "king",
                 "queen", "prince", "princess", "emperor", "empress", "chairman", "chairwoman", "ceo",
-                "coach", "herr", "frau", "mme", "mlle",
+                "coach", "herr", "frau", "mme", "mlle", "mister", "madam", "madame", "monsieur", "senor", "señor",
+                "senora", "señora", "signor", "signora",
             )
         ),
         key=lambda words: (-len(words), words),
     )
 )
+_TITLES_BY_FIRST_WORD: dict[str, tuple[tuple[str, ...], ...]] = {}
+for _title in TITLES:  # in TITLES' order, so the longest title that fits is still tried first
+    _TITLES_BY_FIRST_WORD[_title[0]] = (*_TITLES_BY_FIRST_WORD.get(_title[0], ()), _title)
+# Honorifics that say whether the person is a man or a woman: "Mr Obama" and "Mrs Obama" are two people.
+# Offices ("President") and royal titles ("Queen", before a given name) say nothing that keeps two people of one
+# surname apart, so they are stripped without a gender.
+MALE_TITLES = frozenset({"mr", "mister", "sir", "lord", "herr", "monsieur", "senor", "señor", "signor", "congressman"})
+FEMALE_TITLES = frozenset({"mrs", "ms", "miss", "dame", "lady", "madam", "madame", "mme", "mlle", "frau", "senora",
+                           "señora", "signora", "congresswoman"})
+_GENDER_MARKS = {"m": " (m)", "f": " (f)"}
 # generational suffixes and regnal numbers: "Paul Desmarais Jr." is not "Paul Desmarais", nor "Elizabeth II" any Elizabeth
 GENERATIONS = frozenset({"jr", "sr", "i", "ii", "iii", "iv", "v", "vi", "vii", "viii", "ix", "x", "xi", "xii", "xiii",
                          "xiv", "xv", "xvi"})
@@ -52,43 +63,86 @@ _WHITESPACE = re.compile(r"\s+")
 _ACRONYM_DROPS = re.compile(r"[.\s&'’-]")
 
 
+class _Separators(dict):
+    """``str.translate`` table: punctuation (but the full stop) and control characters become spaces, every
+    other character stays; filled in as characters are first met, so each is classified once."""
+
+    def __missing__(self, code: int) -> int | str:
+        ch = chr(code)
+        category = unicodedata.category(ch)
+        value: int | str = " " if (category[0] == "P" and ch != ".") or category in ("Cc", "Cf") else code
+        self[code] = value
+        return value
+
+
+_SEPARATORS = _Separators()
+_LONE_DOT = re.compile(r"(?<!\d)\.|\.(?!\d)")  # a full stop that is not a decimal point ("3.5")
+
+
+@lru_cache(maxsize=1 << 18)
 def normalize_name(text: str) -> str:
     """The matching key of a surface form: ``normalize_name("APPLE, Inc.") == "apple"``."""
     folded = unicodedata.normalize("NFKC", text).casefold()
     folded = _APOSTROPHES.sub("", folded)
     folded = _DIGIT_COMMA.sub("", folded)
-    chars = []
-    for i, ch in enumerate(folded):
-        if unicodedata.category(ch).startswith("P"):
-            # keep a decimal point between digits ("3.5"), drop every other punctuation mark
-            keep = ch == "." and 0 < i < len(folded) - 1 and folded[i - 1].isdigit() and folded[i + 1].isdigit()
-            chars.append(ch if keep else " ")
-        elif unicodedata.category(ch) in ("Cc", "Cf"):
-            chars.append(" ")
-        else:
-            chars.append(ch)
-    words = _WHITESPACE.sub(" ", "".join(chars)).strip().split(" ")
+    folded = folded.translate(_SEPARATORS)
+    if "." in folded:
+        folded = _LONE_DOT.sub(" ", folded)
+    words = folded.split()
     if len(words) > 1 and words[0] == "the":
         words = words[1:]
     while len(words) > 1 and words[-1] in CORPORATE_SUFFIXES:
         words = words[:-1]
-    key = " ".join(w for w in words if w)
+    key = " ".join(words)
     return key or _WHITESPACE.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
 
 
 def strip_titles(key: str) -> str:
     """A normalised person name without the titles before it: ``strip_titles("prime minister tony blair")
     == "tony blair"``; a name that is only a title stays as it is."""
+    return _strip_titles(key)[0]
+
+
+def strip_person_titles(key: str) -> tuple[str, str | None]:
+    """A normalised person name without its titles, and the gender a removed honorific gives (``"m"``,
+    ``"f"``, or None): ``strip_person_titles("mrs obama") == ("obama", "f")``."""
+    bare, removed = _strip_titles(key)
+    genders = {"m" if title in MALE_TITLES else "f" for title in removed if title in MALE_TITLES or title in FEMALE_TITLES}
+    return bare, (genders.pop() if len(genders) == 1 else None)
+
+
+def gendered_key(bare: str, gender: str) -> str:
+    """The key of a name that is one word after a gendered title: ``gendered_key("obama", "f") == "obama (f)"``.
+
+    Normalised names never hold parentheses, so the mark cannot meet a real name; "Mr Obama" and "Mrs Obama"
+    get two keys, and so two entities unless a full name takes them in.
+    """
+    return bare + _GENDER_MARKS[gender]
+
+
+def split_gender(key: str) -> tuple[str, str | None]:
+    """``split_gender("obama (f)") == ("obama", "f")``; a key without the mark has no gender."""
+    if key.endswith(")") and key[-4:-3] == " " and key[-3:] in ("(m)", "(f)"):
+        return key[:-4], key[-2]
+    return key, None
+
+
+def _strip_titles(key: str) -> tuple[str, tuple[str, ...]]:
+    """The name without its titles, and the titles removed (each as its normalised words)."""
     words = key.split(" ")
-    changed = True
-    while changed:
-        changed = False
-        for title in TITLES:
+    if words[0] not in _TITLES_BY_FIRST_WORD:
+        return key, ()
+    removed: list[str] = []
+    found = True
+    while found:
+        found = False
+        for title in _TITLES_BY_FIRST_WORD.get(words[0], ()):
             if len(words) > len(title) and tuple(words[: len(title)]) == title:
                 words = words[len(title):]
-                changed = True
+                removed.append(" ".join(title))
+                found = True
                 break
-    return " ".join(words)
+    return " ".join(words), tuple(removed)
 
 
 @lru_cache(maxsize=1 << 16)
@@ -112,9 +166,32 @@ def fold_key(key: str) -> str:
     return " ".join(fold(w) for w in key.split(" "))
 
 
+@lru_cache(maxsize=1 << 18)
 def name_words(key: str) -> tuple[str, ...]:
     """The words of a normalised name, accents folded: what the resolution rules compare."""
     return tuple(fold(w) for w in key.split(" ") if w)
+
+
+_HYPHEN = re.compile(r"\s*[-‐‑‒–]\s*")
+
+
+@lru_cache(maxsize=1 << 16)
+def hyphen_joins(surface: str) -> frozenset[int]:
+    """The positions, among the words of the surface's key, of words a hyphen joins to the word before:
+    ``hyphen_joins("Brandenburg-Prussia") == {1}``. "Prussia" is not a short form of "Brandenburg-Prussia",
+    nor "Jean" of "Jean-Pierre Raffarin"."""
+    if not _HYPHEN.search(surface):
+        return frozenset()
+    counts = [len(name_words(normalize_name(part))) if any(ch.isalnum() for ch in part) else 0
+              for part in _HYPHEN.split(surface)]
+    if sum(counts) != len(name_words(normalize_name(surface))):
+        return frozenset()  # a leading "the" or a suffix went: the parts no longer line up with the words
+    joins, position = set(), 0
+    for count in counts:
+        if count and position:
+            joins.add(position)
+        position += count
+    return frozenset(joins)
 
 
 def drop_possessive(text: str) -> str:
@@ -122,6 +199,7 @@ def drop_possessive(text: str) -> str:
     return _POSSESSIVE.sub("", text) if len(text) > 3 else text
 
 
+@lru_cache(maxsize=1 << 18)
 def acronym_letters(text: str) -> str | None:
     """The letters of an acronym or initialism as written (``"U.S."`` -> ``"us"``, ``"AP"`` -> ``"ap"``,
     ``"DoD"`` -> ``"dod"``), or None for a word that is not one (``"Apple"``, ``"A"``)."""
@@ -135,7 +213,7 @@ def acronym_letters(text: str) -> str | None:
     return compact.casefold()
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=1 << 18)
 def fullness(text: str) -> tuple[int, bool]:
     """How much of a name a surface form spells out, as a sort key (smaller: fuller): minus the letters of
     its key without titles, then whether it has a title.
@@ -146,4 +224,4 @@ def fullness(text: str) -> tuple[int, bool]:
     """
     key = normalize_name(text)
     bare = strip_titles(key)
-    return -sum(ch.isalnum() for ch in bare), bare != key
+    return -sum(map(str.isalnum, bare)), bare != key

@@ -4,10 +4,11 @@ Mentions of one type become one entity when their names resolve to the same key:
 (Unicode NFKC, case folding, punctuation, corporate suffixes and a leading "the" removed), after the
 resolution rules of ``kgbuild.resolution`` (titles, place aliases, and the short names, first names,
 surnames and acronyms that a document's full names explain). Where the model gave one span several
-types, the types vote, weighted by confidence. Resolution looks at one document at a time and
-everything else is grouping by key: cost is linear in the number of mentions, and ids are
-deterministic (a hash of type and resolved key), so entities written by separate runs or batches
-meet on the same id.
+types, the types vote, weighted by confidence. Resolution looks at one document at a time, then (in
+``reconcile_mentions``, not in the per-batch ``reconcile`` of ingest) joins a short name left alone in
+its document to the one full name of the whole input that fits it ("Blair" -> "Tony Blair"); everything
+else is grouping by key: cost is linear in the number of mentions, and ids are deterministic (a hash of
+type and resolved key), so entities written by separate runs or batches meet on the same id.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from kgbuild.aliases import AliasTable
 from kgbuild.extract.base import DROP_SELF, DROP_SOURCE_TYPE, DROP_TARGET_TYPE
 from kgbuild.ids import entity_id, relation_id
 from kgbuild.names import CORPORATE_SUFFIXES, fullness, normalize_name
-from kgbuild.resolution import CanonicalName, Link, Merge, NameSpan, ResolutionRules, canonical_key, resolve_document
+from kgbuild.resolution import CanonicalName, Link, Merge, ResolutionRules, canonical_key, resolve_names
 from kgbuild.schema import ExtractionSchema
 from kgbuild.types import (
     RULE_EXACT, Entity, Mention, Reconciliation, Relation, RelationEvidence, RelationMention, ResolutionReason,
@@ -177,9 +178,11 @@ def resolve_mentions(
     texts: Mapping[str, str] | None = None,
     overrides: ResolutionOverrides | None = None,
 ) -> Resolution:
-    """Mentions -> canonical entities, resolved within each document, with the evidence for every merge.
+    """Mentions -> canonical entities, resolved within each document and across them, with the evidence for
+    every merge.
 
-    ``rules`` switches resolution rules off (``ResolutionRules.none()``: grouping by normalised name only);
+    ``rules`` switches resolution rules off (``ResolutionRules.none()``: grouping by normalised name only;
+    ``ResolutionRules(cross_document=False)``: each document on its own);
     ``aliases`` replaces the place alias table (an ``AliasTable``) or extends the built-in one (a mapping
     ``{"Big Apple": "New York City"}``); ``texts`` (document id -> text) lets acronyms defined in
     parentheses join their names; ``overrides`` (the index's resolution.yaml, ``kgbuild.overrides``) are
@@ -187,27 +190,8 @@ def resolve_mentions(
     that span.
     """
     rules = _DEFAULT_RULES if rules is None else rules
-    table = _LazyAliases(aliases)
-    votes: defaultdict[tuple[str, int, int], Counter[str]] = defaultdict(Counter)
-    for m in mentions:
-        votes[(m.doc_id, m.start, m.end)][m.label] += m.confidence
-    span_type = {span: min(c, key=lambda label: (-c[label], label)) for span, c in votes.items()}
-
-    canonical: dict[tuple[str, str], CanonicalName] = {}
-    doc_spans: defaultdict[str, dict[tuple[int, int], NameSpan]] = defaultdict(dict)
-    for m in mentions:
-        winning_type = span_type[(m.doc_id, m.start, m.end)]
-        name = canonical.get((winning_type, m.text))
-        if name is None:
-            name = canonical[(winning_type, m.text)] = canonical_key(winning_type, m.text, rules, table)
-        if m.label == winning_type:
-            doc_spans[m.doc_id].setdefault(
-                (m.start, m.end), NameSpan(m.start, m.end, winning_type, m.text, name.key, name.name is not None)
-            )
-    links = {
-        doc_id: resolve_document(doc_id, spans.values(), rules, texts.get(doc_id) if texts else None)
-        for doc_id, spans in doc_spans.items()
-    }
+    resolved = resolve_names(mentions, rules, _LazyAliases(aliases), texts)
+    span_type, canonical, links = resolved.span_type, resolved.canonical, resolved.links
 
     groups: defaultdict[str, list[Mention]] = defaultdict(list)
     mention_entity: dict[str, str] = {}
@@ -292,7 +276,9 @@ def reconcile_mentions(
 ) -> tuple[dict[str, Entity], dict[str, str]]:
     """Mentions -> (entities by id, mention id -> entity id); ``resolve_mentions`` also says why.
 
-    A mention whose span lost the type vote maps to the winning entity at that span.
+    Every rule is on by default, the cross-document one included: given the mentions of a whole corpus,
+    "Blair" alone in one article joins the "Tony Blair" of another when no other full name fits. A mention
+    whose span lost the type vote maps to the winning entity at that span.
     """
     resolution = resolve_mentions(mentions, rules=rules, aliases=aliases, texts=texts)
     return resolution.entities, resolution.mention_entity
@@ -360,7 +346,13 @@ def reconcile(
     overrides: ResolutionOverrides | None = None,
 ) -> tuple[Reconciliation, Counter[str]]:
     """The whole reconciliation step: canonical entities, the mention map (with why each mention is in its
-    entity), and canonical relations."""
+    entity), and canonical relations.
+
+    Ingest calls this once per write batch of whole documents, a part of the corpus, so it resolves within
+    documents only: the cross-document rule (``ResolutionRules.cross_document``) is off whatever ``rules``
+    say, or an entity would depend on how the documents were batched. ``reconcile_mentions`` applies it.
+    """
+    rules = (_DEFAULT_RULES if rules is None else rules).without("cross_document")
     resolution = resolve_mentions(mentions, rules=rules, aliases=aliases, texts=texts, overrides=overrides)
     entities, mention_entity = resolution.entities, resolution.mention_entity
     relations, dropped = reconcile_relations(relation_mentions, mention_entity, entities, schema)
