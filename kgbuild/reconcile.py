@@ -21,7 +21,9 @@ from kgbuild.aliases import AliasTable
 from kgbuild.extract.base import DROP_SELF, DROP_SOURCE_TYPE, DROP_TARGET_TYPE
 from kgbuild.ids import entity_id, relation_id
 from kgbuild.names import CORPORATE_SUFFIXES, fullness, normalize_name
-from kgbuild.resolution import CanonicalName, Link, Merge, ResolutionRules, canonical_key, resolve_names
+from kgbuild.resolution import (
+    CanonicalName, Link, Merge, ResolutionRules, canonical_key, collector_paused, resolve_names,
+)
 from kgbuild.schema import ExtractionSchema
 from kgbuild.types import (
     RULE_EXACT, Entity, Mention, Reconciliation, Relation, RelationEvidence, RelationMention, ResolutionReason,
@@ -170,6 +172,7 @@ class Resolution:
     mention_reasons: dict[str, ResolutionReason] = field(default_factory=dict)  # mention id -> why it is in its entity
 
 
+@collector_paused()
 def resolve_mentions(
     mentions: Sequence[Mention],
     *,
@@ -335,6 +338,7 @@ def reconcile_relations(
     return relations, dropped
 
 
+@collector_paused()
 def reconcile(
     mentions: Sequence[Mention],
     relation_mentions: Sequence[RelationMention],

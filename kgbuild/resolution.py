@@ -805,14 +805,15 @@ def resolve_names(
     """The three layers over a list of mentions: the type vote at each span (confidence-weighted), each
     mention's canonical name, each document's links, and the links across documents when
     ``rules.cross_document`` is on and the mentions come from several documents."""
-    with _collector_paused():
+    with collector_paused():
         return _resolve_names(mentions, rules, aliases, texts)
 
 
 @contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Resolution builds millions of small objects and frees none of them in cycles; the cyclic collector
-    would walk the whole growing heap again and again (a quarter of the time at a million mentions)."""
+def collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off for a block (or, as ``@collector_paused()``, a function), then back as
+    it was. Resolution builds millions of small objects and frees none of them in cycles; the collector would
+    walk the whole growing heap again and again (a quarter of the time at a million mentions)."""
     enabled = gc.isenabled()
     gc.disable()
     try:
