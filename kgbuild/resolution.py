@@ -13,12 +13,13 @@ Three layers, each deterministic and independent of the order mentions and docum
    organisation's first words ("Goldman" -> "Goldman Sachs"), an acronym ("AP" -> "Associated
    Press"), and an acronym defined in parentheses right after its name. When two full names would
    do ("Brown" with Gordon Brown and Chris Brown), the short name stays on its own.
-3. **Across documents** (``resolve_names`` with ``ResolutionRules.cross_document``): a short name
-   that its own document left on its own ("Blair" in an article that never says "Tony Blair") joins
-   the one full name of its type, in the whole input, that it abbreviates; with two ("Gordon Brown"
-   and "Chris Brown" in other articles) it stays on its own. Only full names are joined to, so no
-   entity grows by a chain of short names. This layer reads the whole input: ingest, which resolves a
-   batch of documents at a time, leaves it off (``kgbuild.reconcile.reconcile``).
+3. **Across documents** (``resolve_names`` with ``ResolutionRules.cross_document``): a surname or an
+   acronym of three letters or more that its own document left on its own ("Blair" in an article
+   that never says "Tony Blair") joins the one full name of its type, in the whole input, that it
+   abbreviates, when the two documents have another, not too common, entity in common; with two full
+   names ("Gordon Brown" and "Chris Brown" in other articles) it stays on its own. Only full names are
+   joined to, so no entity grows by a chain of short names. This layer reads the whole input: ingest,
+   which resolves a batch of documents at a time, leaves it off (``kgbuild.reconcile.reconcile``).
 
 Every rule can be switched off (``ResolutionRules``), and every merge says which rule made it and on
 what evidence (``Merge``). Cost is linear: candidates are found by exact lookups of a name's words
@@ -106,7 +107,7 @@ class ResolutionRules:
     short_name: bool = False  # "Goldman" -> "Goldman Sachs" (organisations); off: "Samsung" is not "Samsung Electronics"
     acronym: bool = True  # "AP" -> "Associated Press", when the document has one such name
     acronym_definition: bool = True  # "Associated Press (AP)": needs the document's text
-    cross_document: bool = True  # "Blair" alone in a document -> the one "Tony Blair" of the whole input
+    cross_document: bool = True  # "Blair", "NATO" alone in a document -> the one full name of the whole input
     families: Mapping[str, str] = field(default_factory=dict)  # entity type -> family, over the defaults
 
     @classmethod
