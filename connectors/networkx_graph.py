@@ -141,16 +141,21 @@ def read_entity_graph(path: Path) -> EntityGraphData:
         nodes.setdefault(head, None)
         nodes.setdefault(tail, None)
         by_source.setdefault(head, {}).setdefault(tail, []).append(edge.get("type"))
+    edges = ((head, tail, edge_type) for head in nodes
+             for tail, edge_types in by_source.get(head, {}).items() for edge_type in edge_types)
+    return _add_edges(out, edges)
+
+
+def _add_edges(out: EntityGraphData, edges: Iterable[tuple[str, str, str | None]]) -> EntityGraphData:
+    """(head, tail, type) edges in the graph's order: one mention pair per chunk and entity, and the relations."""
     seen: set[tuple[str, str]] = set()
-    for head in nodes:
-        for tail, edge_types in by_source.get(head, {}).items():
-            for edge_type in edge_types:
-                if edge_type == "MENTIONS":
-                    if (head, tail) not in seen:
-                        seen.add((head, tail))
-                        out.mentions.append((head, tail))
-                elif edge_type not in STRUCTURAL_EDGES:
-                    out.relations.append((head, edge_type, tail))
+    for head, tail, edge_type in edges:
+        if edge_type == "MENTIONS":
+            if (head, tail) not in seen:
+                seen.add((head, tail))
+                out.mentions.append((head, tail))
+        elif edge_type not in STRUCTURAL_EDGES:
+            out.relations.append((head, edge_type, tail))
     return out
 
 
@@ -342,16 +347,7 @@ class NetworkXGraphSink:
         for node, data in g.nodes(data=True):
             if data.get("kind") == "Entity":
                 out.entities[node] = _entity(node, data)
-        seen: set[tuple[str, str]] = set()
-        for head, tail, data in g.edges(data=True):
-            edge_type = data.get("type")
-            if edge_type == "MENTIONS":
-                if (head, tail) not in seen:
-                    seen.add((head, tail))
-                    out.mentions.append((head, tail))
-            elif edge_type not in STRUCTURAL_EDGES:
-                out.relations.append((head, edge_type, tail))
-        return out
+        return _add_edges(out, ((head, tail, data.get("type")) for head, tail, data in g.edges(data=True)))
 
     def stats(self) -> IndexStats:
         g = self._g()
