@@ -19,6 +19,8 @@ def to_qdrant_filter(models: Any, query_filter: VectorFilter | None) -> Any:
         return models.FieldCondition(key=key, match=models.MatchValue(value=value))
 
     must: list[Any] = [equals("entity_keys", key) for key in query_filter.entity_keys]
+    must += [models.FieldCondition(key="entity_keys", match=models.MatchAny(any=list(group)))
+             for group in query_filter.entity_any]
     must += [equals("entity_types", entity_type) for entity_type in query_filter.entity_types]
     for task, label in query_filter.classes:
         # a label given to the chunk, or to the whole document the chunk belongs to

@@ -128,6 +128,103 @@ def find_entity(entities: Mapping[str, Entity], value: str, overrides: Resolutio
     raise EntityNotFoundError(f"no entity {value}{close}", candidates)
 
 
+def entity_filter_keys(entities: Mapping[str, Entity], value: str,
+                       overrides: ResolutionOverrides | None = None) -> list[str]:
+    """The entity keys an ``--entity TYPE:NAME`` filter stands for, resolved as ingest resolves names, so
+    ``PERSON:Blair`` finds the chunks of "Tony Blair":
+
+    - the entity with that key ("PERSON:blair", if "Blair" stood alone somewhere);
+    - where the override file merges it, the entity it merges into;
+    - every entity that has the name among its aliases (its mentions were written so: "Blair" in an
+      article about Tony Blair);
+    - when none of these exists, the one full name of the index that the name abbreviates (surname, first
+      name, head word, acronym: the rules of ``kgbuild.resolution``); two that fit ("Blair": Tony and
+      Cherie) give none.
+
+    Nothing found leaves the key as given (the filter then matches nothing). ``ConfigError`` on a malformed
+    value.
+    """
+    from kgbuild.names import split_gender
+    from kgbuild.reconcile import parse_entity_filter
+
+    try:
+        entity_type, key = parse_entity_filter(value)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    entity_type = _known_type(entities.values(), entity_type)
+    key = f"{entity_type}:{key.partition(':')[2]}"
+    by_key = {e.key: e for e in entities.values()}
+    found = [key] if key in by_key else []
+    merged = overrides.merged_key(key) if overrides else key
+    if merged != key and merged in by_key:
+        found.append(merged)
+    written = _keys_of_names(entity_type)
+    bare = key.partition(":")[2]
+    if split_gender(bare)[1] is None:  # "Blair" is also each "Mr Blair" (key "blair (m)"); "Mrs Blair" is not "Mr Blair"
+        def fits(e: Entity) -> bool:
+            return any(split_gender(k.partition(":")[2])[0] == bare for k in written(e))
+    else:
+        def fits(e: Entity) -> bool:
+            return key in written(e)
+    found += sorted(e.key for e in entities.values() if e.type == entity_type and e.key not in found and fits(e))
+    if not found:
+        full = abbreviated_entity(entities, entity_type, value.partition(":")[2].strip())
+        if full is not None:
+            found.append(full.key)
+    return found or [key]
+
+
+class EntityKeyResolver:
+    """``--entity`` values -> the entity keys they stand for in one index (``entity_filter_keys``); the index's
+    entities are read once, on first use, so a query without entity filters never reads the graph."""
+
+    def __init__(self, index: Index) -> None:
+        self.index = index
+        self._entities: Mapping[str, Entity] | None = None
+        self._overrides: ResolutionOverrides | None = None
+
+    def __call__(self, value: str) -> list[str]:
+        if self._entities is None:
+            graph = self.index.graph_sink()
+            graph.open()
+            try:
+                self._entities = graph.entities()
+            finally:
+                graph.close()
+            self._overrides = self.index.overrides()
+        return entity_filter_keys(self._entities, value, self._overrides)
+
+
+def abbreviated_entity(entities: Mapping[str, Entity], entity_type: str, name: str) -> Entity | None:
+    """The one entity of ``entity_type`` whose name ``name`` abbreviates, by the within-document rules read as
+    if the whole index were one document: ``"Blair"`` -> Tony Blair, ``"NATO"`` -> North Atlantic Treaty
+    Organization; ``None`` when no name or several fit."""
+    from kgbuild.names import normalize_name
+    from kgbuild.reconcile import entity_key, resolve_mentions
+    from kgbuild.resolution import ResolutionRules
+    from kgbuild.types import Mention
+
+    short_key = entity_key(entity_type, name).partition(":")[2]
+    words = set(short_key.split())
+    letters = short_key.replace(".", "").replace(" ", "")
+    if not words:
+        return None
+    # only names that could fit go in: a shared word, or initials that spell the acronym
+    candidates = [e for e in entities.values() if e.type == entity_type and e.key.partition(":")[2] != short_key
+                  and (words & set(e.key.partition(":")[2].split())
+                       or "".join(w[:1] for w in normalize_name(e.name).split()) == letters)]
+    if not candidates:
+        return None
+    mentions = [Mention(f"q{i}", "query", "query", entity_type, surface, 2 * i, 2 * i + 1, 1.0)
+                for i, surface in enumerate([name, *(e.name for e in candidates)])]
+    resolved = resolve_mentions(mentions, rules=ResolutionRules(cross_document=False))
+    own = resolved.entities.get(resolved.mention_entity["q0"])
+    if own is None or own.key.partition(":")[2] == short_key:
+        return None
+    by_key = {e.key: e for e in candidates}
+    return by_key.get(own.key)
+
+
 def _known_type(entities: Iterable[Entity], entity_type: str) -> str:
     """The type as the graph spells it: ``person`` finds ``PERSON``."""
     types = {e.type for e in entities}

@@ -403,14 +403,24 @@ class VectorFilter:
     classes: tuple[tuple[str, str], ...] = ()
     paths: tuple[str, ...] = ()
     doc_ids: tuple[str, ...] = ()  # any of them
+    # each group: any one of its keys ("PERSON:Blair" -> the keys of Tony Blair and of a Blair left on his own)
+    entity_any: tuple[tuple[str, ...], ...] = ()
 
     def is_empty(self) -> bool:
-        return not (self.entity_keys or self.entity_types or self.classes or self.paths or self.doc_ids)
+        return not (self.entity_keys or self.entity_types or self.classes or self.paths or self.doc_ids
+                    or self.entity_any)
+
+    @property
+    def all_entity_keys(self) -> tuple[str, ...]:
+        """Every key the filter names, in its own groups or alone: the keys a hit is said to match."""
+        return self.entity_keys + tuple(k for group in self.entity_any for k in group)
 
     def matches(self, payload: dict[str, Any]) -> bool:
         """The same conditions evaluated on one point payload in Python (graph and BM25 channels)."""
         keys, types = set(payload.get("entity_keys") or ()), set(payload.get("entity_types") or ())
         if not (set(self.entity_keys) <= keys and set(self.entity_types) <= types):
+            return False
+        if any(keys.isdisjoint(group) for group in self.entity_any):
             return False
         for task, label in self.classes:
             labels = {*((payload.get("class") or {}).get(task) or ()), *((payload.get("doc_class") or {}).get(task) or ())}

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from index_snapshot import assert_same_index, snapshot
 from kgbuild.cli import app
 from kgbuild.entities import (
-    EntityNotFoundError, describe_rule, explain_mentions, find_entity, list_entities, pin_merge, pin_split, show_entity,
+    EntityNotFoundError, abbreviated_entity, describe_rule, entity_filter_keys, explain_mentions, find_entity, list_entities, pin_merge, pin_split, show_entity,
 )
 from kgbuild.errors import ConfigError
 from kgbuild.extract.gazetteer import GazetteerExtractor
@@ -209,6 +209,57 @@ def test_find_entity_by_key_alias_or_merge_and_close_candidates():
         find_entity(entities, "PERSON:Zzyzx Qwv")
     with pytest.raises(ConfigError, match="must look like TYPE:NAME"):
         find_entity(entities, "Tony Blair")
+
+
+def test_entity_filters_resolve_as_ingest_does():
+    entities = {e.id: e for e in (
+        _entity("PERSON:tony blair", "Tony Blair", {"Tony Blair": 2, "Mr Blair": 3}),
+        _entity("PERSON:blair", "Blair", {"Blair": 1}),
+        _entity("PERSON:gordon brown", "Gordon Brown", {"Gordon Brown": 1}),
+        _entity("PERSON:james brown", "James Brown", {"James Brown": 1}),
+        _entity("ORGANIZATION:north atlantic treaty organization", "North Atlantic Treaty Organization",
+                {"North Atlantic Treaty Organization": 1}),
+        _entity("ORGANIZATION:miami heat", "Miami Heat", {"Miami Heat": 1}),
+        _entity("LOCATION:united states", "United States", {"United States": 1}),
+        _entity("LOCATION:jordan", "Jordan", {"Jordan": 1}),
+        _entity("PERSON:michael jordan", "Michael Jordan", {"Michael Jordan": 1}),
+    )}
+    # the key itself, and every entity whose mentions were written so ("Mr Blair" is "Blair")
+    assert entity_filter_keys(entities, "PERSON:Blair") == ["PERSON:blair", "PERSON:tony blair"]
+    assert entity_filter_keys(entities, "person:tony blair") == ["PERSON:tony blair"]
+    # no such key and no alias: the one full name it abbreviates, by the resolution rules
+    assert entity_filter_keys(entities, "PERSON:Tony") == ["PERSON:tony blair"]
+    assert entity_filter_keys(entities, "ORGANIZATION:NATO") == ["ORGANIZATION:north atlantic treaty organization"]
+    assert entity_filter_keys(entities, "ORGANIZATION:Heat") == ["ORGANIZATION:miami heat"]
+    assert entity_filter_keys(entities, "LOCATION:America") == ["LOCATION:united states"]  # the alias table
+    # two full names fit: neither is guessed; nor does a type reach across ("Jordan" the country)
+    assert entity_filter_keys(entities, "PERSON:Brown") == ["PERSON:brown"]
+    assert abbreviated_entity(entities, "PERSON", "Brown") is None
+    assert entity_filter_keys(entities, "LOCATION:Jordan") == ["LOCATION:jordan"]
+    assert entity_filter_keys(entities, "PERSON:Jordan") == ["PERSON:michael jordan"]
+    assert entity_filter_keys(entities, "PERSON:Nobody") == ["PERSON:nobody"]
+    merged = ResolutionOverrides.from_pairs(merge=[("PERSON:Gordon", "PERSON:James Brown")])
+    assert entity_filter_keys(entities, "PERSON:Gordon", merged) == ["PERSON:james brown"]
+
+
+def test_query_entity_filters_find_the_resolved_entity(built):
+    from kgbuild.retrieve.hybrid import hybrid_query
+    from kgbuild.retrieve.vector import query
+
+    settings = built["settings"]
+    def docs(hits):
+        return sorted({h.path for h in hits})
+
+    # "Blair" alone in leeds.txt is its own entity; in london.txt it is Tony Blair: the filter finds both
+    assert docs(query("who spoke", settings, entities=["PERSON:Blair"])) == ["news/leeds.txt", "news/london.txt"]
+    assert docs(query("who spoke", settings, entities=["PERSON:Tony"])) == ["news/london.txt"]
+    assert docs(query("who spoke", settings, entities=["PERSON:Michael"])) == ["sport/jordan.txt"]
+    hits = hybrid_query("who spoke", settings, entities=["PERSON:Tony"])
+    assert docs(hits) == ["news/london.txt"]
+    assert hits[0].matched_entities == ["PERSON:tony blair"]
+    result = runner.invoke(app, ["query", "who spoke", "--entity", "PERSON:Michael", "--out", str(settings.out_dir), "--json"])
+    assert result.exit_code == 0, result.output
+    assert {hit["path"] for hit in json.loads(result.stdout)} == {"sport/jordan.txt"}
 
 
 def test_explain_mentions_counts_a_span_once_and_names_the_documents():

@@ -11,7 +11,7 @@ Supported keys (all conditions AND-ed, operator ``==`` unless said otherwise):
 
 from __future__ import annotations
 
-
+from typing import Callable, Sequence
 
 from llama_index.core.vector_stores.types import FilterCondition, FilterOperator, MetadataFilter, MetadataFilters
 
@@ -21,7 +21,10 @@ from kgbuild.state import Manifest
 from kgbuild.types import VectorFilter
 
 
-def to_vector_filter(filters: MetadataFilters | None, manifest: Manifest) -> VectorFilter:
+def to_vector_filter(filters: MetadataFilters | None, manifest: Manifest,
+                     resolve_entity: Callable[[str], Sequence[str]] | None = None) -> VectorFilter:
+    """The filters as a ``VectorFilter``; ``resolve_entity`` (the index's ``EntityKeyResolver``) makes an entity
+    value match what ingest resolved it to ("PERSON:Blair" -> Tony Blair)."""
     if filters is None:
         return VectorFilter()
     entities: list[str] = []
@@ -51,7 +54,7 @@ def to_vector_filter(filters: MetadataFilters | None, manifest: Manifest) -> Vec
                 " (use entity_keys, entity_types, class.<task>, path, source_path or doc_id)"
             )
     return build_filter(manifest, entities=entities, types=types, classes=[f"{t}={v}" for t, v in classes],
-                        docs=paths, doc_ids=doc_ids)
+                        docs=paths, doc_ids=doc_ids, resolve_entity=resolve_entity)
 
 
 def _flatten(filters: MetadataFilters) -> list[MetadataFilter]:

@@ -15,6 +15,7 @@ from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 from llama_index.core.vector_stores.types import MetadataFilters
 
+from kgbuild.entities import EntityKeyResolver
 from kgbuild.embed import Embedder
 from kgbuild.extract.base import Extractor
 from kgbuild.llamaindex.filters import to_vector_filter
@@ -63,8 +64,8 @@ class KgbuildVectorRetriever(BaseRetriever):
         self._searcher = VectorSearcher(self.settings, embedder=embedder, vector_sink=vector_sink)
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        manifest = Index.open_existing(self.settings).manifest
-        vector_filter = to_vector_filter(self.filters, manifest)
+        index = Index.open_existing(self.settings)
+        vector_filter = to_vector_filter(self.filters, index.manifest, EntityKeyResolver(index))
         try:
             hits = self._searcher.query(query_bundle.query_str, k=self.similarity_top_k, query_filter=vector_filter)
         finally:
@@ -92,7 +93,7 @@ class KgbuildHybridRetriever(BaseRetriever):
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         self.hybrid.open()
-        vector_filter = to_vector_filter(self.filters, self.hybrid.manifest)
+        vector_filter = to_vector_filter(self.filters, self.hybrid.manifest, self.hybrid.resolve_entity)
         hits = self.hybrid.retrieve(query_bundle.query_str, k=self.similarity_top_k, query_filter=vector_filter)
         return [hit_to_node(h) for h in hits]
 

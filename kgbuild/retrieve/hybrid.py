@@ -125,6 +125,9 @@ class HybridRetriever:
 
         self.index = Index.open_existing(self.settings, graph_sink=self._graph_sink, vector_sink=self._vector_sink)
         self.state, self.manifest, self.settings = self.index.state, self.index.manifest, self.index.settings
+        from kgbuild.entities import EntityKeyResolver
+
+        self.resolve_entity = EntityKeyResolver(self.index)
         self.schema = ExtractionSchema.model_validate(self.manifest.schema_definition or {"name": "unknown"})
         self._vector_sink = self.index.vector_sink()
         # held until close(): opening an embedded store costs far more than a query, and it admits one
@@ -224,7 +227,8 @@ class HybridRetriever:
             from kgbuild.paths import documents_as_stored
 
             docs = documents_as_stored(self.state, docs)
-            query_filter = build_filter(self.manifest, entities=entities, types=types, classes=classes, docs=docs, doc_ids=doc_ids)
+            query_filter = build_filter(self.manifest, entities=entities, types=types, classes=classes, docs=docs, doc_ids=doc_ids,
+                                        resolve_entity=self.resolve_entity)
         limit = max(self.candidates, k)
         rankings: dict[str, list[str]] = {}
         reasons: dict[str, list[RetrievalReason]] = {}
@@ -266,7 +270,7 @@ class HybridRetriever:
         hits: list[QueryHit] = []
         for chunk_id, score in reciprocal_rank_fusion(rankings)[:k]:
             candidate = candidates[chunk_id]
-            hit = hit_from_payload(VectorHit(candidate.point_id, score, candidate.payload), query_filter.entity_keys)
+            hit = hit_from_payload(VectorHit(candidate.point_id, score, candidate.payload), query_filter.all_entity_keys)
             hit.reasons = sorted(reasons[chunk_id], key=lambda r: CHANNELS.index(r.channel))
             hits.append(hit)
         return hits

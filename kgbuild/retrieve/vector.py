@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 from kgbuild.embed import Embedder, query_embedder
 from kgbuild.errors import ConfigError
@@ -23,12 +23,18 @@ def build_filter(
     classes: Sequence[str] | Mapping[str, str] = (),
     docs: Sequence[str] = (),
     doc_ids: Sequence[str] = (),
+    resolve_entity: Callable[[str], Sequence[str]] | None = None,
 ) -> VectorFilter:
-    """Validate filters against the schema the index was built with, and normalise entity names."""
+    """Validate filters against the schema the index was built with, and normalise entity names.
+
+    ``resolve_entity`` (``kgbuild.entities.EntityKeyResolver`` of the index) turns an entity value into the
+    keys it stands for in the index ("PERSON:Blair" -> Tony Blair's); a value with several keys matches a
+    chunk that has any of them."""
     schema = manifest.schema_definition
     known_types = set(schema.get("entities", {}))
     known_tasks = schema.get("classifications", {})
-    keys = []
+    keys: list[str] = []
+    any_of: list[tuple[str, ...]] = []
     if entities:  # reconcile imports the extraction and chunking stages: only where an entity name is normalised
         from kgbuild.reconcile import parse_entity_filter
     for value in entities:
@@ -37,7 +43,12 @@ def build_filter(
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         canonical = _check_type(entity_type, known_types, f"--entity {value}")
-        keys.append(canonical + key[len(entity_type):])
+        key = canonical + key[len(entity_type):]
+        found = tuple(resolve_entity(canonical + ":" + value.partition(":")[2])) if resolve_entity else (key,)
+        if len(found) > 1:
+            any_of.append(found)
+        else:
+            keys.extend(found or (key,))
     types = [_check_type(t, known_types, f"--type {t}") for t in types]
     pairs: list[tuple[str, str]] = []
     items = classes.items() if isinstance(classes, Mapping) else [_split_class(c) for c in classes]
@@ -48,7 +59,8 @@ def build_filter(
         if labels and label not in labels:
             raise ConfigError(f"--class {task}={label}: unknown label {label!r} (known: {', '.join(labels)})")
         pairs.append((task, label))
-    return VectorFilter(tuple(keys), tuple(types), tuple(pairs), tuple(_normalise_path(d) for d in docs), tuple(doc_ids))
+    return VectorFilter(tuple(keys), tuple(types), tuple(pairs), tuple(_normalise_path(d) for d in docs), tuple(doc_ids),
+                        tuple(any_of))
 
 
 def _check_type(entity_type: str, known: set[str], what: str) -> str:
@@ -129,6 +141,7 @@ class VectorSearcher:
         self._sink: VectorSink | None = None
         self.manifest = Manifest()
         self.state: IngestState | None = None
+        self.resolve_entity: Callable[[str], list[str]] | None = None  # set where the index has a graph
 
     def open(self) -> VectorSearcher:
         if self._sink is not None:
@@ -138,6 +151,9 @@ class VectorSearcher:
             pass  # no kgbuild index here, but a named collection: read it on its own (one written by LlamaIndex, say)
         else:
             index = Index.open_existing(self.settings, vector_sink=self._given_sink)
+            from kgbuild.entities import EntityKeyResolver
+
+            self.resolve_entity = EntityKeyResolver(index)
         self.state, self.manifest, self.settings = index.state, index.manifest, index.settings
         if self._embedder is None:
             self._embedder = query_embedder(self.manifest.embedding_model or self.settings.embedding_model)
@@ -181,11 +197,12 @@ class VectorSearcher:
             from kgbuild.paths import documents_as_stored
 
             docs = documents_as_stored(self.state, docs)
-            query_filter = build_filter(self.manifest, entities=entities, types=types, classes=classes, docs=docs)
+            query_filter = build_filter(self.manifest, entities=entities, types=types, classes=classes, docs=docs,
+                                        resolve_entity=self.resolve_entity)
         assert self._embedder is not None and self._sink is not None
         vector = self._embedder.embed([text])[0]
         hits = self._sink.search(vector, query_filter, k)
-        return [hit_from_payload(h, query_filter.entity_keys) for h in hits]
+        return [hit_from_payload(h, query_filter.all_entity_keys) for h in hits]
 
 
 def query(

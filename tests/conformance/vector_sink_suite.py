@@ -60,6 +60,15 @@ FILTER_CASES: dict[str, tuple[VectorFilter, set[str]]] = {
     "two entities, both required": (VectorFilter(entity_keys=("COMPANY:apple", "PERSON:tim cook")), {"A0"}),
     "one unknown entity": (VectorFilter(entity_keys=("COMPANY:apple", "COMPANY:nobody")), set()),
     "entity across spellings": (VectorFilter(entity_keys=("COMPANY:acme",)), {"ACME", "ACME2", "W2"}),
+    "any of an entity's keys": (VectorFilter(entity_any=(("COMPANY:nobody", "PERSON:tim cook"),)), {"A0", "W1_1"}),
+    "any of two entities": (
+        VectorFilter(entity_any=(("COMPANY:apple", "COMPANY:acme"),)),
+        {"A0", "A1", "B0", "W1_0", "ACME", "ACME2", "W2"},
+    ),
+    "an entity and any of two": (
+        VectorFilter(entity_keys=("PERSON:tim cook",), entity_any=(("COMPANY:apple", "COMPANY:acme"),)),
+        {"A0"},
+    ),
     "one type": (VectorFilter(entity_types=("MONEY",)), {"A0", "B1", "W1_0"}),
     "two types, both required": (VectorFilter(entity_types=("PERSON", "LOCATION")), {"A0"}),
     "chunk or document class": (VectorFilter(classes=((DOC_CLASS, "product_announcement"),)), {"A0", "A1", "B0", "B1"}),
@@ -99,6 +108,8 @@ def reference_match(payload: dict[str, Any], query_filter: VectorFilter | None) 
     if query_filter is None:
         return True
     if any(k not in payload["entity_keys"] for k in query_filter.entity_keys):
+        return False
+    if any(not set(group) & set(payload["entity_keys"]) for group in query_filter.entity_any):
         return False
     if any(t not in payload["entity_types"] for t in query_filter.entity_types):
         return False
