@@ -1,37 +1,51 @@
-"""Retrieval evaluation: recall@2/5/10 of vector-only, BM25-only, graph-only and hybrid retrieval, in one run.
+"""Retrieval evaluation: recall@2/5/10 of vector-only, BM25-only, graph-only, vector + BM25 and hybrid retrieval, in one run.
 
-    python -m bench.retrieval_eval [--data DIR] [--model DIR|gazetteer] [--no-write] [--json]
+    python -m bench.retrieval_eval [--data DIR] [--model DIR|gazetteer] [--schema NAME] [--index-dir DIR]
+                                   [--reingest] [--no-write] [--json]
 
 Input: a folder (default ``bench/data/multihop``, the project's own multi-hop set) holding
 
-- ``corpus.jsonl``: one passage per line, ``{"id": "p01", "title": "...", "text": "..."}``;
+- ``corpus.jsonl``: one passage per line, ``{"id": "p01", "title": "...", "text": "..."}``; or
+  ``passages.json``: ``{"source": {"file": "wiki-passages.jsonl", "sha256": ...}, "ids": [...]}``,
+  the ids of passages read at run time from that file in ``../shared/corpora/`` (``bench/data/wikihop``,
+  made by ``bench.make_wikihop``; the run skips with one line where the shared corpus is absent);
 - ``qa.json``: ``{"questions": [{"id": "q01", "question": "...", "gold": ["p01", "p02"]}, ...]}``,
   ``gold`` being the ids of the passages that support the answer (``answer``, optional: the one
-  passage that holds it);
+  passage that holds it; ``type``, optional: recall is also given per type; ``name`` and
+  ``description``, optional, at the top: how BENCHMARKS.md names and describes the set);
 - ``gazetteer.json`` (optional): ``{"schema": "business-news", "entities": {TYPE: [names]},
   "relations": [[head, LABEL, tail]]}`` for the deterministic gazetteer extractor.
 
-The corpus is ingested once (``--model gazetteer``, the default where gazetteer.json exists: the
-deterministic dictionary extractor; or a GLiNER2 checkpoint directory, which then also reads the
-queries). Recall@k of a question is the share of its gold passages among the first k results,
-averaged over the questions. The graph and hybrid modes run twice: with the query's entities
-found by name (the default, no model) and read by the extractor (``query_model=True``). Writes the
-tables to BENCHMARKS.md (sections "retrieval" and "retrieval-query-reading").
+The corpus is ingested once, each passage one record with its title (``--model gazetteer``, the
+default where gazetteer.json exists: the deterministic dictionary extractor; or a GLiNER2 checkpoint
+directory, which then also reads the queries). ``--index-dir DIR`` keeps the index there and reuses
+it on the next run when the corpus, the model, the schema and the embedder are the same (a note says
+when kgbuild's ingest code changed since; ``--reingest`` builds it again). Recall@k of a question is
+the share of its gold passages among the first k distinct passages, averaged over the questions. The
+graph and hybrid modes run twice: with the query's entities found by name (the default, no model)
+and read by the extractor (``query_model=True``). Writes the tables to BENCHMARKS.md (sections
+"retrieval" and "retrieval-query-reading" for the default set, "retrieval-NAME" and
+"retrieval-NAME-query-reading" for another folder). ``--json`` prints the figures and, per question,
+every mode's ranked passage ids (single channels to depth 50, fused modes to 30) and the ranks of
+the gold passages, for tuning fusion offline.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench.common import REPO, git_revision, machine, write_section
+from bench.common import REPO, SHARED, git_revision, machine, write_section
 
 DEFAULT_DATA = REPO / "bench" / "data" / "multihop"
+SHARED_CORPORA = SHARED / "corpora"
 KS = (2, 5, 10)
 MODES = {
     "vector only": {"vector": True, "graph": False, "bm25": False},
@@ -39,7 +53,18 @@ MODES = {
     "graph only": {"vector": False, "graph": True, "bm25": False},
     "hybrid (RRF of all three)": {"vector": True, "graph": True, "bm25": True},
 }
+# fusions of some channels, reported beside MODES (kept apart so that "modes" stays the four above)
+FUSIONS = {"vector + BM25 (RRF)": {"vector": True, "graph": False, "bm25": True}}
 QUERY_READING_MODES = ("graph only", "hybrid (RRF of all three)")  # the modes whose graph channel reads the query
+CHANNEL_DEPTH = 50  # ranked passages kept per question for a single channel (--json), for offline fusion
+FUSED_DEPTH = 30  # ... for a fused mode (the retriever's default candidates per channel)
+# Source files whose change can alter what an ingest writes (a cached index warns when they changed);
+# the retrieval side (kgbuild/retrieve, the CLI) is read at query time and never stales an index.
+_QUERY_SIDE = ("kgbuild/retrieve/", "kgbuild/cli.py", "kgbuild/explore/", "kgbuild/llamaindex/")
+
+
+class CorpusUnavailable(Exception):
+    """The shared corpus a passages.json points at is absent: the run skips."""
 
 
 def load_questions(data: Path) -> list[dict]:
@@ -50,7 +75,7 @@ def load_questions(data: Path) -> list[dict]:
     return questions
 
 
-def build_extractor(data: Path, model: str):
+def build_extractor(data: Path, model: str, schema_name: str = "business-news"):
     from kgbuild.schema import load_schema
 
     gazetteer_file = data / "gazetteer.json"
@@ -64,98 +89,236 @@ def build_extractor(data: Path, model: str):
         return schema, GazetteerExtractor(schema, spec["entities"], [tuple(r) for r in spec.get("relations", [])], name="gazetteer")
     from kgbuild.extract.gliner import GLiNER2Extractor
 
-    schema = load_schema("business-news")
+    schema = load_schema(schema_name)
     return schema, GLiNER2Extractor(schema, model, device="cpu")
 
 
-def evaluate(data: Path, model: str) -> dict:
-    from kgbuild.embed import SentenceTransformerEmbedder
+def load_corpus(data: Path) -> list[dict]:
+    """The passages as ``{"id", "title", "text"}`` records: ``corpus.jsonl``, or ``passages.json``'s ids in the shared corpus."""
+    inline = data / "corpus.jsonl"
+    if inline.exists():
+        return [json.loads(line) for line in inline.read_text(encoding="utf-8").splitlines() if line.strip()]
+    manifest = json.loads((data / "passages.json").read_text(encoding="utf-8"))
+    source = SHARED_CORPORA / manifest["source"]["file"]
+    if not source.exists():
+        raise CorpusUnavailable(f"{source} is absent (the shared corpus {data / 'passages.json'} points at)")
+    wanted = set(manifest["ids"])
+    with source.open(encoding="utf-8") as handle:
+        records = [r for r in map(json.loads, handle) if r["id"] in wanted]
+    missing = wanted - {r["id"] for r in records}
+    if missing:
+        raise SystemExit(f"{source}: {len(missing)} passage ids of {data / 'passages.json'} are not there"
+                         f" (e.g. {sorted(missing)[:3]}); regenerate with `python -m bench.make_wikihop`")
+    expected = manifest["source"].get("sha256")
+    if expected and hashlib.sha256(source.read_bytes()).hexdigest() != expected:
+        print(f"note: {source} differs from the file {data / 'passages.json'} was made from (sha256)", file=sys.stderr)
+    return sorted(records, key=lambda r: r["id"])
+
+
+def ingest_code_digest() -> str:
+    """A digest of the kgbuild sources that can change what an ingest writes (not the retrieval side)."""
+    digest = hashlib.sha256()
+    for root in ("kgbuild", "connectors"):
+        for path in sorted((REPO / root).rglob("*.py")):
+            rel = path.relative_to(REPO).as_posix()
+            if not rel.startswith(_QUERY_SIDE):
+                digest.update(rel.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def model_fingerprint(model: str) -> str:
+    """The model's name, plus its weights' size and mtime when it is a local directory."""
+    path = Path(model)
+    if not path.is_dir():
+        return model
+    weights = sorted(f"{f.name}:{f.stat().st_size}:{int(f.stat().st_mtime)}" for f in path.iterdir() if f.is_file())
+    return f"{path.resolve()}|{'|'.join(weights)}"
+
+
+def prepare_index(records: list[dict], work: Path, settings, extractor, embedder, fingerprint: dict, reingest: bool) -> dict:
+    """Ingest the corpus under ``work`` unless an index made from the same fingerprint is there; its ingest figures."""
     from kgbuild.pipeline import ingest
+
+    stamp = work / "eval-index.json"
+    corpus_text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    fingerprint = {**fingerprint, "corpus_sha256": hashlib.sha256(corpus_text.encode("utf-8")).hexdigest()}
+    if stamp.exists() and settings.out_dir.is_dir() and not reingest:
+        cached = json.loads(stamp.read_text(encoding="utf-8"))
+        if cached.get("fingerprint") == fingerprint:
+            if cached.get("ingest_code") != ingest_code_digest():
+                print(f"note: kgbuild's ingest code changed since the index in {work} was built; --reingest builds it again",
+                      file=sys.stderr)
+            return {**cached["figures"], "cached": True}
+    if work.exists():
+        for name in ("corpus", "index", stamp.name):
+            target = work / name
+            shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
+    corpus = work / "corpus"
+    corpus.mkdir(parents=True)
+    (corpus / "corpus.jsonl").write_text(corpus_text, encoding="utf-8")
+    started = time.perf_counter()
+    report = ingest(corpus, settings, extractor=extractor, embedder=embedder)
+    figures = {"passages": report.documents_read, "chunks": report.chunks, "entities": report.entities,
+               "relations": report.relations_kept, "ingest_s": round(time.perf_counter() - started, 2)}
+    stamp.write_text(json.dumps({"fingerprint": fingerprint, "ingest_code": ingest_code_digest(), "figures": figures,
+                                 "git": git_revision(), "date": time.strftime("%Y-%m-%d %H:%M")}, indent=1), encoding="utf-8")
+    return {**figures, "cached": False}
+
+
+def evaluate(data: Path, model: str, schema_name: str = "business-news", index_dir: Path | None = None,
+             reingest: bool = False) -> dict:
+    from kgbuild.embed import SentenceTransformerEmbedder
     from kgbuild.settings import Settings
 
     questions = load_questions(data)
-    schema, extractor = build_extractor(data, model)
+    records = load_corpus(data)
+    schema, extractor = build_extractor(data, model, schema_name)
     embedder = SentenceTransformerEmbedder(device="cpu")
-    work = Path(tempfile.mkdtemp(prefix="kgbuild-retrieval-"))
+    work = index_dir.resolve() if index_dir else Path(tempfile.mkdtemp(prefix="kgbuild-retrieval-"))
     try:
-        corpus = work / "corpus"
-        corpus.mkdir()
-        shutil.copy(data / "corpus.jsonl", corpus / "corpus.jsonl")
         settings = Settings(out_dir=work / "index", device="cpu")
-        started = time.perf_counter()
-        report = ingest(corpus, settings, extractor=extractor, embedder=embedder)
-        ingest_s = time.perf_counter() - started
-        results = {mode: run_mode(settings, questions, extractor, embedder, channels) for mode, channels in MODES.items()}
-        by_model = {mode: run_mode(settings, questions, extractor, embedder, MODES[mode], query_model=True)
+        fingerprint = {"model": model_fingerprint(model), "schema": schema.name, "schema_version": getattr(schema, "version", None),
+                       "embedder": embedder.name}
+        if model == "gazetteer":
+            fingerprint["gazetteer_sha256"] = hashlib.sha256((data / "gazetteer.json").read_bytes()).hexdigest()
+        ingested = prepare_index(records, work, settings, extractor, embedder, fingerprint, reingest)
+        results = {mode: run_mode(settings, questions, extractor, embedder, channels, depth=CHANNEL_DEPTH if sum(channels.values()) == 1 else FUSED_DEPTH)
+                   for mode, channels in MODES.items()}
+        fusions = {mode: run_mode(settings, questions, extractor, embedder, channels, depth=FUSED_DEPTH)
+                   for mode, channels in FUSIONS.items()}
+        by_model = {mode: run_mode(settings, questions, extractor, embedder, MODES[mode], query_model=True,
+                                   depth=CHANNEL_DEPTH if mode == "graph only" else FUSED_DEPTH)
                     for mode in QUERY_READING_MODES}
     finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return {"questions": len(questions), "passages": report.documents_read, "entities": report.entities,
-            "relations": report.relations_kept, "ingest_s": round(ingest_s, 2), "model": extractor.name, "modes": results,
-            "query_model": by_model}
+        if index_dir is None:
+            shutil.rmtree(work, ignore_errors=True)
+    per_question = [{"id": q["id"], "type": q.get("type", ""), "gold": q["gold"],
+                     "ranked": {**{m: r["ranked"][i] for m, r in {**results, **fusions}.items()},
+                                **{f"{m} (query model)": r["ranked"][i] for m, r in by_model.items()}}}
+                    for i, q in enumerate(questions)]
+    for entry in per_question:
+        entry["gold_ranks"] = {m: [ranked.index(g) + 1 if g in ranked else None for g in entry["gold"]]
+                               for m, ranked in entry["ranked"].items()}
+    for r in (*results.values(), *fusions.values(), *by_model.values()):
+        del r["ranked"]
+    return {"questions": len(questions), "passages": len(records), "entities": ingested["entities"],
+            "relations": ingested["relations"], "chunks": ingested.get("chunks"), "ingest_s": ingested["ingest_s"],
+            "index_cached": ingested["cached"], "model": extractor.name, "schema": schema.name, "modes": results,
+            "fusions": fusions, "query_model": by_model, "per_question": per_question}
 
 
-def run_mode(settings, questions: list[dict], extractor, embedder, channels: dict, query_model: bool = False) -> dict:
-    """Recall@k, answers in the top 5 and ms per query of one channel mix over the questions."""
+def run_mode(settings, questions: list[dict], extractor, embedder, channels: dict, query_model: bool = False,
+             depth: int = max(KS)) -> dict:
+    """Recall@k (overall and per question type), answers in the top 5, ms per query and the ranked passages of one channel mix."""
     from kgbuild.retrieve.hybrid import HybridRetriever
 
-    with HybridRetriever(settings, extractor=extractor, embedder=embedder, query_model=query_model, **channels) as retriever:
+    depth = max(depth, *KS)
+    candidates = max(30, depth) if sum(channels.values()) == 1 else 30  # a fused mode keeps the retriever's default
+    with HybridRetriever(settings, extractor=extractor, embedder=embedder, query_model=query_model,
+                         candidates=candidates, **channels) as retriever:
         retriever.retrieve(questions[0]["question"], k=1)  # warm-up: model loads are not query time
         recall = {k: 0.0 for k in KS}
+        by_type: dict[str, dict[int, float]] = {}
+        type_counts: dict[str, int] = {}
         answers_found: list[str] = []
+        ranked_all: list[list[str]] = []
         started = time.perf_counter()
         for q in questions:
-            ranked = [h.path.rsplit("#", 1)[-1] for h in retriever.retrieve(q["question"], k=max(KS))]
+            hits = retriever.retrieve(q["question"], k=depth)
+            # a passage cut into several chunks counts once, at its best chunk's rank
+            ranked = list(dict.fromkeys(h.path.rsplit("#", 1)[-1] for h in hits))
+            ranked_all.append(ranked)
+            kind = q.get("type", "")
+            type_counts[kind] = type_counts.get(kind, 0) + 1
             for k in KS:
-                recall[k] += len(set(ranked[:k]) & set(q["gold"])) / len(set(q["gold"]))
+                share = len(set(ranked[:k]) & set(q["gold"])) / len(set(q["gold"]))
+                recall[k] += share
+                by_type.setdefault(kind, {kk: 0.0 for kk in KS})[k] += share
             if q.get("answer") in ranked[:5]:
                 answers_found.append(q["id"])
         elapsed = time.perf_counter() - started
     return {
         "recall": {k: round(v / len(questions), 3) for k, v in recall.items()},
+        "recall_by_type": {kind: {k: round(v / type_counts[kind], 3) for k, v in values.items()}
+                           for kind, values in sorted(by_type.items()) if kind},
         "answers_at_5": answers_found,
         "ms_per_query": round(1000 * elapsed / len(questions), 1),
+        "ranked": ranked_all,
     }
+
+
+MULTIHOP_DESCRIPTION = ("two gold passages each (the answer passage shares no content word with the question and is linked"
+                        " to it through an entity of the other)")
+
+
+def qa_meta(data: Path) -> tuple[str, str]:
+    """How BENCHMARKS.md names the set and describes its questions (qa.json's ``name`` and ``description``)."""
+    qa = json.loads((data / "qa.json").read_text(encoding="utf-8"))
+    return qa.get("name", "multi-hop set"), qa.get("description", MULTIHOP_DESCRIPTION).rstrip(". ")
+
+
+def section_names(data: Path) -> tuple[str, str]:
+    """BENCHMARKS.md sections: "retrieval" for the default set, "retrieval-NAME" for the folder NAME."""
+    base = "retrieval" if data == DEFAULT_DATA else f"retrieval-{data.name}"
+    return base, f"{base}-query-reading"
+
+
+def _row(name: str, r: dict) -> str:
+    return f"| {name} | {r['recall'][2]:.3f} | {r['recall'][5]:.3f} | {r['recall'][10]:.3f} | {r['ms_per_query']:.1f} |"
 
 
 def render(result: dict, data: Path, command: str) -> str:
     modes = result["modes"]
+    name, description = qa_meta(data)
     vector_answers = set(modes["vector only"]["answers_at_5"])
     hybrid_only = sorted(set(modes["hybrid (RRF of all three)"]["answers_at_5"]) - vector_answers)
-    rows = [f"| {mode} | {r['recall'][2]:.3f} | {r['recall'][5]:.3f} | {r['recall'][10]:.3f} | {r['ms_per_query']:.1f} |"
-            for mode, r in modes.items()]
+    every = {**modes, **result.get("fusions", {})}
+    rows = [_row(mode, r) for mode, r in every.items()]
     extractor = ("the deterministic gazetteer extractor (`gazetteer.json`: what a perfect extractor finds) at ingest"
-                 if result["model"] == "gazetteer" else f"GLiNER2 checkpoint `{result['model']}` at ingest")
+                 if result["model"] == "gazetteer" else f"GLiNER2 checkpoint `{result['model']}` at ingest, schema `{result['schema']}`")
     extractor += "; the graph channel finds the query's entities by name (the default, no model)"
-    return "\n".join([
-        "## Retrieval: vector vs BM25 vs graph vs hybrid (multi-hop set)",
+    ingest = f"ingest {result['ingest_s']:.1f} s" + (" (an earlier run's, index reused)" if result.get("index_cached") else "")
+    lines = [
+        f"## Retrieval: vector vs BM25 vs graph vs hybrid ({name})",
         "",
         f"Command: `{command}` (git {git_revision()}, {time.strftime('%Y-%m-%d')})  ",
         f"Machine: {machine()}  ",
         f"Data: `{data.relative_to(REPO) if data.is_relative_to(REPO) else data}`: {result['passages']} passages,"
-        f" {result['questions']} questions, two gold passages each (the answer passage shares no content word with the"
-        f" question and is linked to it through an entity of the other). Extractor: {extractor}."
-        f" {result['entities']} entities, {result['relations']} relations; ingest {result['ingest_s']:.1f} s."
-        " Embedder all-MiniLM-L6-v2; graph expansion 2 hops, personalised PageRank; fusion RRF (k = 60).",
+        f" {result['questions']} questions, {description}. Extractor: {extractor}."
+        f" {result['entities']} entities, {result['relations']} relations; {ingest}."
+        " Embedder all-MiniLM-L6-v2; graph expansion 2 hops, personalised PageRank; fusion RRF (k = 60)."
+        " Recall@k counts distinct passages.",
         "",
         "| retrieval | recall@2 | recall@5 | recall@10 | ms / query |",
         "|---|---|---|---|---|",
         *rows,
         "",
-        f"Answer passages in the top 5 that vector-only search misses but hybrid finds: {', '.join(hybrid_only) or 'none'}"
-        f" ({len(hybrid_only)} of {result['questions']} questions).",
-    ])
+    ]
+    kinds = sorted({kind for r in every.values() for kind in r.get("recall_by_type", {})})
+    if len(kinds) > 1:
+        counts = {kind: sum(1 for q in result.get("per_question", []) if q["type"] == kind) for kind in kinds}
+        head = " | ".join(f"{kind} ({counts[kind]}) R@2 / R@5 / R@10" for kind in kinds)
+        lines += [f"| retrieval | {head} |", "|---|" + "---|" * len(kinds)]
+        for mode, r in every.items():
+            cells = " | ".join("{:.3f} / {:.3f} / {:.3f}".format(*(r["recall_by_type"][kind][k] for k in KS)) for kind in kinds)
+            lines.append(f"| {mode} | {cells} |")
+        lines.append("")
+    lines.append(f"Answer passages in the top 5 that vector-only search misses but hybrid finds: "
+                 f"{', '.join(hybrid_only[:20]) + (' ...' if len(hybrid_only) > 20 else '') or 'none'}"
+                 f" ({len(hybrid_only)} of {result['questions']} questions).")
+    return "\n".join(lines)
 
 
-def render_query_reading(result: dict, command: str) -> str:
+def render_query_reading(result: dict, data: Path, command: str) -> str:
     """Graph and hybrid recall with the query's entities found by name (default) vs read by the extractor."""
+    name, _ = qa_meta(data)
     reader = "the gazetteer extractor" if result["model"] == "gazetteer" else f"GLiNER2 checkpoint `{result['model']}`"
     rows = []
     for mode in QUERY_READING_MODES:
         for how, r in (("by name (default, no model)", result["modes"][mode]), (f"query model ({reader})", result["query_model"][mode])):
             rows.append(f"| {mode} | {how} | {r['recall'][2]:.3f} | {r['recall'][5]:.3f} | {r['recall'][10]:.3f} | {r['ms_per_query']:.1f} |")
     return "\n".join([
-        "## Retrieval: the query's entities found by name vs read by a model (multi-hop set)",
+        f"## Retrieval: the query's entities found by name vs read by a model ({name})",
         "",
         f"Command: `{command}` (git {git_revision()}, {time.strftime('%Y-%m-%d')}; the same run writes the vector vs BM25 vs graph vs hybrid table)  ",
         f"Machine: {machine()}  ",
@@ -174,23 +337,32 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--model", default="gazetteer", help="'gazetteer' (needs gazetteer.json) or a GLiNER2 checkpoint directory")
+    parser.add_argument("--schema", default="business-news", help="extraction schema (a bundled name or a YAML file) for a GLiNER2 model")
+    parser.add_argument("--index-dir", type=Path, help="keep the index here and reuse it while corpus, model, schema and embedder match")
+    parser.add_argument("--reingest", action="store_true", help="with --index-dir: ingest again even if the index there matches")
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
-    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--json", action="store_true", help="print the figures and every question's ranked passages per mode as JSON")
     opts = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     data = opts.data.resolve()
-    for name in ("corpus.jsonl", "qa.json"):
-        if not (data / name).exists():
-            raise SystemExit(f"{data}: no {name} (see `python -m bench.retrieval_eval --help` for the format)")
-    result = evaluate(data, opts.model)
+    if not (data / "corpus.jsonl").exists() and not (data / "passages.json").exists():
+        raise SystemExit(f"{data}: no corpus.jsonl (nor passages.json) (see `python -m bench.retrieval_eval --help` for the format)")
+    if not (data / "qa.json").exists():
+        raise SystemExit(f"{data}: no qa.json (see `python -m bench.retrieval_eval --help` for the format)")
+    try:
+        result = evaluate(data, opts.model, opts.schema, opts.index_dir, opts.reingest)
+    except CorpusUnavailable as absent:
+        print(f"retrieval_eval: skipped, {absent}")
+        return
     command = "python -m bench.retrieval_eval" + ("" if opts.model == "gazetteer" else f" --model {opts.model}") + (
-        "" if data == DEFAULT_DATA else f" --data {opts.data}")
+        "" if data == DEFAULT_DATA else f" --data {opts.data}") + ("" if opts.schema == "business-news" else f" --schema {opts.schema}")
     body = render(result, data, command)
-    query_reading = render_query_reading(result, command)
+    query_reading = render_query_reading(result, data, command)
     print(json.dumps(result) if opts.json else body + "\n\n" + query_reading)
     if not opts.no_write:
-        write_section("retrieval", body)
-        write_section("retrieval-query-reading", query_reading)
+        main_section, reading_section = section_names(data)
+        write_section(main_section, body)
+        write_section(reading_section, query_reading)
 
 
 if __name__ == "__main__":
