@@ -273,6 +273,27 @@ class Index:
         self.state.save()
         journal.clear()
 
+    def refresh_retrieval_graph(self, stores: Stores, embedder: Any = None) -> Any:
+        """Rebuild ``<out>/retrieval/`` (the graph channel's sparse chunk+entity matrix, entity-name vectors)
+        from the graph store's ``entity_graph()``, where the state changed since it was built; returns the
+        ``RetrievalGraph`` built, or None when the stored one still describes the state.
+
+        Called at the end of each ingest that changed anything (under the lock). Names already embedded
+        are reused from the stored vectors, so only new entity names are embedded (``embedder``: the
+        index's; None leaves synonym edges and embedding seeds out).
+        """
+        from kgbuild.retrieve.graph_matrix import RetrievalGraph, build_retrieval_graph, retrieval_dir, state_chunk_ids, state_signature
+
+        folder = retrieval_dir(self.out_dir)
+        signature = state_signature(self.state)
+        if RetrievalGraph.stored_signature(folder) == signature:
+            return None
+        stores.open()
+        graph = build_retrieval_graph(stores.graph.entity_graph(), embedder=embedder, chunk_ids=state_chunk_ids(self.state),
+                                      signature=signature, reuse_from=folder)
+        graph.save(folder)
+        return graph
+
     # -- the commands ------------------------------------------------------------------------------
 
     def remove(self, paths: Sequence[str | Path]) -> RemoveReport:

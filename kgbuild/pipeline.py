@@ -489,6 +489,7 @@ class IngestPipeline:
     def _finish(self) -> None:
         report = self.report
         stores_changed = report.documents_recovered or report.documents_read or report.documents_removed
+        self.index.refresh_retrieval_graph(self.stores, self.embedder)  # the graph channel's matrix, where the state changed
         if stores_changed or not self.index.state.totals:
             self.index.record_totals(self.stores.counts())
         self._checkpoint()

@@ -13,7 +13,7 @@ from kgbuild.ids import entity_id
 from kgbuild.retrieve.entities import EntityMatcher
 from kgbuild.retrieve.graph import EntityGraph
 from kgbuild.types import Entity
-from kgbuild.retrieve.hybrid import HybridRetriever, reciprocal_rank_fusion
+from kgbuild.retrieve.hybrid import CHANNEL_WEIGHTS, HybridRetriever, reciprocal_rank_fusion
 from kgbuild.retrieve.lexical import BM25ChunkIndex
 from kgbuild.settings import Settings
 from kgbuild.types import VectorFilter
@@ -125,7 +125,7 @@ def test_every_hit_says_which_channel_entity_and_path_found_it(retriever_for, qu
     assert graph_reason.path[:3] == ("PERSON:mara lindqvist", "CEO_OF", "COMPANY:norvik systems")
     assert graph_reason.path[-1] == hits[1].chunk_id
     assert {r.channel for r in hits[0].reasons} == {"vector", "graph", "bm25"}
-    assert hits[0].score == pytest.approx(sum(1 / (60 + r.rank) for r in hits[0].reasons), abs=1e-6)
+    assert hits[0].score == pytest.approx(sum(CHANNEL_WEIGHTS[r.channel] / (60 + r.rank) for r in hits[0].reasons), abs=1e-6)
 
 
 def test_each_channel_can_be_switched_off(retriever_for):

@@ -111,7 +111,7 @@ def test_query_model_reads_the_query_with_the_extractor(multihop_index, business
     extractor = CountingExtractor(business_schema)
     with HybridRetriever(multihop_index, extractor=extractor, embedder=embedder, vector=False, bm25=False,
                          query_model=True) as retriever:
-        default = HybridRetriever(multihop_index, vector=False, bm25=False, embedder=embedder, entity_graph=retriever._entity_graph)
+        default = HybridRetriever(multihop_index, vector=False, bm25=False, embedder=embedder, retrieval_graph=retriever.graph_channel.graph)
         with default:
             by_name = [(h.chunk_id, h.reasons) for h in default.retrieve(QUESTION, k=5)]
         by_model = [(h.chunk_id, h.reasons) for h in retriever.retrieve(QUESTION, k=5)]
@@ -163,7 +163,7 @@ def test_a_default_hybrid_query_imports_neither_gliner2_nor_transformers(multiho
     assert "MODULES=" in done.stdout, done.stderr[-3000:]
     output, modules = done.stdout.rsplit("MODULES=", 1)
     loaded = set(json.loads(modules))
-    assert {"networkx", "bm25s"} <= loaded  # the graph and BM25 channels ran
+    assert {"scipy", "ahocorasick", "bm25s"} <= loaded  # the graph and BM25 channels ran
     assert loaded.isdisjoint({"gliner2", "transformers", "sentence_transformers"}), sorted(loaded & {"gliner2", "transformers"})
     hits = json.loads(output.strip().splitlines()[-1])
     assert [h["path"].rsplit("#", 1)[-1] for h in hits[:2]] == ["p01", "p02"]

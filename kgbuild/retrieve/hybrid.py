@@ -3,19 +3,23 @@
 Channels (each can be switched off):
 
 1. **vector**: the query embedding against the chunk vectors, with the metadata filters.
-2. **graph**: the canonical entities the query names, found without a model by default
-   (``EntityNameIndex``: the query's word n-grams looked up among the entities' names and aliases,
-   normalised as reconciliation normalises them); with ``query_model=True`` (or a ``model``) the
-   query is read by the index's extractor (GLiNER2) and its mentions matched by ``EntityMatcher``
-   (normalisation, aliases, rapidfuzz). Chunks that mention those entities or entities within
-   ``hops`` are ranked by personalised PageRank (``EntityGraph.expand``).
+2. **graph**: personalised PageRank over the index's retrieval graph (``<out>/retrieval/``: chunks and
+   entities in one sparse matrix, ``kgbuild.retrieve.graph_matrix``), seeded without a model pass by
+   the entities the query names (``SeedMatcher``: an Aho-Corasick pass over the normalised names and
+   aliases), the entity names nearest the query's embedding, and the dense channel's best passages;
+   see ``kgbuild.retrieve.ppr``. With ``query_model=True`` (or a ``model``) the query is read by the
+   index's extractor (GLiNER2) and its mentions matched by ``EntityMatcher`` instead of by name.
+   An index built before the retrieval graph existed (or changed since by ``kgbuild remove`` or a
+   LlamaIndex writer) gets one built on open, saved where the index is not being written.
 3. **bm25**: lexical BM25 over the chunk texts (``BM25ChunkIndex``).
 
-Fusion: reciprocal rank fusion, ``score(chunk) = sum over channels of 1 / (RRF_K + rank)`` with
-``RRF_K = 60`` (Cormack et al., 2009), so no channel's raw score scale matters. Every hit carries
-one ``RetrievalReason`` per channel that found it: rank, the channel's own score and, for the
-graph, the query entity and the path from it to the chunk. The graph and BM25 channels apply the
-same metadata filters as the vector channel.
+Fusion: weighted reciprocal rank fusion, ``score(chunk) = sum over channels of w_c / (RRF_K + rank)``
+with ``RRF_K = 60`` (Cormack et al., 2009), so no channel's raw score scale matters; the weights
+(``CHANNEL_WEIGHTS``) were chosen on the development set so that the fusion is at least as good as
+the best single channel at k = 2, 5 and 10 (BENCHMARKS.md, "graph channel"). Every hit carries one
+``RetrievalReason`` per channel that found it: rank, the channel's own score and, for the graph, the
+seed (query entity) and the path from it to the chunk. The graph and BM25 channels apply the same
+metadata filters as the vector channel.
 
 >>> with HybridRetriever(Settings(out_dir=".kgbuild")) as retriever:
 ...     hits = retriever.retrieve("Which device does the firm headed by Mara Lindqvist build?", k=5)
@@ -23,33 +27,44 @@ same metadata filters as the vector channel.
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from kgbuild.embed import Embedder, query_embedder
 from kgbuild.errors import ConfigError
 from kgbuild.index import Index
-from kgbuild.retrieve.vector import build_filter, hit_from_payload, payload_text
+from kgbuild.retrieve.vector import build_filter, hit_from_payload, indexed_text, payload_text
 from kgbuild.settings import Settings
 from kgbuild.sinks import GraphSink, VectorSink
 from kgbuild.types import Chunk, QueryHit, RetrievalReason, VectorFilter, VectorHit
 
 if TYPE_CHECKING:  # pragma: no cover
     from kgbuild.extract.base import Extractor
-    from kgbuild.retrieve.entities import EntityMatch, EntityMatcher, EntityNameIndex
-    from kgbuild.retrieve.graph import EntityGraph
+    from kgbuild.retrieve.entities import EntityMatcher
+    from kgbuild.retrieve.graph_matrix import RetrievalGraph
+    from kgbuild.retrieve.ppr import GraphChannel, GraphChannelSettings
+    from kgbuild.retrieve.seeds import Seed
     from kgbuild.schema import ExtractionSchema
+
+log = logging.getLogger("kgbuild")
 
 CHANNELS = ("vector", "graph", "bm25")
 RRF_K = 60
+# Channel weights of the fusion, chosen on the development set (BENCHMARKS.md, "graph channel").
+CHANNEL_WEIGHTS = {"vector": 1.0, "graph": 2.0, "bm25": 0.5}
 
 
-def reciprocal_rank_fusion(rankings: Mapping[str, Sequence[str]], rrf_k: int = RRF_K) -> list[tuple[str, float]]:
-    """``{"vector": ["a", "b"], "bm25": ["b"]}`` -> ``[("b", 1/62 + 1/61), ("a", 1/61)]``; ties by id."""
+def reciprocal_rank_fusion(rankings: Mapping[str, Sequence[str]], rrf_k: int = RRF_K,
+                           weights: Mapping[str, float] | None = None) -> list[tuple[str, float]]:
+    """``{"vector": ["a", "b"], "bm25": ["b"]}`` -> ``[("b", 1/62 + 1/61), ("a", 1/61)]``; ties by id.
+    ``weights`` scale each channel's terms (a channel not named weighs 1)."""
     fused: dict[str, float] = {}
-    for ranking in rankings.values():
+    for channel, ranking in rankings.items():
+        w = 1.0 if weights is None else weights.get(channel, 1.0)
         for rank, item in enumerate(ranking, 1):
-            fused[item] = fused.get(item, 0.0) + 1.0 / (rrf_k + rank)
+            fused[item] = fused.get(item, 0.0) + w / (rrf_k + rank)
     return sorted(fused.items(), key=lambda pair: (-pair[1], pair[0]))
 
 
@@ -67,16 +82,17 @@ def build_query_extractor(model: str, schema: ExtractionSchema, settings: Settin
 
 
 class HybridRetriever:
-    """Reads the index on first use (or ``open()``); keeps the BM25 index and the entity graph in memory,
-    and the vector store open until ``close()``.
+    """Reads the index on first use (or ``open()``); keeps the BM25 index and the graph channel's matrix in
+    memory, and the vector store open until ``close()``.
 
     Retrievers in one process share an embedded store; close them before another process
     (``kgbuild ingest``) writes to the same index.
 
     The graph channel finds the query's entities by name, without a model (about 7 s less per CLI
     call than loading GLiNER2). ``query_model=True``, or a ``model``, reads the query with the
-    extractor instead (``extractor`` where given, else the index's GLiNER2 model): slower, but it
-    finds typos and partial names through fuzzy matching.
+    extractor instead (``extractor`` where given, else the index's GLiNER2 model). ``graph_settings``
+    (``GraphChannelSettings``) and ``weights`` (per channel, for the fusion) override the tuned defaults;
+    ``retrieval_graph`` replaces the stored graph (benchmarks, tests).
     """
 
     def __init__(
@@ -94,7 +110,9 @@ class HybridRetriever:
         embedder: Embedder | None = None,
         vector_sink: VectorSink | None = None,
         graph_sink: GraphSink | None = None,
-        entity_graph: EntityGraph | None = None,
+        retrieval_graph: RetrievalGraph | None = None,
+        graph_settings: GraphChannelSettings | None = None,
+        weights: Mapping[str, float] | None = None,
     ):
         if not (vector or graph or bm25):
             raise ConfigError("hybrid retrieval needs at least one channel: vector, graph or bm25")
@@ -112,7 +130,11 @@ class HybridRetriever:
         self._embedder = embedder
         self._vector_sink = vector_sink
         self._graph_sink = graph_sink
-        self._entity_graph = entity_graph
+        self._retrieval_graph = retrieval_graph
+        self._graph_settings = graph_settings
+        self.weights = dict(CHANNEL_WEIGHTS if weights is None else weights)
+        self.graph_channel: GraphChannel | None = None
+        self.timings: dict[str, float] = {}  # seconds of the last retrieve() per channel (benchmarks)
         self._open = False
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -125,9 +147,6 @@ class HybridRetriever:
 
         self.index = Index.open_existing(self.settings, graph_sink=self._graph_sink, vector_sink=self._vector_sink)
         self.state, self.manifest, self.settings = self.index.state, self.index.manifest, self.index.settings
-        from kgbuild.entities import EntityKeyResolver
-
-        self.resolve_entity = EntityKeyResolver(self.index)
         self.schema = ExtractionSchema.model_validate(self.manifest.schema_definition or {"name": "unknown"})
         self._vector_sink = self.index.vector_sink()
         # held until close(): opening an embedded store costs far more than a query, and it admits one
@@ -144,31 +163,63 @@ class HybridRetriever:
         if self.enabled["bm25"]:
             from kgbuild.retrieve.lexical import BM25ChunkIndex
 
-            self._bm25 = BM25ChunkIndex(list(self._by_chunk.values()), payload_text)
-        if self.enabled["graph"] and self._entity_graph is None:
-            self._entity_graph = self._load_graph()
-        self._names: EntityNameIndex | None = None
-        self._matcher: EntityMatcher | None = None
-        if self._entity_graph is not None:
-            from kgbuild.retrieve.entities import EntityMatcher, EntityNameIndex
-
-            if self.query_model:
-                self._matcher = EntityMatcher(self._entity_graph.entities)
-            else:
-                self._names = EntityNameIndex(self._entity_graph.entities)
-        if self._embedder is None and self.enabled["vector"]:
+            self._bm25 = BM25ChunkIndex(list(self._by_chunk.values()), indexed_text)
+        if self._embedder is None and (self.enabled["vector"] or self.enabled["graph"]):
             self._embedder = query_embedder(self.manifest.embedding_model or self.settings.embedding_model)
+        self._matcher: EntityMatcher | None = None
+        if self.enabled["graph"]:
+            from kgbuild.retrieve.ppr import GraphChannel, GraphChannelSettings
+
+            graph = self._retrieval_graph if self._retrieval_graph is not None else self._load_retrieval_graph()
+            settings = self._graph_settings or GraphChannelSettings(explain_depth=max(2, 2 * self.hops))
+            self.graph_channel = GraphChannel(graph, settings)
+            if self.query_model:
+                from kgbuild.retrieve.entities import EntityMatcher
+                from kgbuild.types import Entity
+
+                self._matcher = EntityMatcher({e.id: Entity(e.id, e.type, e.key, e.name, list(e.aliases), 0, e.confidence)
+                                               for e in graph.entities})
         return self
 
-    def _load_graph(self) -> EntityGraph:
-        from kgbuild.retrieve.graph import EntityGraph
+    def _load_retrieval_graph(self) -> RetrievalGraph:
+        """The stored retrieval graph; where there is none, or it describes another state of the index (built
+        before the graph existed, or changed since by ``kgbuild remove``), one built now from the graph store,
+        and saved unless another process is writing the index."""
+        from kgbuild.errors import KgbuildError
+        from kgbuild.retrieve.graph_matrix import RetrievalGraph, build_retrieval_graph, retrieval_dir, state_chunk_ids, state_signature
+        from kgbuild.state import IndexLock
 
+        folder = retrieval_dir(self.index.out_dir)
+        signature = state_signature(self.state)
+        graph = RetrievalGraph.load(folder)
+        if graph is not None and graph.signature == signature:
+            return graph
+        started = time.perf_counter()
         sink = self.index.graph_sink()
         sink.open()
         try:
-            return EntityGraph.from_data(sink.entity_graph())
+            data = sink.entity_graph()
         finally:
             sink.close()
+        graph = build_retrieval_graph(data, embedder=self._embedder, chunk_ids=state_chunk_ids(self.state), signature=signature,
+                                      reuse_from=folder)
+        lock = IndexLock(self.index.out_dir)
+        try:
+            lock.acquire()
+        except KgbuildError:
+            saved = "not saved: the index is being written"
+        else:
+            try:
+                graph.save(folder)
+                saved = f"saved in {folder}"
+            except OSError as exc:
+                saved = f"not saved ({exc})"
+            finally:
+                lock.release()
+        log.warning("%s: no retrieval graph for the index as it stands (built before the graph channel stored one, or"
+                    " changed since): built it from the graph store in %.1f s, %s", self.index.out_dir,
+                    time.perf_counter() - started, saved)
+        return graph
 
     def close(self) -> None:
         if self._open and self._vector_sink is not None:
@@ -190,20 +241,26 @@ class HybridRetriever:
                                                     self.schema, self.settings)
         return self._extractor
 
-    def query_entities(self, text: str) -> list[EntityMatch]:
-        """The canonical entities the query names: by name lookup, or (``query_model``) the extractor's
-        mentions (same extractor and schema as at ingest) matched to them."""
+    def query_entities(self, text: str) -> list[Seed]:
+        """The canonical entities the query names, as graph seeds: by name (``SeedMatcher``), or (``query_model``)
+        the extractor's mentions (same extractor and schema as at ingest) matched to them."""
         self.open()
-        if self._names is not None:
-            return self._names.find(text)
-        if self._matcher is None:
+        if self.graph_channel is None:
             return []
+        if self._matcher is None:
+            return self.graph_channel.matcher.find(text)
         from kgbuild.extract.base import link_extraction
+        from kgbuild.retrieve.seeds import Seed
 
         raw = self.extractor.extract([text])[0]
         chunk = Chunk(id="query", doc_id="query", position=0, start=0, end=len(text), text=text, token_count=len(text.split()))
         mentions = link_extraction(chunk, raw, self.schema).mentions
-        return self._matcher.match_all((m.text, m.label) for m in mentions)
+        seeds = []
+        for match in self._matcher.match_all((m.text, m.label) for m in mentions):
+            index = self.graph_channel.entity_index(match.entity.id)
+            if index is not None:
+                seeds.append(Seed(index, match.entity.key, match.mention, match.how, match.weight))
+        return seeds
 
     def retrieve(
         self,
@@ -217,7 +274,7 @@ class HybridRetriever:
         doc_ids: Sequence[str] = (),
         query_filter: VectorFilter | None = None,
     ) -> list[QueryHit]:
-        """The ``k`` best chunks by reciprocal rank fusion of the enabled channels."""
+        """The ``k`` best chunks by weighted reciprocal rank fusion of the enabled channels."""
         if k < 1:
             raise ConfigError(f"-k must be at least 1, got {k}")
         if not text.strip():
@@ -227,50 +284,63 @@ class HybridRetriever:
             from kgbuild.paths import documents_as_stored
 
             docs = documents_as_stored(self.state, docs)
-            query_filter = build_filter(self.manifest, entities=entities, types=types, classes=classes, docs=docs, doc_ids=doc_ids,
-                                        resolve_entity=self.resolve_entity)
+            query_filter = build_filter(self.manifest, entities=entities, types=types, classes=classes, docs=docs, doc_ids=doc_ids)
         limit = max(self.candidates, k)
         rankings: dict[str, list[str]] = {}
         reasons: dict[str, list[RetrievalReason]] = {}
         candidates: dict[str, _Candidate] = {}
+        timings: dict[str, float] = {}
 
         def add(channel: str, chunk_id: str, payload: dict[str, Any], point_id: str, reason: RetrievalReason) -> None:
             rankings.setdefault(channel, []).append(chunk_id)
             reasons.setdefault(chunk_id, []).append(reason)
             candidates.setdefault(chunk_id, _Candidate(payload, point_id))
 
-        if self.enabled["vector"]:
+        channel = self.graph_channel if self.enabled["graph"] else None
+        graph_settings = channel.settings if channel is not None else None
+        want_passages = channel is not None and graph_settings.passage_seeds > 0
+        want_vector = self.enabled["vector"] or want_passages or (channel is not None and graph_settings.embedding_seeds > 0)
+        query_vector = None
+        found: list[VectorHit] = []
+        started = time.perf_counter()
+        if want_vector:
             assert self._embedder is not None and self._vector_sink is not None
-            vector = self._embedder.embed([text])[0]
-            found = self._vector_sink.search(vector, query_filter, limit)
+            query_vector = self._embedder.embed([text])[0]
+        if self.enabled["vector"] or want_passages:
+            found = self._vector_sink.search(query_vector, query_filter, limit)
+        timings["vector"] = time.perf_counter() - started
+        if self.enabled["vector"]:
             for rank, hit in enumerate(found, 1):
                 chunk_id = str(hit.payload.get("chunk_id") or hit.point_id)
                 add("vector", chunk_id, hit.payload, hit.point_id, RetrievalReason("vector", rank, round(hit.score, 6)))
-        if self.enabled["graph"] and self._entity_graph is not None:
-            matches = self.query_entities(text)
-            seeds: dict[str, float] = {}
-            for match in matches:
-                seeds[match.entity.id] = max(seeds.get(match.entity.id, 0.0), match.weight)
-            rank = 0
-            for hit in self._entity_graph.expand(seeds, hops=self.hops, limit=len(self._by_chunk) or limit):
-                payload = self._by_chunk.get(hit.chunk_id)
-                if payload is None or not query_filter.matches(payload):
-                    continue
-                rank += 1
+        if channel is not None:
+            started = time.perf_counter()
+            named = self.query_entities(text) if self._matcher is not None else None
+            passages = [(str(h.payload.get("chunk_id") or h.point_id), float(h.score)) for h in found]
+
+            def allowed(chunk_id: str) -> bool:
+                payload = self._by_chunk.get(chunk_id)
+                return payload is not None and query_filter.matches(payload)
+
+            for rank, hit in enumerate(channel.search(text, query_vector=query_vector, passages=passages, limit=limit,
+                                                      allowed=allowed, named=named), 1):
+                payload = self._by_chunk[hit.chunk_id]
                 add("graph", hit.chunk_id, payload, str(payload.get("chunk_id")),
-                    RetrievalReason("graph", rank, round(hit.score, 6), hit.entity, hit.path))
-                if rank == limit:
-                    break
+                    RetrievalReason("graph", rank, round(hit.score, 6), hit.entity or None, hit.path))
+            timings["graph"] = time.perf_counter() - started
         if self.enabled["bm25"] and self._bm25 is not None:
+            started = time.perf_counter()
             for rank, (index, score) in enumerate(self._bm25.search(text, limit, query_filter), 1):
                 payload = self._bm25.payloads[index]
                 chunk_id = str(payload["chunk_id"])
                 add("bm25", chunk_id, payload, chunk_id, RetrievalReason("bm25", rank, round(score, 6)))
+            timings["bm25"] = time.perf_counter() - started
+        self.timings = timings
 
         hits: list[QueryHit] = []
-        for chunk_id, score in reciprocal_rank_fusion(rankings)[:k]:
+        for chunk_id, score in reciprocal_rank_fusion(rankings, weights=self.weights)[:k]:
             candidate = candidates[chunk_id]
-            hit = hit_from_payload(VectorHit(candidate.point_id, score, candidate.payload), query_filter.all_entity_keys)
+            hit = hit_from_payload(VectorHit(candidate.point_id, score, candidate.payload), query_filter.entity_keys)
             hit.reasons = sorted(reasons[chunk_id], key=lambda r: CHANNELS.index(r.channel))
             hits.append(hit)
         return hits

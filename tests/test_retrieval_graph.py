@@ -1,0 +1,250 @@
+"""The graph channel's retrieval graph: seeds without a model, the stored matrix (equal to a fresh build after any
+change), personalised PageRank on a hand graph, explanations on hits, and an index built before the graph existed."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from multihop import corpus_folder, gazetteer, passage
+
+from kgbuild.ids import entity_id
+from kgbuild.reconcile import normalize_name
+from kgbuild.retrieve.graph_matrix import RetrievalGraph, build_retrieval_graph, retrieval_dir
+from kgbuild.retrieve.hybrid import HybridRetriever
+from kgbuild.retrieve.ppr import GraphChannel, GraphChannelSettings, PPRGraph
+from kgbuild.retrieve.seeds import SeedMatcher
+from kgbuild.settings import Settings
+from kgbuild.types import Entity, EntityGraphData
+
+QUESTION = "Which device does the firm headed by Mara Lindqvist build?"
+
+
+def make(entity_type: str, name: str, aliases: tuple[str, ...] = ()) -> Entity:
+    key = f"{entity_type}:{normalize_name(name)}"
+    return Entity(entity_id(entity_type, normalize_name(name)), entity_type, key, name, list(aliases), 1, 1.0)
+
+
+def graph_of(entities: list[Entity], mentions=(), relations=()) -> RetrievalGraph:
+    data = EntityGraphData({e.id: e for e in entities}, list(mentions), list(relations))
+    return build_retrieval_graph(data)
+
+
+# -- seeds ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def matcher() -> SeedMatcher:
+    entities = [
+        make("PERSON", "Robert Young"), make("PERSON", "OBE"), make("AWARD", "obe"), make("DATE", "year"),
+        make("DATE", "2011"), make("PERSON", "Andy Warhol"), make("COMPANY", "Norvik Systems", ("Norvik Sys",)),
+        make("COMPANY", "Apple Inc.", ("Apple Computer",)), make("COMPANY", "HP"), make("COMPANY", "The"),
+        make("LOCATION", "Oslo"), make("PERSON", "Tim Cook"),
+    ]
+    return SeedMatcher(graph_of(entities).entities)
+
+
+def keys(seeds) -> list[str]:
+    return sorted(s.key for s in seeds)
+
+
+def test_exact_names_and_aliases_seed_on_word_boundaries(matcher):
+    found = matcher.find("What does Tim Cook's team think of APPLE, Inc. in Oslo?")
+    assert keys(found) == ["COMPANY:apple", "LOCATION:oslo", "PERSON:tim cook"]
+    cook = next(s for s in found if s.key == "PERSON:tim cook")
+    assert (cook.mention, cook.how, cook.weight) == ("Tim Cook's", "exact", 1.0)
+    [alias] = matcher.find("When did Apple Computer ship?")
+    assert (alias.key, alias.how, alias.weight) == ("COMPANY:apple", "alias", 0.95)
+    assert keys(matcher.find("HP's printers")) == ["COMPANY:hp"]  # an acronym as written
+    assert matcher.find("hp printers") == [] and matcher.find("the firm") == []
+
+
+def test_names_never_match_inside_words_or_as_common_words(matcher):
+    assert keys(matcher.find("Who directed Robert Young?")) == ["PERSON:robert young"]  # never 'obe' inside 'Robert'
+    assert matcher.find("In what year was it founded?") == []  # 'year' is written in lower case: not a proper name
+    assert keys(matcher.find("What happened in 2011?")) == ["DATE:2011"]
+
+
+def test_fuzzy_matches_only_strict_multi_word_names(matcher):
+    [typo] = matcher.find("Who founded Norvik Systms?")
+    assert (typo.key, typo.how) == ("COMPANY:norvik systems", "fuzzy") and 0.8 < typo.weight < 0.9
+    assert matcher.find("Who sang with the Dandy Warhols?") == []  # not 'Andy Warhol'
+    assert matcher.find("Who is Tim Brook?") == []  # two letters off a short name is another name
+    assert SeedMatcher(graph_of([make("COMPANY", "Norvik Systems")]).entities, fuzzy=False).find("Norvik Systms") == []
+
+
+def test_frequent_entities_seed_with_less_weight():
+    hub, rare = make("DATE", "2011"), make("PERSON", "Ines Okafor")
+    mentions = [(f"doc_{i}:00000", hub.id) for i in range(10)] + [("doc_0:00000", rare.id)]
+    graph = graph_of([hub, rare], mentions)
+    channel = GraphChannel(graph, GraphChannelSettings(passage_seeds=0, embedding_seeds=0))
+    restart = channel.restart(channel.entity_seeds("What did Ines Okafor do in 2011?"), [])
+    n, h, r = len(graph.chunk_ids), channel.entity_index(hub.id), channel.entity_index(rare.id)
+    spec = graph.specificity()  # log(1 + N / df) / log(1 + N): 1 for one document of ten, 0.29 for all ten
+    assert spec[r] == pytest.approx(1.0) and spec[h] == pytest.approx(np.log(2) / np.log(11))
+    assert restart[n + r] == pytest.approx(restart[n + h] / spec[h])
+
+
+# -- personalised PageRank --------------------------------------------------------------------------
+
+
+def test_ppr_by_power_iteration_matches_networkx_on_a_hand_graph():
+    import networkx as nx
+
+    a, b, c = make("PERSON", "Mara Lindqvist"), make("COMPANY", "Norvik Systems"), make("PRODUCT", "Fjord X2")
+    mentions = [("d1:00000", a.id), ("d1:00000", b.id), ("d2:00000", b.id), ("d2:00000", c.id), ("d3:00000", c.id)]
+    graph = graph_of([a, b, c], mentions, [(a.id, "CEO_OF", b.id)])
+    settings = GraphChannelSettings(cooccurrence_weight=0.0, idf=False, iterations=200, tolerance=1e-12)
+    ppr = PPRGraph(graph, settings)
+    restart = np.zeros(len(graph.chunk_ids) + len(graph.entities))
+    seed = len(graph.chunk_ids) + [e.id for e in graph.entities].index(a.id)
+    restart[seed] = 1.0
+    ranks = ppr.run(restart, 0.5, settings.iterations, settings.tolerance)
+    g = nx.Graph()
+    names = [*graph.chunk_ids, *(e.id for e in graph.entities)]
+    coo = ppr.adjacency.tocoo()
+    g.add_nodes_from(names)
+    g.add_weighted_edges_from((names[i], names[j], float(w)) for i, j, w in zip(coo.row, coo.col, coo.data))
+    expected = nx.pagerank(g, alpha=0.5, personalization={a.id: 1.0}, weight="weight", tol=1e-12, max_iter=500)
+    assert ranks / ranks.sum() == pytest.approx(np.array([expected[n] for n in names]), abs=1e-5)
+    # the chunk that mentions the seed, then the one its company reaches, then the one beyond
+    channel = GraphChannel(graph, settings)
+    hits = channel.search("What does Mara Lindqvist sell?", limit=3)
+    assert [h.chunk_id for h in hits] == ["d1:00000", "d2:00000", "d3:00000"]
+    assert hits[0].path == ("PERSON:mara lindqvist", "MENTIONED_IN", "d1:00000")
+    assert hits[1].path == ("PERSON:mara lindqvist", "CEO_OF", "COMPANY:norvik systems", "MENTIONED_IN", "d2:00000")
+    assert hits[2].entity == "PERSON:mara lindqvist" and hits[2].path[-1] == "d3:00000"
+
+
+def test_passage_seeds_alone_rank_their_neighbourhood():
+    a, b = make("PERSON", "Mara Lindqvist"), make("COMPANY", "Norvik Systems")
+    data = EntityGraphData({a.id: a, b.id: b}, [("d1:00000", a.id), ("d1:00000", b.id), ("d2:00000", b.id)], [])
+    graph = build_retrieval_graph(data, chunk_ids=["d3:00000"])  # d3 names no entity: a node all the same
+    assert graph.chunk_ids == ["d1:00000", "d2:00000", "d3:00000"]
+    channel = GraphChannel(graph)
+    hits = channel.search("an unrelated question", passages=[("d1:00000", 0.9), ("d3:00000", 0.2)], limit=5)
+    assert [h.chunk_id for h in hits][:2] == ["d1:00000", "d2:00000"]
+    assert hits[0].entity == "" and hits[0].path == ("d1:00000",)
+    assert hits[1].path == ("d1:00000", "MENTIONS", "COMPANY:norvik systems", "MENTIONED_IN", "d2:00000")
+    assert channel.search("nothing at all", limit=5) == []
+
+
+def test_synonym_edges_join_close_names_of_one_type():
+    class Names:
+        name = "fake-names"
+
+        def embed(self, texts):
+            table = {"Halden Foods": [1.0, 0.0, 0.0], "Haldens Food": [0.99, 0.1, 0.0], "Halden": [0.98, 0.0, 0.2],
+                     "Pear": [0.0, 1.0, 0.0]}
+            return [table[t] for t in texts]
+
+    a, b, c, d = make("COMPANY", "Halden Foods"), make("COMPANY", "Haldens Food"), make("PRODUCT", "Halden"), make("COMPANY", "Pear")
+    data = EntityGraphData({e.id: e for e in (a, b, c, d)}, [("x:00000", a.id), ("y:00000", b.id)], [])
+    graph = build_retrieval_graph(data, embedder=Names())
+    ids = [e.id for e in graph.entities]
+    pairs = {(ids[i], ids[j]) for i, j in zip(*graph.synonyms.nonzero())}
+    assert pairs == {(a.id, b.id), (b.id, a.id)}  # same type only, cosine >= 0.9
+    assert graph.name_vectors.shape == (4, 3)
+    hits = GraphChannel(graph).search("Who owns Haldens Food?", limit=2)
+    assert [h.chunk_id for h in hits] == ["y:00000", "x:00000"]
+    assert hits[1].path == ("COMPANY:haldens food", "SYNONYM", "COMPANY:halden foods", "MENTIONED_IN", "x:00000")
+
+
+# -- the stored graph through ingest ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def corpus_index(tmp_path_factory, business_schema, embedder):
+    from kgbuild.pipeline import ingest
+
+    root = tmp_path_factory.mktemp("retrieval-graph")
+    settings = Settings(out_dir=root / "index", device="cpu")
+    ingest(corpus_folder(root / "corpus"), settings, extractor=gazetteer(business_schema), embedder=embedder)
+    return root, settings
+
+
+def fresh_build(corpus, tmp_path, business_schema, embedder) -> RetrievalGraph:
+    from kgbuild.pipeline import ingest
+
+    settings = Settings(out_dir=tmp_path / "fresh", device="cpu")
+    ingest(corpus, settings, extractor=gazetteer(business_schema), embedder=embedder)
+    return RetrievalGraph.load(retrieval_dir(settings.out_dir))
+
+
+def test_ingest_stores_the_retrieval_graph_and_it_equals_a_fresh_build_after_change_delete_add(tmp_path, business_schema, embedder):
+    from kgbuild.pipeline import ingest
+
+    corpus = corpus_folder(tmp_path / "corpus")
+    settings = Settings(out_dir=tmp_path / "index", device="cpu")
+    ingest(corpus, settings, extractor=gazetteer(business_schema), embedder=embedder)
+    stored = RetrievalGraph.load(retrieval_dir(settings.out_dir))
+    assert stored is not None and len(stored.chunk_ids) == 32 and stored.relations.nnz > 0 and stored.name_vectors.shape[1] == 384
+    lines = (corpus / "corpus.jsonl").read_text(encoding="utf-8").splitlines()
+    # change one passage, delete one, add one (a new file)
+    changed = lines[0].replace("Mara Lindqvist", "Ines Okafor")
+    (corpus / "corpus.jsonl").write_text("\n".join([changed, *lines[2:]]) + "\n", encoding="utf-8")
+    (corpus / "extra.jsonl").write_text(lines[1] + "\n", encoding="utf-8")
+    report = ingest(corpus, settings, extractor=gazetteer(business_schema), embedder=embedder)
+    assert report.documents_read >= 2
+    updated = RetrievalGraph.load(retrieval_dir(settings.out_dir))
+    assert not updated.equals(stored)
+    fresh = fresh_build(corpus, tmp_path, business_schema, embedder)
+    assert updated.equals(fresh)
+    # nothing changed: the stored graph is kept as it is
+    before = (retrieval_dir(settings.out_dir) / "meta.json").stat().st_mtime_ns
+    ingest(corpus, settings, extractor=gazetteer(business_schema), embedder=embedder)
+    assert (retrieval_dir(settings.out_dir) / "meta.json").stat().st_mtime_ns == before
+
+
+def test_names_already_embedded_are_not_embedded_again(corpus_index):
+    from kgbuild.index import Index
+
+    class Counting:
+        name = None
+
+        def __init__(self, inner):
+            self.inner, self.texts = inner, 0
+            self.name = inner.name
+
+        def embed(self, texts):
+            self.texts += len(texts)
+            return self.inner.embed(texts)
+
+    _, settings = corpus_index
+    index = Index.open_existing(settings)
+    stored = RetrievalGraph.load(retrieval_dir(settings.out_dir))
+    from kgbuild.embed import SentenceTransformerEmbedder
+
+    counting = Counting(SentenceTransformerEmbedder(device="cpu"))
+    with index.stores() as stores:
+        again = build_retrieval_graph(stores.graph.entity_graph(), embedder=counting, reuse_from=retrieval_dir(settings.out_dir),
+                                      chunk_ids=stored.chunk_ids, signature=stored.signature)
+    assert counting.texts == 0 and again.equals(stored)
+
+
+def test_hits_carry_explanations(corpus_index, business_schema, embedder):
+    _, settings = corpus_index
+    with HybridRetriever(settings, extractor=gazetteer(business_schema), embedder=embedder, vector=False, bm25=False) as retriever:
+        hits = retriever.retrieve(QUESTION, k=3)
+    assert [passage(h) for h in hits[:2]] == ["p01", "p02"]
+    for hit in hits:
+        [reason] = hit.reasons
+        assert reason.channel == "graph" and reason.path and reason.path[-1] == hit.chunk_id
+    assert hits[1].reasons[0].entity == "PERSON:mara lindqvist"
+    assert hits[1].reasons[0].path[:3] == ("PERSON:mara lindqvist", "CEO_OF", "COMPANY:norvik systems")
+
+
+def test_an_index_without_a_retrieval_folder_still_answers(tmp_path, corpus_index, business_schema, embedder, caplog):
+    root, settings = corpus_index
+    old = tmp_path / "old-index"
+    shutil.copytree(settings.out_dir, old)
+    shutil.rmtree(retrieval_dir(old))
+    old_settings = Settings(out_dir=old, device="cpu")
+    with caplog.at_level("WARNING", logger="kgbuild"):
+        with HybridRetriever(old_settings, embedder=embedder, vector=False, bm25=False) as retriever:
+            hits = retriever.retrieve(QUESTION, k=2)
+    assert [passage(h) for h in hits] == ["p01", "p02"]
+    assert "no retrieval graph" in caplog.text and "saved in" in caplog.text
+    rebuilt = RetrievalGraph.load(retrieval_dir(old))
+    assert rebuilt is not None and rebuilt.equals(RetrievalGraph.load(retrieval_dir(settings.out_dir)))
