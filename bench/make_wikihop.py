@@ -189,22 +189,52 @@ def first_sentence(text: str) -> str:
     return re.split(r"(?<=[a-z0-9)\]])\.\s+(?=[A-Z])", text, maxsplit=1)[0]
 
 
+# What A must be for each relation: a work of these kinds, or a person ("" kind, with pronouns).
+_RELATION_KINDS = {"director": {"film"}, "producer": {"film", "album", "song"}, "screenwriter": {"film"},
+                   "composer": {"film", "song", "album"}, "performer": {"song", "album"}, "author": {"novel"}}
+_SENTENCE_END = re.compile(r"(?<=[a-z0-9)\]])\.\s+(?=[A-Z])|;\s+")
+# words that show the sentence is about someone or something else than A ("His wife Anna was the daughter of B")
+_OTHER_SUBJECT = re.compile(r"\b(?:his|her|their|its|whose|who|married|wife|husband|widow|brother|sister|son|daughter|"
+                            r"child|children|grandson|granddaughter|grandchild|nephew|niece|cousin|mother|father|heir|"
+                            r"sequel|remake|followed|version|adaptation|original|also|later)\b|[(\"]", re.IGNORECASE)
+
+
+def _about_a(prefix: str, a: Passage, first: bool) -> bool:
+    """Whether the sentence up to the relation words speaks of A itself: "He was the eldest", "A (1901 – 1966) was the second"."""
+    prefix = prefix.strip()
+    if first:
+        # the first sentence's subject is A, however it is written: what follows its first "was"/"is" must be plain words
+        verb = re.search(r"\b(?:is|was)\b", prefix)
+        return bool(verb) and not _OTHER_SUBJECT.search(prefix[verb.end():])
+    names = {"He", "She", "It", a.title.split()[0], a.title.split(" (")[0].split()[-1]}
+    words = prefix.split(maxsplit=1)
+    return bool(words) and words[0] in names and not _OTHER_SUBJECT.search(words[1] if len(words) > 1 else "")
+
+
 def bridge_relation(link: Link) -> str | None:
-    """The relation from A to B named by the words before B's title, in the same sentence."""
-    before = link.a.text[:link.start]
-    sentence = re.split(r"[.;]\s+", before)[-1][-90:]
+    """The relation from A to B named by the words before B's title, in a sentence about A (its first two for a work)."""
+    sentences = _SENTENCE_END.split(link.a.text[:link.start])
+    sentence = sentences[-1]
     for name, pattern in RELATIONS:
-        if not pattern.search(sentence):
+        found = pattern.search(sentence)
+        if not found:
             continue
         if name != "{parent}" and _SECOND_NAME.match(link.a.text[link.start + len(link.b.title):]):
             return None
+        what = kind(link.a)
         if name.startswith("{"):
+            if what or not _about_a(sentence[:found.start()], link.a, len(sentences) == 1):
+                return None
             who = gender(link.b.text)
             if not who:
                 return None
             if name == "{parent}":
                 return "father" if who == "m" else "mother"
             return "husband" if who == "m" else "wife"
+        if what not in _RELATION_KINDS.get(name, {what}) or len(sentences) > 2:
+            return None
+        if _OTHER_SUBJECT.search(sentence[:found.start()].replace("(", " ").replace('"', " ")):
+            return None
         return name
     return None
 
