@@ -12,6 +12,9 @@ A run reads top to bottom:
    vectors; it returns what it wrote.
 4. **commit**: files whose documents are all written are recorded in the state
    (``kgbuild.inflight``), and the state is checkpointed every ``checkpoint_seconds``.
+5. **link across documents** (``kgbuild.corpus_links``): over the resolution summaries of the whole index,
+   the short names that a full name of another document explains; documents whose links changed are
+   resolved and written again from their cached extraction (``kgbuild.extract.cache``), no model pass.
 """
 
 from __future__ import annotations
@@ -23,9 +26,11 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Protocol
 
 from kgbuild.chunk import TokenChunker
+from kgbuild.corpus_links import Links, documents_digest, index_links, links_record
 from kgbuild.embed import Embedder
 from kgbuild.errors import ConfigError, DocumentError
 from kgbuild.extract.base import Extractor, aggregate_classifications
+from kgbuild.extract.cache import ExtractionCache
 from kgbuild.extract.runner import extract_chunks
 from kgbuild.extract.runtime import build_embedder, build_extractor, release_heap
 from kgbuild.hooks import reached
@@ -36,13 +41,15 @@ from kgbuild.plan import (ChangedFile, IngestPlan, describe_fingerprint_change, 
                           extraction_fingerprint_parts, plan_ingest)
 from kgbuild.read import ReadOptions, read_file
 from kgbuild.read.walk import SUPPORTED_SUFFIXES
-from kgbuild.reconcile import reconcile
+from kgbuild.reconcile import BatchReconciliation, reconcile_batch
 from kgbuild.schema import ExtractionSchema, load_schema
 from kgbuild.settings import Settings
 from kgbuild.sinks import GraphSink, VectorSink
-from kgbuild.state import DocumentState
+from kgbuild.state import DocumentState, FileState
 from kgbuild.timing import Interval, StageTimer
-from kgbuild.types import Chunk, Document, ExtractedDocument, GraphBatch, IndexStats, IngestReport, SkippedFile
+from kgbuild.types import (
+    Chunk, Document, ExtractedDocument, GraphBatch, IndexStats, IngestReport, SkippedFile, SourceFile,
+)
 from kgbuild.write import build_chunk_points
 
 
@@ -166,6 +173,9 @@ class IngestPipeline:
         self._chunker: TokenChunker | None = None  # built on first use: it loads the model's tokenizer
         self.timer = StageTimer()  # the run's, from run() on
         self.overrides = ResolutionOverrides()  # the index's resolution.yaml, read by run() under the lock
+        self.cache = ExtractionCache(settings.out_dir)  # what the model found per document (opened on first use)
+        self.fingerprint = ""  # the run's extraction fingerprint, from run() on
+        self.relinked = 0  # documents the run wrote again for their links across documents
 
     def _phase(self, phase: str) -> None:
         on_phase = getattr(self.progress, "on_phase", None)  # listeners written before phases existed lack it
@@ -194,6 +204,8 @@ class IngestPipeline:
             except BaseException:
                 self.stores.close(quiet=True)  # the error that stopped the run is the one to report
                 raise
+            finally:
+                self.cache.close()
             self.stores.close(quiet=not indexed)
             self.report.elapsed_s = time.perf_counter() - started
             if indexed:
@@ -209,6 +221,7 @@ class IngestPipeline:
         with self.timer("connect"):
             self.index.check_reachable()
         extraction = self._resolve_model()
+        self.fingerprint = extraction.fingerprint
         previous_extraction = state.manifest.extraction
         # the state vouches for its stores from the first checkpoint on
         self.index.record_build(schema=self.schema, model=extraction.model, embedding_model=self.embedder.name,
@@ -236,6 +249,7 @@ class IngestPipeline:
         self._keep_unreadable(plan)
         if self.settings.prune:
             self._prune(root, plan.removed)
+        self._link_across_documents()
         self._finish()
         return True
 
@@ -264,6 +278,7 @@ class IngestPipeline:
         recovered = self.index.recover(self.stores, self.journal)
         if recovered:
             self.report.documents_recovered = len(recovered)
+            self.index.state.cross_document = ""
             self.checkpoints.restart()
         return set(recovered)
 
@@ -357,7 +372,8 @@ class IngestPipeline:
             with self.timer("load models"):  # the chunker counts tokens with the model's own tokenizer
                 budget = min(self.settings.chunk_size, self.extractor.max_text_tokens())
                 overlap = min(self.settings.chunk_overlap, budget // 2)
-                self._chunker = TokenChunker(self.extractor.token_counter(), budget, overlap)
+                self._chunker = TokenChunker(self.extractor.token_counter(), budget, overlap,
+                                             headers=self.settings.title_header)
         return self._chunker
 
     def _chunk(self, document: Document) -> list[Chunk]:
@@ -372,36 +388,46 @@ class IngestPipeline:
         extracted, written, failed = self._extract(batch)
         if not extracted:
             return BatchResult(failed=failed)
-        extractions = [e for d in extracted for e in d.extractions]
-        mentions = [m for e in extractions for m in e.mentions]
-        relation_mentions = [r for e in extractions for r in e.relations]
+        resolved = self._resolve_and_write(extracted, cache=True)
+        reconciliation, extractions = resolved.reconciliation, [e for d in extracted for e in d.extractions]
         dropped: Counter[str] = Counter()
         for e in extractions:
             dropped.update(e.dropped_relations)
-        with self.timer("reconcile"):
-            # the document texts let resolution read acronyms defined in parentheses: "Associated Press (AP)"
-            texts = {d.document.id: d.document.text for d in extracted}
-            reconciliation, dropped_in_reconcile = reconcile(mentions, relation_mentions, self.schema, texts=texts,
-                                                             overrides=self.overrides or None)
-        dropped.update(dropped_in_reconcile)
-        graph = GraphBatch(extracted, reconciliation.entities, reconciliation.mention_entity, reconciliation.relations,
-                           reconciliation.mention_reasons)
-
-        self.stores.open()
-        with self.timer("embed"):
-            vectors = self.embedder.embed([e.chunk.text for e in extractions])
-        self._write(graph, vectors)
-
+        dropped.update(resolved.dropped)
         return BatchResult(
             written,
             failed,
             chunks=len(extractions),
-            mentions=len({(m.doc_id, m.start, m.end) for m in mentions}),
+            mentions=len({(m.doc_id, m.start, m.end) for e in extractions for m in e.mentions}),
             relations_kept=sum(r.count for r in reconciliation.relations),
             classifications=sum(len(s) for e in extractions for s in e.classifications.values()),
             entities=reconciliation.entities.keys(),
             dropped=dropped,
         )
+
+    def _resolve_and_write(self, extracted: list[ExtractedDocument], external_links: dict[str, Links] | None = None,
+                           *, cache: bool = False) -> BatchReconciliation:
+        """Reconcile (with the links across documents given, if any), embed and write extracted documents;
+        ``cache`` keeps the model's output and each document's resolution summary first (kgbuild.extract.cache)."""
+        extractions = [e for d in extracted for e in d.extractions]
+        with self.timer("reconcile"):
+            # the document texts let resolution read acronyms defined in parentheses: "Associated Press (AP)"
+            texts = {d.document.id: d.document.text for d in extracted}
+            resolved = reconcile_batch([m for e in extractions for m in e.mentions],
+                                       [r for e in extractions for r in e.relations], self.schema, texts=texts,
+                                       overrides=self.overrides or None, external_links=external_links)
+        if cache:
+            with self.timer("cache"):
+                self.cache.put((d, self.fingerprint, resolved.summaries.get(d.document.id)) for d in extracted)
+        reconciliation = resolved.reconciliation
+        graph = GraphBatch(extracted, reconciliation.entities, reconciliation.mention_entity, reconciliation.relations,
+                           reconciliation.mention_reasons)
+
+        self.stores.open()
+        with self.timer("embed"):
+            vectors = self.embedder.embed([e.chunk.contextual_text for e in extractions])
+        self._write(graph, vectors)
+        return resolved
 
     def _extract(self, batch: list[DocumentInFlight]) -> tuple[list[ExtractedDocument], list[DocumentInFlight], list[DocumentInFlight]]:
         """The batch's documents extracted (and those documents), and those the model failed on.
@@ -431,6 +457,7 @@ class IngestPipeline:
     def _write(self, graph: GraphBatch, vectors: list[list[float]]) -> None:
         """Journal the documents, then graph, then vectors (the hook points mark each write durable)."""
         doc_ids = [d.document.id for d in graph.documents]
+        self.index.state.cross_document = ""  # links across documents are to be checked again
         self.journal.record(doc_ids)
         with self.timer("graph write"):
             self.stores.graph.write(graph)
@@ -476,9 +503,110 @@ class IngestPipeline:
         if not doc_ids:
             return
         self.stores.open()
+        self.index.state.cross_document = ""
         self.journal.record(doc_ids)
         self.stores.remove_documents(doc_ids)
+        self.cache.delete(doc_ids)
         self.report.documents_removed += len(doc_ids)
+
+    # -- 5. link across documents ----------------------------------------------------------
+
+    def _link_across_documents(self) -> None:
+        """Bring every document's links across documents up to date with the whole index (kgbuild.corpus_links):
+        find them over the resolution summaries of all documents, and write again the documents whose links
+        are not those they were written with. Skipped when nothing was written since the last time."""
+        state = self.index.state
+        where: dict[str, tuple[str, str, FileState, DocumentState]] = {}
+        for root, files in state.roots.items():
+            for rel, record in files.items():
+                for doc_id, doc in record.documents.items():
+                    where[doc_id] = (root, rel, record, doc)
+        wanted = {doc_id: (doc.content_hash, record.fingerprint) for doc_id, (_, _, record, doc) in where.items()}
+        digest = documents_digest((doc_id, *made) for doc_id, made in wanted.items())
+        if state.cross_document == digest:
+            return
+        with self.timer("link documents"):
+            summaries = self.cache.summaries(wanted)
+            missing = [doc_id for doc_id in sorted(where) if doc_id not in summaries]
+            extracted = self._extract_again(missing, where, summaries) if missing else {}
+            links = index_links(summaries)
+            stale = [doc_id for doc_id in sorted(summaries) if links_record(links.get(doc_id)) != where[doc_id][3].cross_links]
+        batch: list[str] = []
+        chunks = 0
+        for doc_id in stale:
+            batch.append(doc_id)
+            chunks += where[doc_id][3].chunks
+            if chunks >= self.settings.write_batch_chunks or doc_id == stale[-1]:
+                self._relink(batch, where, wanted, links, extracted)
+                batch, chunks = [], 0
+        self.cache.prune(set(where))
+        state.cross_document = digest
+
+    def _relink(self, doc_ids: list[str], where: dict[str, tuple[str, str, FileState, DocumentState]],
+                wanted: dict[str, tuple[str, str]], links: dict[str, Links], extracted: dict[str, ExtractedDocument]) -> None:
+        """Write documents again with their links across documents, from the model's output kept for them."""
+        documents = []
+        for doc_id in doc_ids:
+            document = extracted.get(doc_id) or self.cache.extracted(doc_id, *wanted[doc_id])
+            if document is None:  # a summary without its extraction: read and extract the document again
+                document = self._extract_again([doc_id], where, {}).get(doc_id)
+            if document is None:
+                self.report.warnings.append(f"{where[doc_id][3].path}: could not be linked to other documents"
+                                            " (its extraction is not kept and it could not be read again)")
+                continue
+            documents.append(document)
+        if not documents:
+            return
+        reached("relink")  # a point of kgbuild.hooks: links across documents about to be written
+        resolved = self._resolve_and_write(documents, {d.document.id: links.get(d.document.id, {}) for d in documents})
+        for document in documents:
+            doc_id = document.document.id
+            where[doc_id][3].cross_links = links_record(resolved.cross_links.get(doc_id))
+        self.relinked += len(documents)
+        if self.checkpoints.due():
+            self._checkpoint()
+
+    def _extract_again(self, doc_ids: list[str], where: dict[str, tuple[str, str, FileState, DocumentState]],
+                       summaries: dict[str, list | None]) -> dict[str, ExtractedDocument]:
+        """Documents the extraction cache lacks (an index built before it kept them): read from their files and
+        extracted again, their summaries added to ``summaries`` and the cache. A document whose file no longer
+        holds it as the state records it is left out, with a warning."""
+        by_file: dict[tuple[str, str], set[str]] = {}
+        for doc_id in doc_ids:
+            root, rel, record, _ = where[doc_id]
+            if record.fingerprint == self.fingerprint:  # extracted under other settings: the model would differ
+                by_file.setdefault((root, rel), set()).add(doc_id)
+        self._ensure_chunker()
+        queued: list[DocumentInFlight] = []
+        for (root, rel), wanted in sorted(by_file.items()):
+            record = where[next(iter(wanted))][2]
+            path = root if Path(root).is_file() else str(Path(root) / rel)
+            try:
+                for read in read_file(SourceFile(path, rel, record.size, record.mtime), self.read_options):
+                    if isinstance(read, Document) and read.id in wanted \
+                            and read.content_hash == where[read.id][3].content_hash:
+                        queued.append(DocumentInFlight(None, read, self._chunk(read)))  # type: ignore[arg-type]
+            except (DocumentError, OSError):
+                continue
+        found: dict[str, ExtractedDocument] = {}
+        if queued:
+            self.progress.on_chunks_added(sum(len(item.chunks) for item in queued))
+            extracted, _, _ = self._extract(queued)
+            if extracted:
+                with self.timer("reconcile"):
+                    resolved = reconcile_batch([m for d in extracted for e in d.extractions for m in e.mentions], [],
+                                               self.schema, texts={d.document.id: d.document.text for d in extracted})
+                for d in extracted:
+                    summaries[d.document.id] = resolved.summaries.get(d.document.id)
+                    found[d.document.id] = d
+                self.cache.put((d, self.fingerprint, summaries[d.document.id]) for d in extracted)
+        left = [doc_id for doc_id in doc_ids if doc_id not in found and doc_id not in summaries]
+        if left:
+            self.report.warnings.append(
+                f"{len(left)} indexed document(s) could not be read again to link them to other documents"
+                f" ({', '.join(where[d][3].path for d in left[:3])}{', ...' if len(left) > 3 else ''});"
+                " ingest their files again to include them")
+        return found
 
     def _checkpoint(self) -> None:
         """Graph and vectors durable first, then the state that vouches for them."""
@@ -488,7 +616,7 @@ class IngestPipeline:
 
     def _finish(self) -> None:
         report = self.report
-        stores_changed = report.documents_recovered or report.documents_read or report.documents_removed
+        stores_changed = report.documents_recovered or report.documents_read or report.documents_removed or self.relinked
         self.index.refresh_retrieval_graph(self.stores, self.embedder)  # the graph channel's matrix, where the state changed
         if stores_changed or not self.index.state.totals:
             self.index.record_totals(self.stores.counts())

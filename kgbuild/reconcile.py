@@ -5,7 +5,8 @@ Mentions of one type become one entity when their names resolve to the same key:
 resolution rules of ``kgbuild.resolution`` (titles, place aliases, and the short names, first names,
 surnames and acronyms that a document's full names explain). Where the model gave one span several
 types, the types vote, weighted by confidence. Resolution looks at one document at a time, then (in
-``reconcile_mentions``, not in the per-batch ``reconcile`` of ingest) joins a short name left alone in
+``reconcile_mentions``; at ingest over the whole index, ``kgbuild.corpus_links``, whose links the
+per-batch ``reconcile`` receives as ``external_links``) joins a short name left alone in
 its document to the one full name of the whole input that fits it ("Blair" -> "Tony Blair"); everything
 else is grouping by key: cost is linear in the number of mentions, and ids are deterministic (a hash of
 type and resolved key), so entities written by separate runs or batches meet on the same id.
@@ -22,7 +23,7 @@ from kgbuild.extract.base import DROP_SELF, DROP_SOURCE_TYPE, DROP_TARGET_TYPE
 from kgbuild.ids import entity_id, relation_id
 from kgbuild.names import CORPORATE_SUFFIXES, fullness, normalize_name
 from kgbuild.resolution import (
-    CanonicalName, Link, Merge, ResolutionRules, canonical_key, collector_paused, resolve_names,
+    CanonicalName, CrossLink, Link, Merge, ResolutionRules, canonical_key, collector_paused, resolve_names,
 )
 from kgbuild.schema import ExtractionSchema
 from kgbuild.types import (
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from kgbuild.overrides import ResolutionOverrides
 
 __all__ = [
-    "CORPORATE_SUFFIXES", "Merge", "Resolution", "ResolutionRules", "SurfaceSummary", "SurfaceTally", "entity_key",
+    "CORPORATE_SUFFIXES", "BatchReconciliation", "CrossLink", "Merge", "Resolution", "ResolutionRules", "SurfaceSummary", "SurfaceTally", "entity_key",
     "normalize_name", "parse_entity_filter", "reconcile", "reconcile_mentions", "reconcile_relations",
     "resolve_mentions", "summarize_surfaces",
 ]
@@ -170,6 +171,8 @@ class Resolution:
     mention_entity: dict[str, str]  # mention id -> entity id
     why: dict[str, list[Merge]] = field(default_factory=dict)  # entity id -> the merges that formed it
     mention_reasons: dict[str, ResolutionReason] = field(default_factory=dict)  # mention id -> why it is in its entity
+    summaries: dict[str, list[list]] = field(default_factory=dict)  # doc id -> its own resolution, when asked for
+    cross_links: dict[str, dict[tuple[str, str], CrossLink]] = field(default_factory=dict)  # doc id -> links applied
 
 
 @collector_paused()
@@ -180,6 +183,8 @@ def resolve_mentions(
     aliases: AliasTable | Mapping[str, str] | None = None,
     texts: Mapping[str, str] | None = None,
     overrides: ResolutionOverrides | None = None,
+    external_links: Mapping[str, Mapping[tuple[str, str], CrossLink]] | None = None,
+    summaries: bool = False,
 ) -> Resolution:
     """Mentions -> canonical entities, resolved within each document and across them, with the evidence for
     every merge.
@@ -190,10 +195,12 @@ def resolve_mentions(
     ``{"Big Apple": "New York City"}``); ``texts`` (document id -> text) lets acronyms defined in
     parentheses join their names; ``overrides`` (the index's resolution.yaml, ``kgbuild.overrides``) are
     applied last, a mention at a time. A mention whose span lost the type vote maps to the winning entity at
-    that span.
+    that span. ``external_links`` and ``summaries``: see ``kgbuild.resolution.resolve_names`` (ingest's links
+    across the documents of its whole index, and what it keeps of each document to find them).
     """
     rules = _DEFAULT_RULES if rules is None else rules
-    resolved = resolve_names(mentions, rules, _LazyAliases(aliases), texts)
+    resolved = resolve_names(mentions, rules, _LazyAliases(aliases), texts, external_links=external_links,
+                             summaries=summaries)
     span_type, canonical, links = resolved.span_type, resolved.canonical, resolved.links
 
     groups: defaultdict[str, list[Mention]] = defaultdict(list)
@@ -242,7 +249,7 @@ def resolve_mentions(
         eid: sorted(Merge(rule, alias, name, tuple(sorted(docs))) for (rule, alias, name), docs in found.items())
         for eid, found in evidence.items()
     }
-    return Resolution(entities, mention_entity, why, mention_reasons)
+    return Resolution(entities, mention_entity, why, mention_reasons, resolved.summaries, resolved.cross_links)
 
 
 _EXACT = ResolutionReason(RULE_EXACT, "")
@@ -338,7 +345,41 @@ def reconcile_relations(
     return relations, dropped
 
 
+@dataclass(slots=True)
+class BatchReconciliation:
+    """What ``reconcile_batch`` found for a write batch: what is written, and what ingest keeps per document to
+    find the links across documents (``kgbuild.corpus_links``)."""
+
+    reconciliation: Reconciliation
+    dropped: Counter[str]  # relations dropped, by reason
+    summaries: dict[str, list[list]]  # doc id -> kgbuild.resolution.DocumentResolution.summary()
+    cross_links: dict[str, dict[tuple[str, str], CrossLink]]  # doc id -> the external links applied to it
+
+
 @collector_paused()
+def reconcile_batch(
+    mentions: Sequence[Mention],
+    relation_mentions: Sequence[RelationMention],
+    schema: ExtractionSchema,
+    *,
+    rules: ResolutionRules | None = None,
+    aliases: AliasTable | Mapping[str, str] | None = None,
+    texts: Mapping[str, str] | None = None,
+    overrides: ResolutionOverrides | None = None,
+    external_links: Mapping[str, Mapping[tuple[str, str], CrossLink]] | None = None,
+) -> BatchReconciliation:
+    """``reconcile`` for ingest: also each document's resolution summary, and the external links it applied."""
+    rules = (_DEFAULT_RULES if rules is None else rules).without("cross_document")
+    resolution = resolve_mentions(mentions, rules=rules, aliases=aliases, texts=texts, overrides=overrides,
+                                  external_links=external_links, summaries=True)
+    entities, mention_entity = resolution.entities, resolution.mention_entity
+    relations, dropped = reconcile_relations(relation_mentions, mention_entity, entities, schema)
+    return BatchReconciliation(
+        Reconciliation(entities=entities, mention_entity=mention_entity, relations=relations,
+                       mention_reasons=resolution.mention_reasons),
+        dropped, resolution.summaries, resolution.cross_links)
+
+
 def reconcile(
     mentions: Sequence[Mention],
     relation_mentions: Sequence[RelationMention],
@@ -348,17 +389,17 @@ def reconcile(
     aliases: AliasTable | Mapping[str, str] | None = None,
     texts: Mapping[str, str] | None = None,
     overrides: ResolutionOverrides | None = None,
+    external_links: Mapping[str, Mapping[tuple[str, str], CrossLink]] | None = None,
 ) -> tuple[Reconciliation, Counter[str]]:
     """The whole reconciliation step: canonical entities, the mention map (with why each mention is in its
     entity), and canonical relations.
 
-    Ingest calls this once per write batch of whole documents, a part of the corpus, so it resolves within
-    documents only: the cross-document rule (``ResolutionRules.cross_document``) is off whatever ``rules``
-    say, or an entity would depend on how the documents were batched. ``reconcile_mentions`` applies it.
+    Ingest calls this once per write batch of whole documents, a part of the corpus, so the cross-document
+    rule (``ResolutionRules.cross_document``) is off whatever ``rules`` say, or an entity would depend on how
+    the documents were batched; the links across documents come as ``external_links`` instead (doc id ->
+    (type, key) -> ``CrossLink``), found over the whole index (``kgbuild.corpus_links``).
+    ``reconcile_mentions`` applies the rule itself.
     """
-    rules = (_DEFAULT_RULES if rules is None else rules).without("cross_document")
-    resolution = resolve_mentions(mentions, rules=rules, aliases=aliases, texts=texts, overrides=overrides)
-    entities, mention_entity = resolution.entities, resolution.mention_entity
-    relations, dropped = reconcile_relations(relation_mentions, mention_entity, entities, schema)
-    return Reconciliation(entities=entities, mention_entity=mention_entity, relations=relations,
-                          mention_reasons=resolution.mention_reasons), dropped
+    batch = reconcile_batch(mentions, relation_mentions, schema, rules=rules, aliases=aliases, texts=texts,
+                            overrides=overrides, external_links=external_links)
+    return batch.reconciliation, batch.dropped

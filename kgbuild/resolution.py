@@ -13,13 +13,15 @@ Three layers, each deterministic and independent of the order mentions and docum
    organisation's first words ("Goldman" -> "Goldman Sachs"), an acronym ("AP" -> "Associated
    Press"), and an acronym defined in parentheses right after its name. When two full names would
    do ("Brown" with Gordon Brown and Chris Brown), the short name stays on its own.
-3. **Across documents** (``resolve_names`` with ``ResolutionRules.cross_document``): a surname or an
-   acronym of three letters or more that its own document left on its own ("Blair" in an article
-   that never says "Tony Blair") joins the one full name of its type, in the whole input, that it
-   abbreviates, when the two documents have another, not too common, entity in common; with two full
-   names ("Gordon Brown" and "Chris Brown" in other articles) it stays on its own. Only full names are
-   joined to, so no entity grows by a chain of short names. This layer reads the whole input: ingest,
-   which resolves a batch of documents at a time, leaves it off (``kgbuild.reconcile.reconcile``).
+3. **Across documents** (``cross_document_links`` with ``ResolutionRules.cross_document``): a surname or
+   an acronym of three letters or more that its own document left on its own ("Blair" in an article that
+   never says "Tony Blair") joins the one full name of its type, in the whole input, that it abbreviates,
+   when the two documents have another, not too common, entity in common; with two full names ("Gordon
+   Brown" and "Chris Brown" in other articles) it stays on its own. Only full names are joined to, so no
+   entity grows by a chain of short names. This layer reads only a summary of each document's own
+   resolution (``DocumentResolution.summary``): ``resolve_names`` builds the summaries of its input, and
+   ingest keeps them per document and finds the links over its whole index after each run
+   (``kgbuild.corpus_links``), then hands them back as ``external_links``: one implementation for both.
 
 Every rule can be switched off (``ResolutionRules``), and every merge says which rule made it and on
 what evidence (``Merge``). Cost is linear: candidates are found by exact lookups of a name's words
@@ -468,6 +470,13 @@ def _definitions(spans: list[NameSpan], text: str) -> dict[tuple[str, str], set[
     return found
 
 
+class CrossLink(NamedTuple):
+    """A short name's link to the full name of another document: the full name's key and its surface form."""
+
+    root_key: str
+    name: str
+
+
 @dataclass(slots=True)
 class DocumentResolution:
     """One document's names, the links among them, and the short names that two full names fit."""
@@ -479,6 +488,34 @@ class DocumentResolution:
     def root(self, ident: tuple[str, str]) -> tuple[str, str]:
         link = self.links.get(ident)
         return (ident[0], link.root_key) if link is not None else ident
+
+    def summary(self) -> list[list]:
+        """What ``cross_document_links`` reads of this document, as JSON-ready lists (one per name): type, key,
+        surface, acronym, gender, hyphen positions, known place, the key of its root (None: its own), ambiguous.
+        Ingest keeps it per document, so that links across documents never need the document again."""
+        links, ambiguous = self.links, self.ambiguous
+        out = []
+        for ident, name in sorted(self.names.items()):
+            link = links.get(ident)
+            out.append([name.type, name.key, name.surface, name.acronym, name.gender, sorted(name.joins),
+                        int(name.known), None if link is None else link.root_key, int(ident in ambiguous)])
+        return out
+
+    @classmethod
+    def from_summary(cls, summary: Sequence[Sequence], book: NameBook) -> DocumentResolution:
+        """The document as ``summary()`` kept it: enough for ``cross_document_links`` (links carry only roots)."""
+        names: dict[tuple[str, str], _Name] = {}
+        links: dict[tuple[str, str], Link] = {}
+        ambiguous: set[tuple[str, str]] = set()
+        for entity_type, key, surface, acronym, gender, joins, known, root_key, is_ambiguous in summary:
+            ident = (entity_type, key)
+            names[ident] = _Name(entity_type, key, book.static(entity_type, key), surface, acronym, bool(known), gender,
+                                 frozenset(joins) if joins else _NO_JOINS)
+            if root_key is not None:
+                links[ident] = Link(root_key, "", "", "")
+            if is_ambiguous:
+                ambiguous.add(ident)
+        return cls(names, links, ambiguous)
 
 
 _AMBIGUOUS = ("", "")
@@ -647,9 +684,12 @@ def _one_gender(genders: set[str] | None) -> str | None:
     return next(iter(genders)) if genders and len(genders) == 1 else None
 
 
-def _resolve_across(docs: Mapping[str, DocumentResolution], rules: ResolutionRules, book: NameBook) -> None:
-    """Join each surname or acronym that its document left on its own to the one full name of the whole input
-    that it abbreviates, by adding links to ``docs``.
+def cross_document_links(docs: Mapping[str, DocumentResolution], rules: ResolutionRules,
+                          book: NameBook) -> dict[str, dict[tuple[str, str], CrossLink]]:
+    """Each surname or acronym that its document left on its own, joined to the one full name of the whole input
+    that it abbreviates: doc id -> (type, key) -> ``CrossLink``. Reads only what ``DocumentResolution.summary``
+    keeps, so ingest runs it over the summaries of a whole index (``kgbuild.corpus_links``); ``apply_cross_links``
+    adds the links to a document.
 
     A join needs evidence beyond the name: the short name's document and a document that names the full
     name share another entity ("Blair" beside "Labour" here, "Tony Blair" beside "Labour" there) that is
@@ -658,6 +698,7 @@ def _resolve_across(docs: Mapping[str, DocumentResolution], rules: ResolutionRul
     to the same full name (the document kept those apart too), and never "Mr Obama" here and "Mrs Obama"
     there to one full name whose gender no document gives.
     """
+
     by_word: dict[tuple[str, str], dict[str, set[str]]] = {}  # (type, last word) -> full key -> roots
     by_letters: dict[tuple[str, str], dict[str, set[str]]] = {}  # (type, initialism) -> full key -> roots
     joins_of: dict[tuple[str, str], frozenset[int]] = {}  # a full name's hyphens, in any document
@@ -683,7 +724,7 @@ def _resolve_across(docs: Mapping[str, DocumentResolution], rules: ResolutionRul
             if ident not in links and ident not in ambiguous and name.stands_for_another_document():
                 loose.append((doc_id, name))
     if not loose:
-        return
+        return {}
     wanted_words = {(short.type, short.words[0]) for _, short in loose if short.acronym is None}
     wanted_letters = {(short.type, short.acronym) for _, short in loose if short.acronym is not None}
 
@@ -774,14 +815,30 @@ def _resolve_across(docs: Mapping[str, DocumentResolution], rules: ResolutionRul
             kept.append((doc_id, short, root))
             if short.gender is not None:
                 claims.setdefault(root, set()).add(short.gender)
+    found: dict[str, dict[tuple[str, str], CrossLink]] = {}
     for doc_id, short, root in kept:
         if short.gender is not None and len(claims[root]) > 1 and _one_gender(genders.get(root)) is None:
             continue  # "Mr Obama" here and "Mrs Obama" there, and only one Obama with a first name
-        doc = docs[doc_id]
+        found.setdefault(doc_id, {})[short.ident] = CrossLink(root[1], surfaces[root])
+    return found
+
+
+def apply_cross_links(doc: DocumentResolution, links: Mapping[tuple[str, str], CrossLink]) -> dict[tuple[str, str], CrossLink]:
+    """Add links across documents to one document's own: the short name joins the full name, and the names of
+    the document that had joined the short name follow it. A link for a name the document does not leave on its
+    own is not applied; returns those applied (all of them, for the links ``cross_document_links`` found)."""
+    applied: dict[tuple[str, str], CrossLink] = {}
+    for ident, cross in sorted(links.items()):
+        name = doc.names.get(ident)
+        if name is None or ident in doc.links or ident in doc.ambiguous or not name.stands_for_another_document():
+            continue
         for member, link in list(doc.links.items()):
-            if member[0] == short.type and link.root_key == short.key:
-                doc.links[member] = Link(root[1], link.rule, link.alias, link.name)
-        doc.links[short.ident] = Link(root[1], "cross_document", short.surface, surfaces[root])
+            if member[0] == ident[0] and link.root_key == ident[1]:
+                doc.links[member] = Link(cross.root_key, link.rule, link.alias, link.name)
+        applied[ident] = cross
+    for ident, cross in applied.items():
+        doc.links[ident] = Link(cross.root_key, "cross_document", doc.names[ident].surface, cross.name)
+    return applied
 
 
 # -- all mentions -----------------------------------------------------------------------------------------
@@ -795,6 +852,9 @@ class ResolvedNames:
     span_type: dict[tuple[str, int, int], str]  # (doc id, start, end) -> the type that won the vote
     canonical: dict[tuple[str, str], CanonicalName]  # (type, surface) -> its name on its own
     links: dict[str, dict[tuple[str, str], Link]]  # doc id -> (type, key) -> link; a name not linked is its own
+    # doc id -> DocumentResolution.summary(), before any link across documents (when asked for)
+    summaries: dict[str, list[list]] = field(default_factory=dict)
+    cross_links: dict[str, dict[tuple[str, str], CrossLink]] = field(default_factory=dict)  # applied, by doc id
 
 
 def resolve_names(
@@ -802,12 +862,20 @@ def resolve_names(
     rules: ResolutionRules,
     aliases: AliasLookup | None,
     texts: Mapping[str, str] | None = None,
+    *,
+    external_links: Mapping[str, Mapping[tuple[str, str], CrossLink]] | None = None,
+    summaries: bool = False,
 ) -> ResolvedNames:
     """The three layers over a list of mentions: the type vote at each span (confidence-weighted), each
     mention's canonical name, each document's links, and the links across documents when
-    ``rules.cross_document`` is on and the mentions come from several documents."""
+    ``rules.cross_document`` is on and the mentions come from several documents.
+
+    ``external_links`` (doc id -> links) are links across documents found elsewhere (ingest finds them over
+    the summaries of its whole index, ``kgbuild.corpus_links``), added to each document's own as the third
+    layer would add them; ``summaries`` asks for each document's summary (``DocumentResolution.summary``).
+    """
     with collector_paused():
-        return _resolve_names(mentions, rules, aliases, texts)
+        return _resolve_names(mentions, rules, aliases, texts, external_links, summaries)
 
 
 @contextmanager
@@ -829,6 +897,8 @@ def _resolve_names(
     rules: ResolutionRules,
     aliases: AliasLookup | None,
     texts: Mapping[str, str] | None,
+    external_links: Mapping[str, Mapping[tuple[str, str], CrossLink]] | None = None,
+    want_summaries: bool = False,
 ) -> ResolvedNames:
     votes: dict[tuple[str, int, int], dict[str, float]] = {}
     for m in mentions:
@@ -862,6 +932,13 @@ def _resolve_names(
         doc_id: _resolve_document(spans.values(), rules, texts.get(doc_id) if texts else None, book)
         for doc_id, spans in doc_spans.items()
     }
-    if rules.cross_document and len(docs) > 1:
-        _resolve_across(docs, rules, book)
-    return ResolvedNames(span_type, canonical, {doc_id: doc.links for doc_id, doc in docs.items()})
+    summaries = {doc_id: doc.summary() for doc_id, doc in docs.items()} if want_summaries else {}
+    found = cross_document_links(docs, rules, book) if rules.cross_document and len(docs) > 1 else {}
+    if external_links:
+        found = {**found, **{doc_id: dict(links) for doc_id, links in external_links.items() if links}}
+    applied = {}
+    for doc_id, links in found.items():
+        doc = docs.get(doc_id)
+        if doc is not None:
+            applied[doc_id] = apply_cross_links(doc, links)
+    return ResolvedNames(span_type, canonical, {doc_id: doc.links for doc_id, doc in docs.items()}, summaries, applied)

@@ -7,8 +7,12 @@ complete state. Layout::
     {"format": 1, "manifest": {...},
      "roots": {"/abs/corpus": {"files": {"a/b.txt": {"hash": sha256, "size": n, "mtime": t, "fingerprint": f,
                                                       "documents": {doc_id: {"path": ..., "content_hash": ...,
-                                                                             "chunks": n}}}}}},
-     "totals": {...IndexStats...}}
+                                                                             "chunks": n, "cross_links": [...]}}}}}},
+     "totals": {...IndexStats...}, "cross_document": digest}
+
+A document's ``cross_links`` are the links across documents it was last written with (absent: none), and
+``cross_document`` the digest of the documents when those links were last brought up to date
+(``kgbuild.corpus_links``); both are optional, so states written before them load unchanged.
 
 A file's ``fingerprint`` hashes everything that changed its extraction output (schema,
 model, threshold, chunking, embedding model); when the current one differs, the file is
@@ -48,6 +52,15 @@ class DocumentState:
     path: str
     content_hash: str
     chunks: int
+    # the links across documents its stored version was written with (kgbuild.corpus_links.links_record):
+    # [[type, short key, full key, full name], ...]; saved only when there are some
+    cross_links: list[list[str]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"path": self.path, "content_hash": self.content_hash, "chunks": self.chunks}
+        if self.cross_links:
+            data["cross_links"] = self.cross_links
+        return data
 
 
 @dataclass(slots=True)
@@ -157,6 +170,9 @@ class IngestState:
     manifest: Manifest = field(default_factory=Manifest)
     roots: dict[str, dict[str, FileState]] = field(default_factory=dict)
     totals: dict[str, Any] = field(default_factory=dict)
+    # the digest of the documents (kgbuild.corpus_links.documents_digest) when the links across documents were
+    # last brought up to date; "" after any write since
+    cross_document: str = ""
 
     @classmethod
     def load(cls, out_dir: str | Path) -> IngestState:
@@ -185,7 +201,7 @@ class IngestState:
                 f"{path}: the ingest state is unreadable ({exc}); delete the output directory and ingest again"
             ) from None
         return cls(path=path, manifest=Manifest.from_dict(data.get("manifest") or {}),
-                   roots=roots, totals=data.get("totals", {}))
+                   roots=roots, totals=data.get("totals", {}), cross_document=str(data.get("cross_document", "")))
 
     @property
     def exists(self) -> bool:
@@ -209,10 +225,7 @@ class IngestState:
                             "size": f.size,
                             "mtime": f.mtime,
                             "fingerprint": f.fingerprint,
-                            "documents": {
-                                d: {"path": doc.path, "content_hash": doc.content_hash, "chunks": doc.chunks}
-                                for d, doc in sorted(f.documents.items())
-                            },
+                            "documents": {d: doc.to_dict() for d, doc in sorted(f.documents.items())},
                         }
                         for rel, f in sorted(files.items())
                     }
@@ -220,6 +233,7 @@ class IngestState:
                 for root, files in sorted(self.roots.items())
             },
             "totals": self.totals,
+            **({"cross_document": self.cross_document} if self.cross_document else {}),
         }
 
     def save(self) -> None:
