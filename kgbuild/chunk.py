@@ -4,6 +4,12 @@ Tokens are counted with the extraction model's own tokenizer (a ``TokenCounter``
 supplied by the extractor), so that no chunk plus the schema prompt exceeds the
 model's window. Every chunk is an exact slice of its document:
 ``document.text[chunk.start:chunk.end] == chunk.text``.
+
+With ``headers=True`` each chunk of a titled document carries the title as its ``header``
+(``Chunk.contextual_text``: what is embedded, BM25-indexed and extracted), and the window
+shrinks by the header's tokens so that header and text still fit. A passage whose subject is
+named only in its title ("Polish-Russian War (film)": "It was directed by ...") is then found
+by that name; offsets still point into the document text.
 """
 
 from __future__ import annotations
@@ -16,9 +22,21 @@ from typing import Protocol, Sequence
 import blingfire
 
 from kgbuild.ids import chunk_id
-from kgbuild.types import Chunk, Document
+from kgbuild.read.base import file_stem
+from kgbuild.types import HEADER_SEPARATOR, Chunk, Document
 
 _WORD = re.compile(r"\S+")
+HEADER_MAX_TOKENS = 32  # a longer title is cut (at a word) to this many tokens
+
+
+def document_header(document: Document) -> str:
+    """The header each chunk of ``document`` is read with: its title, unless its source gave none and the
+    reader named it after its file (``"notes"`` for notes.txt, ``"people #3"`` for a record of people.jsonl)."""
+    path, _, record_id = document.path.partition("#")
+    stem = file_stem(path)
+    if document.title in (stem, f"{stem} #{record_id}"):
+        return ""
+    return document.title.strip()
 
 
 @dataclass(slots=True)
@@ -80,7 +98,7 @@ class TokenChunker:
     >>> chunks = chunker.chunk(document)
     """
 
-    def __init__(self, counter: TokenCounter, max_tokens: int, overlap_tokens: int = 0):
+    def __init__(self, counter: TokenCounter, max_tokens: int, overlap_tokens: int = 0, *, headers: bool = False):
         if max_tokens < 1:
             raise ValueError(f"max_tokens must be at least 1, got {max_tokens}")
         if not 0 <= overlap_tokens < max_tokens:
@@ -88,6 +106,7 @@ class TokenChunker:
         self.counter = counter
         self.max_tokens = max_tokens
         self.overlap_tokens = overlap_tokens
+        self.headers = headers
 
     def chunk(self, document: Document) -> list[Chunk]:
         text = document.text
@@ -95,16 +114,32 @@ class TokenChunker:
         n = len(spans)
         if n == 0:
             return []
+        header, window = self._header(document)
+        overlap = self.overlap_tokens if window == self.max_tokens else min(self.overlap_tokens, window // 2)
         sentence_token_starts = self._sentence_token_starts(text, spans)
         chunks: list[Chunk] = []
         start = 0
         while start < n:
-            end = self._choose_end(start, n, spans, sentence_token_starts)
-            chunks.append(self._make_chunk(document, len(chunks), spans, start, end))
+            end = self._choose_end(start, n, spans, sentence_token_starts, window)
+            chunks.append(self._make_chunk(document, len(chunks), spans, start, end, header))
             if end >= n:
                 break
-            start = self._choose_next_start(start, end, spans, sentence_token_starts)
+            start = self._choose_next_start(start, end, spans, sentence_token_starts, overlap)
         return chunks
+
+    def _header(self, document: Document) -> tuple[str, int]:
+        """The document's header (cut to ``HEADER_MAX_TOKENS``, and to half the window) and the tokens left
+        for text; no header where headers are off or the document has no title."""
+        header = document_header(document) if self.headers else ""
+        if not header:
+            return "", self.max_tokens
+        spans = self.counter.token_spans(header + HEADER_SEPARATOR)
+        limit = min(HEADER_MAX_TOKENS, self.max_tokens // 2)
+        if len(spans) > limit:
+            cut = next((i for i in range(limit, 0, -1) if spans.word_start[i]), limit)
+            header = header[: spans.starts[cut]].rstrip()
+            spans = self.counter.token_spans(header + HEADER_SEPARATOR)
+        return header, self.max_tokens - len(spans)
 
     # -- boundaries -------------------------------------------------------------
 
@@ -118,12 +153,12 @@ class TokenChunker:
                 result.append(index)
         return result
 
-    def _choose_end(self, start: int, n: int, spans: TokenSpans, sentence_starts_: list[int]) -> int:
-        limit = start + self.max_tokens
+    def _choose_end(self, start: int, n: int, spans: TokenSpans, sentence_starts_: list[int], window: int) -> int:
+        limit = start + window
         if limit >= n:
             return n
         # the last sentence start in (start + max/2, limit]: end the chunk just before it
-        lo = start + max(1, self.max_tokens // 2)
+        lo = start + max(1, window // 2)
         i = bisect.bisect_right(sentence_starts_, limit) - 1
         if i >= 0 and sentence_starts_[i] > lo:
             return sentence_starts_[i]
@@ -132,10 +167,10 @@ class TokenChunker:
                 return cut
         return limit  # one word longer than the window: cut inside it
 
-    def _choose_next_start(self, start: int, end: int, spans: TokenSpans, sentence_starts_: list[int]) -> int:
-        if self.overlap_tokens == 0:
+    def _choose_next_start(self, start: int, end: int, spans: TokenSpans, sentence_starts_: list[int], overlap: int) -> int:
+        if overlap == 0:
             return end
-        earliest = max(start + 1, end - self.overlap_tokens)
+        earliest = max(start + 1, end - overlap)
         i = bisect.bisect_left(sentence_starts_, earliest)
         if i < len(sentence_starts_) and sentence_starts_[i] < end:
             return sentence_starts_[i]
@@ -145,7 +180,7 @@ class TokenChunker:
         return end
 
     @staticmethod
-    def _make_chunk(document: Document, position: int, spans: TokenSpans, start: int, end: int) -> Chunk:
+    def _make_chunk(document: Document, position: int, spans: TokenSpans, start: int, end: int, header: str = "") -> Chunk:
         char_start = spans.starts[start]
         char_end = spans.ends[end - 1]
         return Chunk(
@@ -156,6 +191,7 @@ class TokenChunker:
             end=char_end,
             text=document.text[char_start:char_end],
             token_count=end - start,
+            header=header,
         )
 
 

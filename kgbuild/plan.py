@@ -39,6 +39,8 @@ def extraction_fingerprint_parts(settings: Settings, schema: ExtractionSchema, m
         "precision": settings.precision,
         "reader": [settings.text_field, settings.id_field, settings.title_field, settings.csv_text_column],
     }
+    if settings.title_header:  # a part only when on, so an index built without headers keeps its fingerprint
+        parts["chunk_header"] = "title"
     if overrides is not None:
         parts["resolution_overrides"] = overrides
     return parts

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     )
     chunk_size: int = Field(default=256, ge=16, le=8192, description="maximum tokens of text per chunk")
     chunk_overlap: int = Field(default=32, ge=0, description="tokens shared by neighbouring chunks")
+    title_header: bool = Field(
+        default=True, description="read each chunk with its document's title (embedded, BM25-indexed and extracted with it)"
+    )
     write_batch_chunks: int = Field(default=256, ge=1, description="chunks extracted before one write")
     checkpoint_seconds: float = Field(
         default=120.0, ge=0.0, description="how often the stores are flushed and the state saved during a run"

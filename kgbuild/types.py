@@ -53,6 +53,16 @@ class Chunk:
     end: int
     text: str
     token_count: int
+    header: str = ""  # the document's title, read with the text (embedded, BM25-indexed, extracted); "" for none
+
+    @property
+    def contextual_text(self) -> str:
+        """What the embedder, BM25 and the extractor read: the header, a blank line, the text. Offsets (``start``,
+        ``end`` and every mention's) still point into the document text."""
+        return f"{self.header}{HEADER_SEPARATOR}{self.text}" if self.header else self.text
+
+
+HEADER_SEPARATOR = "\n\n"
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,6 +51,7 @@ def build_chunk_points(batch: GraphBatch, vectors: Sequence[Sequence[float]]) ->
                 "start": chunk.start,
                 "end": chunk.end,
                 "text": chunk.text,
+                "header": chunk.header,
                 "entity_ids": entity_ids,
                 "entity_keys": [e.key for e in entities],
                 "entity_names": list(surfaces.values()),

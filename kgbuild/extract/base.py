@@ -136,6 +136,27 @@ def crosses_break(text: str, start: int, end: int) -> bool:
     return False
 
 
+def without_header(raw: RawExtraction, header_length: int) -> RawExtraction:
+    """What the model found in a chunk read with its header (``Chunk.contextual_text``), in chunk-text offsets:
+    spans inside the header dropped (they have no place in the document), and relations with an end there.
+    Classifications and structures read the whole input and stay."""
+    if not header_length:
+        return raw
+
+    def shifted(span: RawSpan) -> RawSpan | None:
+        if span.start < header_length:
+            return None
+        return RawSpan(span.label, span.text, span.start - header_length, span.end - header_length, span.confidence)
+
+    entities = [moved for moved in map(shifted, raw.entities) if moved is not None]
+    relations = []
+    for relation in raw.relations:
+        head, tail = shifted(relation.head), shifted(relation.tail)
+        if head is not None and tail is not None:
+            relations.append(RawRelation(relation.label, head, tail))
+    return RawExtraction(entities, relations, raw.classifications, raw.structures)
+
+
 def link_extraction(chunk: Chunk, raw: RawExtraction, schema: ExtractionSchema) -> ChunkExtraction:
     """Schema-check one chunk's raw output and express it in document offsets."""
     best: dict[tuple[str, int, int], Mention] = {}

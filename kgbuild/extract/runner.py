@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 from kgbuild.errors import KgbuildError
-from kgbuild.extract.base import Extractor, RawExtraction, link_extraction
+from kgbuild.extract.base import Extractor, RawExtraction, link_extraction, without_header
 from kgbuild.extract.runtime import release_heap
 from kgbuild.hooks import reached
 from kgbuild.schema import ExtractionSchema
@@ -29,7 +29,8 @@ def extract_chunks(
     timer: StageTimer,
     on_done: Callable[[int], None],
 ) -> list[ChunkExtraction | str]:
-    """One result per chunk, in order: its linked extraction, or why the model failed on it.
+    """One result per chunk, in order: its linked extraction, or why the model failed on it. The model reads
+    each chunk with its header (``Chunk.contextual_text``); what it finds in the header is dropped.
 
     ``window`` chunks go to the model at a time; ``on_done(n)`` follows each window; the timer gets
     ``model`` (the extractor's calls) and ``link`` (schema checks and document offsets).
@@ -39,14 +40,16 @@ def extract_chunks(
     for i in range(0, len(chunks), window):
         part = chunks[i : i + window]
         try:
-            raws: list[RawExtraction | str] = list(_extract_texts(extractor, [c.text for c in part], timer))
+            raws: list[RawExtraction | str] = list(_extract_texts(extractor, [c.contextual_text for c in part], timer))
         except KgbuildError:
             raise
         except Exception:
             # find the chunk that broke the window; the others still count
-            raws = [_extract_one(extractor, c.text, timer) for c in part]
+            raws = [_extract_one(extractor, c.contextual_text, timer) for c in part]
         with timer("link"):
-            results.extend(r if isinstance(r, str) else link_extraction(c, r, schema) for c, r in zip(part, raws))
+            results.extend(r if isinstance(r, str) else
+                           link_extraction(c, without_header(r, len(c.contextual_text) - len(c.text)), schema)
+                           for c, r in zip(part, raws))
         on_done(len(part))
         release_heap()
         reached("extract")

@@ -93,7 +93,7 @@ class KgbuildHybridRetriever(BaseRetriever):
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         self.hybrid.open()
-        vector_filter = to_vector_filter(self.filters, self.hybrid.manifest, self.hybrid.resolve_entity)
+        vector_filter = to_vector_filter(self.filters, self.hybrid.manifest, EntityKeyResolver(self.hybrid.index))
         hits = self.hybrid.retrieve(query_bundle.query_str, k=self.similarity_top_k, query_filter=vector_filter)
         return [hit_to_node(h) for h in hits]
 

@@ -12,7 +12,7 @@ from kgbuild.index import Index
 from kgbuild.settings import Settings
 from kgbuild.sinks import VectorSink
 from kgbuild.state import IngestState, Manifest
-from kgbuild.types import EntityRef, QueryHit, VectorFilter, VectorHit
+from kgbuild.types import HEADER_SEPARATOR, EntityRef, QueryHit, VectorFilter, VectorHit
 
 
 def build_filter(
@@ -92,6 +92,13 @@ def payload_text(payload: Mapping) -> str:
         return str(json.loads(payload.get("_node_content") or "{}").get("text", ""))
     except (TypeError, ValueError):
         return ""
+
+
+def indexed_text(payload: Mapping) -> str:
+    """What BM25 indexes of a point: the chunk's header (its document's title) and its text, as it was embedded."""
+    header = payload.get("header")
+    text = payload_text(payload)
+    return f"{header}{HEADER_SEPARATOR}{text}" if header else text
 
 
 def hit_from_payload(hit: VectorHit, matched_keys: Sequence[str] = ()) -> QueryHit:
