@@ -64,6 +64,8 @@ def test_names_never_match_inside_words_or_as_common_words(matcher):
     assert keys(matcher.find("Who directed Robert Young?")) == ["PERSON:robert young"]  # never 'obe' inside 'Robert'
     assert matcher.find("In what year was it founded?") == []  # 'year' is written in lower case: not a proper name
     assert keys(matcher.find("What happened in 2011?")) == ["DATE:2011"]
+    assert matcher.find("Where was the oslo office?") == []  # a proper name written as a common word...
+    assert keys(matcher.find("where was the oslo office")) == ["LOCATION:oslo"]  # ...unless the query is all lower case
 
 
 def test_fuzzy_matches_only_strict_multi_word_names(matcher):
@@ -95,7 +97,7 @@ def test_ppr_by_power_iteration_matches_networkx_on_a_hand_graph():
     a, b, c = make("PERSON", "Mara Lindqvist"), make("COMPANY", "Norvik Systems"), make("PRODUCT", "Fjord X2")
     mentions = [("d1:00000", a.id), ("d1:00000", b.id), ("d2:00000", b.id), ("d2:00000", c.id), ("d3:00000", c.id)]
     graph = graph_of([a, b, c], mentions, [(a.id, "CEO_OF", b.id)])
-    settings = GraphChannelSettings(cooccurrence_weight=0.0, idf=False, iterations=200, tolerance=1e-12)
+    settings = GraphChannelSettings(cooccurrence_weight=0.0, idf=False, iterations=200, tolerance=1e-12, prune=0.0, explain_depth=4)
     ppr = PPRGraph(graph, settings)
     restart = np.zeros(len(graph.chunk_ids) + len(graph.entities))
     seed = len(graph.chunk_ids) + [e.id for e in graph.entities].index(a.id)

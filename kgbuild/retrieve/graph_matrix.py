@@ -9,8 +9,9 @@ names, passages the dense channel found). Edges, all undirected:
   ``log(1 + N / df) / log(1 + N)`` (1 for an entity of one document, small for "2011" or "American"
   that half the corpus mentions);
 - entity - entity, relation: ``relation_weight`` per relation between them (either direction);
-- entity - entity, co-occurrence: ``cooccurrence_weight`` x the chunks that mention both, each pair
-  weighted by the product of the two specificities (hubs get little);
+- entity - entity, co-occurrence: ``cooccurrence_weight`` x the chunks that mention both, where they
+  share at least two (one shared chunk already joins them in two steps), each pair weighted by the
+  product of the two specificities (hubs get little);
 - entity - entity, synonym: entities of the same type whose names' embeddings (the index's embedder,
   normalised) have a cosine of at least ``synonym_threshold`` (0.9): "Apple Inc." and "Apple Computer".
 
@@ -55,6 +56,7 @@ if TYPE_CHECKING:  # pragma: no cover
 FORMAT = 1
 RETRIEVAL_DIR = "retrieval"
 SYNONYM_THRESHOLD = 0.9
+MIN_COOCCURRENCE = 2  # chunks two entities must share for a co-occurrence edge
 _PARTS = ("chunk_entity", "relations", "relation_labels", "cooccurrence", "synonyms")
 
 
@@ -318,6 +320,9 @@ def build_retrieval_graph(data: EntityGraphData, *, embedder: Embedder | None = 
     binary.data[:] = 1.0
     cooc = (binary.T @ binary).tocsr()
     cooc.setdiag(0)
+    # a pair that shares one chunk is already two steps apart through it: only repeated company adds an edge
+    # (and keeps the matrix near the size of the mentions: all pairs would be ~18^2 per chunk)
+    cooc.data[cooc.data < MIN_COOCCURRENCE] = 0
     cooc.eliminate_zeros()
     cooc.sort_indices()
     cooc = cooc.astype(np.float32)

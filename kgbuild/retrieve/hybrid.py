@@ -147,6 +147,9 @@ class HybridRetriever:
 
         self.index = Index.open_existing(self.settings, graph_sink=self._graph_sink, vector_sink=self._vector_sink)
         self.state, self.manifest, self.settings = self.index.state, self.index.manifest, self.index.settings
+        from kgbuild.entities import EntityKeyResolver
+
+        self.resolve_entity = EntityKeyResolver(self.index)  # --entity filters, resolved as ingest resolves names
         self.schema = ExtractionSchema.model_validate(self.manifest.schema_definition or {"name": "unknown"})
         self._vector_sink = self.index.vector_sink()
         # held until close(): opening an embedded store costs far more than a query, and it admits one
@@ -171,7 +174,7 @@ class HybridRetriever:
             from kgbuild.retrieve.ppr import GraphChannel, GraphChannelSettings
 
             graph = self._retrieval_graph if self._retrieval_graph is not None else self._load_retrieval_graph()
-            settings = self._graph_settings or GraphChannelSettings(explain_depth=max(2, 2 * self.hops))
+            settings = self._graph_settings or GraphChannelSettings(explain_depth=max(1, 2 * self.hops - 1))
             self.graph_channel = GraphChannel(graph, settings)
             if self.query_model:
                 from kgbuild.retrieve.entities import EntityMatcher
@@ -284,7 +287,8 @@ class HybridRetriever:
             from kgbuild.paths import documents_as_stored
 
             docs = documents_as_stored(self.state, docs)
-            query_filter = build_filter(self.manifest, entities=entities, types=types, classes=classes, docs=docs, doc_ids=doc_ids)
+            query_filter = build_filter(self.manifest, entities=entities, types=types, classes=classes, docs=docs, doc_ids=doc_ids,
+                                        resolve_entity=self.resolve_entity)
         limit = max(self.candidates, k)
         rankings: dict[str, list[str]] = {}
         reasons: dict[str, list[RetrievalReason]] = {}
@@ -301,6 +305,8 @@ class HybridRetriever:
         want_passages = channel is not None and graph_settings.passage_seeds > 0
         want_vector = self.enabled["vector"] or want_passages or (channel is not None and graph_settings.embedding_seeds > 0)
         query_vector = None
+        graph_ranking = None
+        self._explain_s = 0.0
         found: list[VectorHit] = []
         started = time.perf_counter()
         if want_vector:
@@ -322,11 +328,12 @@ class HybridRetriever:
                 payload = self._by_chunk.get(chunk_id)
                 return payload is not None and query_filter.matches(payload)
 
-            for rank, hit in enumerate(channel.search(text, query_vector=query_vector, passages=passages, limit=limit,
-                                                      allowed=allowed, named=named), 1):
-                payload = self._by_chunk[hit.chunk_id]
-                add("graph", hit.chunk_id, payload, str(payload.get("chunk_id")),
-                    RetrievalReason("graph", rank, round(hit.score, 6), hit.entity or None, hit.path))
+            graph_ranking = channel.rank(text, query_vector=query_vector, passages=passages, limit=limit, allowed=allowed,
+                                         named=named)
+            for rank, (chunk_id, score) in enumerate(graph_ranking.hits, 1):
+                payload = self._by_chunk[chunk_id]
+                # the path is filled in below, for the hits returned only
+                add("graph", chunk_id, payload, str(payload.get("chunk_id")), RetrievalReason("graph", rank, round(score, 6)))
             timings["graph"] = time.perf_counter() - started
         if self.enabled["bm25"] and self._bm25 is not None:
             started = time.perf_counter()
@@ -335,15 +342,27 @@ class HybridRetriever:
                 chunk_id = str(payload["chunk_id"])
                 add("bm25", chunk_id, payload, chunk_id, RetrievalReason("bm25", rank, round(score, 6)))
             timings["bm25"] = time.perf_counter() - started
-        self.timings = timings
 
         hits: list[QueryHit] = []
         for chunk_id, score in reciprocal_rank_fusion(rankings, weights=self.weights)[:k]:
             candidate = candidates[chunk_id]
-            hit = hit_from_payload(VectorHit(candidate.point_id, score, candidate.payload), query_filter.entity_keys)
-            hit.reasons = sorted(reasons[chunk_id], key=lambda r: CHANNELS.index(r.channel))
+            hit = hit_from_payload(VectorHit(candidate.point_id, score, candidate.payload), query_filter.all_entity_keys)
+            hit.reasons = sorted((self._explained(r, chunk_id, graph_ranking) for r in reasons[chunk_id]),
+                                 key=lambda r: CHANNELS.index(r.channel))
             hits.append(hit)
+        if graph_ranking is not None:
+            timings["graph"] += self._explain_s
+        self.timings = timings
         return hits
+
+    def _explained(self, reason: RetrievalReason, chunk_id: str, ranking: Any) -> RetrievalReason:
+        """A graph reason with its seed and path (computed for the hits returned only)."""
+        if reason.channel != "graph" or ranking is None:
+            return reason
+        started = time.perf_counter()
+        entity, path = ranking.explain(chunk_id)
+        self._explain_s += time.perf_counter() - started
+        return RetrievalReason("graph", reason.rank, reason.score, entity or None, path)
 
 
 def hybrid_query(

@@ -32,6 +32,8 @@ from kgbuild.retrieve.graph_matrix import RetrievalGraph
 from kgbuild.retrieve.seeds import Seed, SeedMatcher
 
 MENTIONS = "MENTIONS"
+FULL_SCAN_ENTITIES = 20_000  # entity names compared with every query; beyond, those of the dense candidates
+_EXPLAIN_FRONTIER = 16  # nodes per level an explanation walks on from (the heaviest by PPR mass)
 SYNONYM = "SYNONYM"
 CO_MENTIONED = "CO_MENTIONED"
 
@@ -40,7 +42,8 @@ CO_MENTIONED = "CO_MENTIONED"
 class GraphChannelSettings:
     damping: float = 0.5  # share of the mass that walks on at each step (HippoRAG 2 uses 0.5)
     iterations: int = 30
-    tolerance: float = 1e-7  # L1 change that ends the iteration early
+    tolerance: float = 1e-4  # mass still walking that ends the iteration (of 1; about 14 steps at d = 0.5)
+    prune: float = 1e-6  # mass below which a node stops walking (bounds the error; keeps each step local)
     relation_weight: float = 1.0
     cooccurrence_weight: float = 0.1
     synonym_weight: float = 1.0  # x the names' cosine
@@ -51,7 +54,7 @@ class GraphChannelSettings:
     embedding_threshold: float = 0.6
     embedding_weight: float = 0.5
     fuzzy: bool = True
-    explain_depth: int = 4
+    explain_depth: int = 3  # steps from the chunk: its entity, a related entity or a chunk, that chunk's entity
 
     def without(self, *components: str) -> GraphChannelSettings:
         """For ablations: ``without("synonyms", "passage_seeds")``."""
@@ -92,17 +95,56 @@ class PPRGraph:
         degree = np.asarray(adjacency.sum(axis=0)).ravel()
         self.inv_degree = np.divide(1.0, degree, out=np.zeros_like(degree), where=degree > 0).astype(np.float32)
 
-    def run(self, restart: np.ndarray, damping: float, iterations: int, tolerance: float) -> np.ndarray:
-        """Power iteration from the restart distribution (summing to 1); returns the PPR vector."""
-        r = restart.astype(np.float32, copy=True)
-        base = (1.0 - damping) * restart.astype(np.float32)
+    def run(self, restart: np.ndarray, damping: float, iterations: int, tolerance: float, prune: float = 0.0) -> np.ndarray:
+        """PPR from the restart distribution (summing to 1), as the series ``(1 - d) sum_t (d P)^t s``: the same
+        fixed point as power iteration on ``r <- (1 - d) s + d P r``, computed on the nodes that hold mass only.
+
+        Each step multiplies the walking mass ``x`` by ``d P`` through the rows of the active nodes (``A`` is
+        symmetric: its rows are its columns), drops entries below ``prune`` (their sum bounds the error), and
+        stops when the mass still walking is below ``tolerance`` or after ``iterations`` steps."""
+        a = self.adjacency
+        n = a.shape[0]
+        r = np.zeros(n, np.float32)
+        active = np.flatnonzero(restart)
+        x = restart[active].astype(np.float32)
+        r[active] += (1.0 - damping) * x
         for _ in range(iterations):
-            nxt = base + damping * (self.adjacency @ (r * self.inv_degree))
-            change = float(np.abs(nxt - r).sum())
-            r = nxt
-            if change < tolerance:
+            if not active.size or float(x.sum()) < tolerance:
                 break
+            walking = damping * x * self.inv_degree[active]
+            y = a[active].T @ walking if active.size < n // 4 else a @ _scatter(n, active, walking)
+            active = np.flatnonzero(y > prune) if prune > 0 else np.flatnonzero(y)
+            x = y[active].astype(np.float32)
+            r[active] += (1.0 - damping) * x
         return r
+
+
+def _scatter(n: int, index: np.ndarray, values: np.ndarray) -> np.ndarray:
+    out = np.zeros(n, np.float32)
+    out[index] = values
+    return out
+
+
+@dataclass(slots=True)
+class GraphRanking:
+    """One query's PPR: the seeds, the mass of every node, the best chunks; ``explain`` a chunk on demand."""
+
+    channel: GraphChannel
+    seeds: list[Seed]
+    ranks: np.ndarray
+    hits: list[tuple[str, float]]  # (chunk id, PPR mass), best first
+    restart: np.ndarray
+
+    def explain(self, chunk_id: str) -> tuple[str, tuple[str, ...]]:
+        """(seed entity key or "", path from the seed to the chunk)."""
+        channel = self.channel
+        n = channel.ppr.n_chunks
+        entity_mask = np.zeros(len(self.restart), dtype=bool)
+        for seed in self.seeds:
+            entity_mask[n + seed.index] = True
+        passage_mask = np.zeros(len(self.restart), dtype=bool)
+        passage_mask[:n] = self.restart[:n] > 0
+        return channel.explain(channel.graph.chunk_index[chunk_id], self.ranks, entity_mask, passage_mask)
 
 
 class GraphChannel:
@@ -128,21 +170,31 @@ class GraphChannel:
     # -- seeds -----------------------------------------------------------------------------------
 
     def entity_seeds(self, text: str, query_vector: Sequence[float] | None = None,
-                     named: Sequence[Seed] | None = None) -> list[Seed]:
-        """Entities the query names (or ``named``: the query model's matches), then the nearest names by embedding."""
+                     named: Sequence[Seed] | None = None, near: Sequence[str] = ()) -> list[Seed]:
+        """Entities the query names (or ``named``: the query model's matches), then the nearest names by embedding.
+
+        The names compared with the query are all of them up to ``FULL_SCAN_ENTITIES``; beyond that (one
+        matrix-vector product over every name is memory-bound: ~20 ms per 50,000 names here) only the names of
+        the entities that the chunks ``near`` (the dense channel's candidates) mention."""
         seeds = list(self.matcher.find(text) if named is None else named)
         s = self.settings
         vectors = self.graph.name_vectors
         if s.embedding_seeds and query_vector is not None and vectors.size:
             q = np.asarray(query_vector, dtype=np.float32)
             q /= float(np.linalg.norm(q)) or 1.0
-            sims = vectors @ q
-            top = np.argsort(-sims, kind="stable")[: s.embedding_seeds]
+            if len(vectors) <= FULL_SCAN_ENTITIES:
+                candidates = np.arange(len(vectors))
+            else:
+                rows = [self.graph.chunk_index[c] for c in near if c in self.graph.chunk_index]
+                candidates = np.unique(self.graph.chunk_entity[rows].indices) if rows else np.zeros(0, np.int64)
+            sims = vectors[candidates] @ q if len(candidates) < len(vectors) else vectors @ q
+            k = min(s.embedding_seeds, len(candidates))
+            top = np.argpartition(-sims, k - 1)[:k] if 0 < k < len(sims) else np.arange(len(sims))
             have = {seed.index for seed in seeds}
-            for i in top:
-                if sims[i] >= s.embedding_threshold and int(i) not in have:
-                    seeds.append(Seed(int(i), self.graph.entities[i].key, "", "embedding",
-                                      round(float(sims[i]) * s.embedding_weight, 4)))
+            for j in sorted(top, key=lambda j: (-sims[j], candidates[j])):
+                i = int(candidates[j])
+                if sims[j] >= s.embedding_threshold and i not in have:
+                    seeds.append(Seed(i, self.graph.entities[i].key, "", "embedding", round(float(sims[j]) * s.embedding_weight, 4)))
         return seeds
 
     def restart(self, seeds: Sequence[Seed], passages: Sequence[tuple[str, float]]) -> np.ndarray:
@@ -171,34 +223,36 @@ class GraphChannel:
 
     # -- the query -------------------------------------------------------------------------------
 
-    def search(self, text: str, *, query_vector: Sequence[float] | None = None,
-               passages: Sequence[tuple[str, float]] = (), limit: int = 10,
-               allowed: Callable[[str], bool] | None = None, named: Sequence[Seed] | None = None) -> list[GraphHit]:
-        """The ``limit`` best chunks by PPR mass (those ``allowed`` accepts), each with its explanation."""
-        seeds = self.entity_seeds(text, query_vector, named)
+    def rank(self, text: str, *, query_vector: Sequence[float] | None = None,
+             passages: Sequence[tuple[str, float]] = (), limit: int = 10,
+             allowed: Callable[[str], bool] | None = None, named: Sequence[Seed] | None = None) -> GraphRanking:
+        """The ``limit`` best chunks by PPR mass (those ``allowed`` accepts); explanations on demand."""
+        seeds = self.entity_seeds(text, query_vector, named, near=[chunk for chunk, _ in passages])
         restart = self.restart(seeds, passages)
+        n = self.ppr.n_chunks
         if not restart.any() or limit < 1:
-            return []
+            return GraphRanking(self, seeds, np.zeros(0), [], restart)
         s = self.settings
-        ranks = self.ppr.run(restart, s.damping, s.iterations, s.tolerance)
-        chunk_scores = ranks[: self.ppr.n_chunks]
+        ranks = self.ppr.run(restart, s.damping, s.iterations, s.tolerance, s.prune)
+        chunk_scores = ranks[:n]
         nonzero = int(np.count_nonzero(chunk_scores))
         want = min(nonzero, limit if allowed is None else max(4 * limit, 64))
         chosen: list[int] = []
-        while True:
-            top = np.argpartition(-chunk_scores, want - 1)[:want] if want < len(chunk_scores) else np.arange(len(chunk_scores))
+        while want > 0:
+            top = np.argpartition(-chunk_scores, want - 1)[:want] if want < n else np.arange(n)
             top = sorted((int(i) for i in top if chunk_scores[i] > 0), key=lambda i: (-chunk_scores[i], self.graph.chunk_ids[i]))
             chosen = [i for i in top if allowed is None or allowed(self.graph.chunk_ids[i])][:limit]
             if len(chosen) == limit or want >= nonzero:
                 break
             want = min(nonzero, want * 4)
-        entity_seeds = {self.ppr.n_chunks + seed.index: seed for seed in seeds}
-        passage_seeds = {i for i in np.flatnonzero(restart[: self.ppr.n_chunks])}
-        hits = []
-        for i in chosen:
-            entity, path = self.explain(i, ranks, entity_seeds, passage_seeds)
-            hits.append(GraphHit(self.graph.chunk_ids[i], float(chunk_scores[i]), entity, path))
-        return hits
+        return GraphRanking(self, seeds, ranks, [(self.graph.chunk_ids[i], float(chunk_scores[i])) for i in chosen], restart)
+
+    def search(self, text: str, *, query_vector: Sequence[float] | None = None,
+               passages: Sequence[tuple[str, float]] = (), limit: int = 10,
+               allowed: Callable[[str], bool] | None = None, named: Sequence[Seed] | None = None) -> list[GraphHit]:
+        """``rank`` with every hit explained."""
+        ranking = self.rank(text, query_vector=query_vector, passages=passages, limit=limit, allowed=allowed, named=named)
+        return [GraphHit(chunk, score, *ranking.explain(chunk)) for chunk, score in ranking.hits]
 
     # -- explanations ----------------------------------------------------------------------------
 
@@ -220,45 +274,64 @@ class GraphChannel:
             return SYNONYM
         return CO_MENTIONED
 
-    def explain(self, chunk: int, ranks: np.ndarray, entity_seeds: dict[int, Seed],
-                passage_seeds: set[int]) -> tuple[str, tuple[str, ...]]:
-        """(the seed entity's key, or "" for a passage seed; path from the seed to the chunk)."""
-        if chunk in passage_seeds and not entity_seeds:
-            return "", (self.graph.chunk_ids[chunk],)
+    def explain(self, chunk: int, ranks: np.ndarray, entity_seeds: np.ndarray,
+                passage_seeds: np.ndarray) -> tuple[str, tuple[str, ...]]:
+        """(the seed entity's key, or "" for a passage seed; the path from the seed to the chunk).
+
+        Breadth-first from the chunk, level by level on the CSR rows (numpy, no per-edge Python), keeping
+        the ``_EXPLAIN_FRONTIER`` heaviest nodes by PPR mass of each level: the nearest entity seed (the
+        heaviest where several are as near), else the nearest passage seed. ``entity_seeds`` and
+        ``passage_seeds`` are boolean masks over the nodes."""
         a = self.ppr.adjacency
-        parent: dict[int, int] = {chunk: -1}
-        frontier = [chunk]
-        found = -1
-        fallback = chunk if chunk in passage_seeds else -1
+        if passage_seeds[chunk] and not entity_seeds.any():
+            return "", (self.graph.chunk_ids[chunk],)
+        visited = np.zeros(a.shape[0], dtype=bool)
+        visited[chunk] = True
+        levels: list[tuple[np.ndarray, np.ndarray]] = []  # (nodes sorted, their parents) per level
+        frontier = np.array([chunk])
+        found = fallback = -1
+        if passage_seeds[chunk]:
+            fallback = chunk
         for _ in range(self.settings.explain_depth):
-            nxt: list[int] = []
-            for node in frontier:
-                neighbours = a.indices[a.indptr[node]:a.indptr[node + 1]]
-                # heaviest by PPR mass first; a hub's long tail is not worth walking
-                order = neighbours[np.argsort(-ranks[neighbours], kind="stable")[:32]]
-                for m in order:
-                    m = int(m)
-                    if m in parent:
-                        continue
-                    parent[m] = node
-                    if m in entity_seeds:
-                        found = m
-                        break
-                    if fallback < 0 and m in passage_seeds:
-                        fallback = m
-                    nxt.append(m)
-                if found >= 0:
-                    break
-            if found >= 0 or not nxt:
+            starts, ends = a.indptr[frontier], a.indptr[frontier + 1]
+            if int((ends - starts).sum()) == 0:
                 break
-            frontier = nxt
+            neighbours = np.concatenate([a.indices[b:e] for b, e in zip(starts, ends)])
+            parents = np.repeat(frontier, ends - starts)
+            fresh = ~visited[neighbours]
+            neighbours, parents = neighbours[fresh], parents[fresh]
+            if not neighbours.size:
+                break
+            neighbours, first = np.unique(neighbours, return_index=True)  # the heaviest parent came first
+            parents = parents[first]
+            visited[neighbours] = True
+            levels.append((neighbours, parents))
+            seeds_here = neighbours[entity_seeds[neighbours]]
+            if seeds_here.size:
+                found = int(seeds_here[np.argmax(ranks[seeds_here])])
+                break
+            if fallback < 0:
+                passages_here = neighbours[passage_seeds[neighbours]]
+                if passages_here.size:
+                    fallback = int(passages_here[np.argmax(ranks[passages_here])])
+            if neighbours.size > _EXPLAIN_FRONTIER:
+                neighbours = neighbours[np.argpartition(-ranks[neighbours], _EXPLAIN_FRONTIER - 1)[:_EXPLAIN_FRONTIER]]
+            frontier = neighbours[np.argsort(-ranks[neighbours], kind="stable")]
         start = found if found >= 0 else fallback
         if start < 0:
             return "", (self.graph.chunk_ids[chunk],)
+
+        def parent_of(node: int) -> int:
+            for nodes, parents in levels:
+                i = int(np.searchsorted(nodes, node))
+                if i < len(nodes) and nodes[i] == node:
+                    return int(parents[i])
+            raise KeyError(node)  # pragma: no cover - every node on a level has a parent
+
         path = [self._label(start)]
         node = start
         while node != chunk:
-            step = parent[node]
+            step = parent_of(node)
             path += [self._edge(node, step), self._label(step)]
             node = step
         entity = self._label(start) if start >= self.ppr.n_chunks else ""

@@ -7,9 +7,10 @@ matches only on word boundaries (each pattern is `` name `` with its spaces), so
 never match an entity "obe", and the longest match wins where two overlap.
 
 - exact (the key's name or the canonical name) weighs 1.0, alias 0.95;
-- one word alone seeds only when it is at least three characters, not a stop word, and either the
-  query writes it in capitals (an acronym: "HP") or the entity's name is a proper name (a capital or
-  a digit in the name as written: "Oslo", "2011"): "what year" never seeds an entity "year";
+- one word alone seeds only when the query writes it in capitals (an acronym: "HP"), or when it is at
+  least three characters, not a stop word, the entity's name is a proper name (a capital or a digit in
+  the name as written: "Oslo", "2011") and the query writes it as one (unless the whole query is in
+  lower case): "what year" never seeds an entity "year", "the director" never a company "Director";
 - fuzzy (rapidfuzz ``fuzz.ratio`` of at least ``min_fuzzy_score``, 92 of 100) only for names of two or
   more words, against runs of capitalised query words that matched nothing exactly, with the same
   number of words and each word starting with the same letter: "Norvik Systms" finds "Norvik Systems",
@@ -108,12 +109,15 @@ class SeedMatcher:
         found.sort(key=lambda f: (-(f[1] - f[0]), f[0], f[2]))
         taken = [False] * len(words)
         best: dict[int, Seed] = {}
+        lower_case_query = not any(ch.isupper() for ch in text)
         for first, last, name, targets in found:
             if any(taken[first:last]):
                 continue
             if last - first == 1 and not words[first].acronym:
-                # one word alone: a proper name of three letters or more, never a stop word
-                seeds_alone = len(name) >= _MIN_SINGLE_WORD and name not in QUERY_STOPWORDS
+                # one word alone: a proper name of three letters or more, never a stop word, written as a name
+                # (a capital or a digit) unless the whole query is in lower case
+                written = _proper(text[words[first].start:words[first].end]) or lower_case_query
+                seeds_alone = len(name) >= _MIN_SINGLE_WORD and name not in QUERY_STOPWORDS and written
                 targets = tuple(t for t in targets if seeds_alone and t[1][1])
             if not targets:
                 continue
