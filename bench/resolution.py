@@ -12,7 +12,8 @@ Scored on gold mentions (the extractor is not part of it), on two sets:
   two Browns, Jordan the country and the player). Written as marked-up text (see ``parse_marked``).
 
 Each set is scored with every rule on, with each rule off in turn (an ablation: "without
-cross_document" is each document on its own, as ingest resolves a batch), and with every rule off
+cross_document" is each document on its own, as ingest's per-batch reconcile resolves it before its
+links across documents are added), and with every rule off
 (the baseline: grouping by type and normalised name). Writes the tables to BENCHMARKS.md (section
 "resolution").
 """
@@ -47,6 +48,10 @@ NOTES = [
     " \"Virgin Mary\", right); without its two limits (only surnames and acronyms of 3+ letters; another entity"
     " in common held by at most a tenth of the documents) it made 42, mostly wrong (\"Andrew\" -> \"Andrew"
     " Wyeth\", \"State\" -> \"Sangamon State\", \"White\" of McKim, Mead and White -> \"Danny White\").",
+    "Ingest applies cross_document too (kgbuild.corpus_links): after each run it finds the links over the"
+    " resolution summaries of the whole index with the same code as reconcile_mentions and rewrites only the"
+    " documents whose links changed, from their cached extraction, so an index holds the joins these figures"
+    " count, whatever its batches and updates.",
     "On the news set, cross_document joins \"Blair\", \"Putin\" and \"Kipchoge\" alone in an article to the full"
     " names of others; \"Macron\" stays alone (its article shares no other entity with the one that names"
     " Emmanuel Macron). \"Mr Obama\" and \"Mrs Obama\" are no longer merged; with both Barack and Michelle Obama"
@@ -242,7 +247,8 @@ def main(argv: list[str] | None = None) -> None:
         "`kgbuild.reconcile.reconcile_mentions` on the gold mentions of each set (types as annotated, document"
         " texts given for acronyms defined in parentheses). Each \"without\" row switches one rule of"
         " `ResolutionRules` off (\"without cross_document\": each document resolved on its own, as ingest's"
-        " per-batch `reconcile` does); the baseline switches them all off.",
+        " per-batch `reconcile` does before the links across documents are added); the baseline switches them all"
+        " off.",
         "",
     ]
     for gold in sets:

@@ -9,7 +9,7 @@ documents the file no longer has are handed back for removal from the stores.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from kgbuild.plan import ChangedFile
 from kgbuild.state import DocumentState, FileState
@@ -69,10 +69,14 @@ class FilesInFlight:
         file.read_complete = True
         return file.complete
 
-    def settle(self, written: Iterable[DocumentInFlight], failed: Iterable[DocumentInFlight]) -> None:
-        """Documents through the stages: written to graph and vectors, or failed in the model."""
+    def settle(self, written: Iterable[DocumentInFlight], failed: Iterable[DocumentInFlight],
+               cross_links: Mapping[str, list[list[str]]] | None = None) -> None:
+        """Documents through the stages: written to graph and vectors (with these links across documents, by
+        doc id), or failed in the model."""
         for item in written:
-            item.file.written[item.document.id] = DocumentState(item.document.path, item.document.content_hash, len(item.chunks))
+            doc = item.document
+            item.file.written[doc.id] = DocumentState(doc.path, doc.content_hash, len(item.chunks),
+                                                      list((cross_links or {}).get(doc.id, ())))
             item.file.waiting -= 1
         for item in failed:
             item.file.failed.add(item.document.id)

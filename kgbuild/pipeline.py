@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Protocol
 
 from kgbuild.chunk import TokenChunker
-from kgbuild.corpus_links import Links, documents_digest, index_links, links_record
+from kgbuild.corpus_links import Links, documents_digest, index_links, links_from_record, links_record
 from kgbuild.embed import Embedder
 from kgbuild.errors import ConfigError, DocumentError
 from kgbuild.extract.base import Extractor, aggregate_classifications
@@ -122,6 +122,7 @@ class BatchResult:
     classifications: int = 0
     entities: Iterable[str] = ()  # ids of the canonical entities written
     dropped: Counter[str] = field(default_factory=Counter)  # relations dropped, by reason
+    cross_links: dict[str, list[list[str]]] = field(default_factory=dict)  # doc id -> links across documents written
 
 
 class _RunTotals:
@@ -388,7 +389,14 @@ class IngestPipeline:
         extracted, written, failed = self._extract(batch)
         if not extracted:
             return BatchResult(failed=failed)
-        resolved = self._resolve_and_write(extracted, cache=True)
+        # a document written before keeps the links across documents it had, where they still fit it: the
+        # common case then needs no second write in the links pass, which corrects the others
+        known = {}
+        for item in written:
+            previous = item.file.changed.previous.get(item.document.id)
+            if previous is not None and previous.cross_links:
+                known[item.document.id] = links_from_record(previous.cross_links)
+        resolved = self._resolve_and_write(extracted, known or None, cache=True)
         reconciliation, extractions = resolved.reconciliation, [e for d in extracted for e in d.extractions]
         dropped: Counter[str] = Counter()
         for e in extractions:
@@ -403,6 +411,7 @@ class IngestPipeline:
             classifications=sum(len(s) for e in extractions for s in e.classifications.values()),
             entities=reconciliation.entities.keys(),
             dropped=dropped,
+            cross_links={doc_id: links_record(links) for doc_id, links in resolved.cross_links.items() if links},
         )
 
     def _resolve_and_write(self, extracted: list[ExtractedDocument], external_links: dict[str, Links] | None = None,
@@ -472,7 +481,7 @@ class IngestPipeline:
 
     def _commit(self, root: str, files: FilesInFlight, result: BatchResult) -> None:
         """Record in the state every file whose documents are all through; remove the records it lost."""
-        files.settle(result.written, result.failed)
+        files.settle(result.written, result.failed, result.cross_links)
         records = self.index.state.files(root)
         for finished in files.finish():
             self._remove_documents(finished.removed)

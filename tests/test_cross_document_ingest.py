@@ -177,6 +177,15 @@ def test_deleting_adding_and_changing_the_full_name_rewrites_only_the_linked_doc
                                            extractor, embedder, "f2"))
     spy.take()
 
+    # B changed, still a Blair beside Labour: written once, its link kept
+    write(corpus, {"b.txt": B + " Blair left early."})
+    ingest(corpus, out, extractor=extractor, embedder=embedder)
+    assert spy.take() == ["b.txt"]
+    assert {m["entity_id"] for m in blair_mentions(snapshot(out), "b.txt")} == {BLAIR}
+    write(corpus, {"b.txt": B})
+    ingest(corpus, out, extractor=extractor, embedder=embedder)
+    spy.take()
+
     # A changed so that it no longer names Tony Blair: B's link goes
     write(corpus, {"a.txt": A_WITHOUT_BLAIR})
     ingest(corpus, out, extractor=extractor, embedder=embedder)
