@@ -40,6 +40,17 @@ NOTES = [
     " to be one entity, so the demonyms rule costs 1.3 points of precision on the dev set (of the 2.4 it loses in"
     " all; most of the rest are gold splits of one name, \"Taylor Swift\" / \"Swift\") and gives 10 points of"
     " recall on the news set.",
+    "The dev-set target (F1 >= 0.985 at precision >= 0.99) is out of reach of name rules on this set: of the 5.4"
+    " points of B3 recall still missing, 2.8 are gold entities whose names share no word at all (translations,"
+    " former names, nicknames: \"Kristiania\" / \"Oslo\", \"Siam\" / \"Thailand\"), 0.5 are years inside full"
+    " dates (the gold puts \"1971\" in \"February 2 , 1971\"; values are never resolved, on purpose), and the"
+    " rest are mostly short names that two full names of the article fit (\"Alger\" beside Ross Patterson and"
+    " Harry Alger), kept apart as issue 14 asks; on the precision side, the gold keeps apart demonyms the issue"
+    " asks to merge (1.3 points) and splits names a reader joins (\"76ers\" / \"Philadelphia 76ers\").",
+    "designator joins an organisation's name to the same name followed only by a word for its kind"
+    " (\"Interscope\" / \"Interscope Records\", \"Butler\" / \"Butler University\"): on the dev set 7 right"
+    " joins, 1 wrong. It stays off for places, where the same test made 23 wrong joins for 8 right ones:"
+    " \"Albany\" is not \"Albany County\", nor \"Guayas\" the \"Guayas River\".",
     "Most of the dev set's remaining splits are not short forms a rule could read: translations and former names"
     " (\"Kristiania\" / \"Oslo\"), nicknames, spelling variants, and short names that two full names of the"
     " document fit (\"Piccard\" among five Piccards), which stay apart on purpose.",

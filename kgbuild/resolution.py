@@ -69,6 +69,12 @@ _PLACE_QUALIFIERS = frozenset(
      "camp", "county", "gmina", "bad", "saint", "st", "sankt", "san", "santa", "los", "las", "el", "la", "le"}
 )
 _DEFINITION_GAP = re.compile(r"\s*[(\[]\s*")
+# words after an organisation's name that say what kind of organisation it is and nothing more: "Interscope
+# Records" is Interscope, "Butler University" Butler. Not for places: "Albany County", "Maui County", "Kermanshah
+# Province" and "Guayas River" are other places than Albany, Maui, Kermanshah and Guayas (the dev set's gold); nor
+# "Group", "Holdings", "Television", "Music": "Beijing Jinyu Group" and "Warner Bros. Television" are companies
+# of their own.
+_DESIGNATORS = frozenset({"records", "university", "college", "hotel", "club", "fc", "band", "airlines", "airways"})
 
 # how each rule reads in an explanation ("surname: Blair -> Tony Blair")
 RULE_TEXT = {
@@ -80,6 +86,7 @@ RULE_TEXT = {
     "first_name": "first name",
     "name_variant": "shorter form",
     "head_word": "head word",
+    "designator": "name without its designator",
     "short_name": "short name",
     "acronym": "acronym",
     "acronym_definition": "acronym defined in parentheses",
@@ -106,6 +113,7 @@ class ResolutionRules:
     first_name: bool = True  # "Tony" -> "Tony Blair"
     name_variant: bool = True  # "Gerald Ford" -> "Gerald R. Ford", "J. Smith" -> "John Smith"
     head_word: bool = True  # "Heat" -> "Miami Heat" (organisations and places)
+    designator: bool = True  # "Interscope" -> "Interscope Records", "Butler" -> "Butler University" (organisations)
     short_name: bool = False  # "Goldman" -> "Goldman Sachs" (organisations); off: "Samsung" is not "Samsung Electronics"
     acronym: bool = True  # "AP" -> "Associated Press", when the document has one such name
     acronym_definition: bool = True  # "Associated Press (AP)": needs the document's text
@@ -396,6 +404,9 @@ def _other_rule(short: _Name, full: _Name, rules: ResolutionRules) -> str | None
         if short.family == PLACE and (short.known or _PLACE_QUALIFIERS & set(f[: -len(s)])):
             return None
         return "head_word"
+    if rules.designator and short.family == ORGANIZATION and f[: len(s)] == s and len(s) not in full.joins \
+            and all(w in _DESIGNATORS for w in f[len(s):]):
+        return "designator"
     if rules.short_name and short.family == ORGANIZATION and f[: len(s)] == s and f[len(s)] not in FUNCTION_WORDS \
             and len(s) not in full.joins:
         return "short_name"

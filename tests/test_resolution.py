@@ -347,6 +347,8 @@ def test_mr_here_and_mrs_there_do_not_both_join_one_full_name_across_documents()
         ("COMPANY", "IBM", "International Business Machines", "acronym"),
         ("GENE", "TNF", "tumor necrosis factor", "acronym"),
         ("LOCATION", "Palace", "Kyoto Imperial Palace", "head_word"),
+        ("ORGANIZATION", "Interscope", "Interscope Records", "designator"),
+        ("COMPANY", "Butler", "Butler University", "designator"),
     ],
 )
 def test_a_short_name_joins_the_one_full_name_it_abbreviates(label, short, full, rule):
@@ -377,6 +379,10 @@ def test_a_short_name_joins_the_one_full_name_it_abbreviates(label, short, full,
         ("PERSON", "Jean", "Jean-Pierre Raffarin"),
         ("LOCATION", "Wielbark", "Gmina Wielbark"),  # the district is not the village
         ("LOCATION", "Caves", "Camp Caves"),
+        ("LOCATION", "Albany", "Albany County"),  # a city is not its county, nor its province or river
+        ("LOCATION", "Guayas", "Guayas River"),
+        ("ORGANIZATION", "Beijing Jinyu", "Beijing Jinyu Group"),  # a group is a company of its own
+        ("ORGANIZATION", "Warner Bros.", "Warner Bros. Television"),
     ],
 )
 def test_names_a_reader_keeps_apart(label, short, full):
