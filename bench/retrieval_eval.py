@@ -115,15 +115,29 @@ def load_corpus(data: Path) -> list[dict]:
     return sorted(records, key=lambda r: r["id"])
 
 
-def ingest_code_digest() -> str:
-    """A digest of the kgbuild sources that can change what an ingest writes (not the retrieval side)."""
+def code_digest(query_side: bool = False) -> str:
+    """A digest of the kgbuild sources that can change what an ingest writes, or (``query_side``) of the retrieval side."""
     digest = hashlib.sha256()
     for root in ("kgbuild", "connectors"):
         for path in sorted((REPO / root).rglob("*.py")):
             rel = path.relative_to(REPO).as_posix()
-            if not rel.startswith(_QUERY_SIDE):
+            if rel.startswith(_QUERY_SIDE) == query_side:
                 digest.update(rel.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def drop_derived_retrieval_data(out_dir: Path) -> bool:
+    """Remove what the retrieval code derives from an index and keeps beside it (``<out>/retrieval/``, the graph
+    channel's matrix), so that the code now in the tree builds it again on open; whether there was any."""
+    try:
+        from kgbuild.retrieve.graph_matrix import retrieval_dir
+        folder = Path(retrieval_dir(out_dir))
+    except ImportError:
+        folder = out_dir / "retrieval"
+    if not folder.exists():
+        return False
+    shutil.rmtree(folder)
+    return True
 
 
 def model_fingerprint(model: str) -> str:
@@ -145,9 +159,17 @@ def prepare_index(records: list[dict], work: Path, settings, extractor, embedder
     if stamp.exists() and settings.out_dir.is_dir() and not reingest:
         cached = json.loads(stamp.read_text(encoding="utf-8"))
         if cached.get("fingerprint") == fingerprint:
-            if cached.get("ingest_code") != ingest_code_digest():
+            if cached.get("ingest_code") != code_digest():
                 print(f"note: kgbuild's ingest code changed since the index in {work} was built; --reingest builds it again",
                       file=sys.stderr)
+            retrieval_code = code_digest(query_side=True)
+            if cached.get("retrieval_code") != retrieval_code:
+                # the retrieval code changed: what it derived from the index and stored (the graph channel's
+                # matrix) may be stale, and is keyed on the index's state only, so it is dropped and rebuilt on open
+                if drop_derived_retrieval_data(settings.out_dir):
+                    print("note: the retrieval code changed since the last run on this index: its stored retrieval graph"
+                          " is rebuilt", file=sys.stderr)
+                stamp.write_text(json.dumps({**cached, "retrieval_code": retrieval_code}, indent=1), encoding="utf-8")
             return {**cached["figures"], "cached": True}
     if work.exists():
         for name in ("corpus", "index", stamp.name):
@@ -160,7 +182,8 @@ def prepare_index(records: list[dict], work: Path, settings, extractor, embedder
     report = ingest(corpus, settings, extractor=extractor, embedder=embedder)
     figures = {"passages": report.documents_read, "chunks": report.chunks, "entities": report.entities,
                "relations": report.relations_kept, "ingest_s": round(time.perf_counter() - started, 2)}
-    stamp.write_text(json.dumps({"fingerprint": fingerprint, "ingest_code": ingest_code_digest(), "figures": figures,
+    stamp.write_text(json.dumps({"fingerprint": fingerprint, "ingest_code": code_digest(),
+                                 "retrieval_code": code_digest(query_side=True), "figures": figures,
                                  "git": git_revision(), "date": time.strftime("%Y-%m-%d %H:%M")}, indent=1), encoding="utf-8")
     return {**figures, "cached": False}
 
