@@ -274,8 +274,9 @@ class Index:
         journal.clear()
 
     def refresh_retrieval_graph(self, stores: Stores, embedder: Any = None) -> Any:
-        """Rebuild ``<out>/retrieval/`` (the graph channel's sparse chunk+entity matrix, entity-name vectors)
-        from the graph store's ``entity_graph()``, where the state changed since it was built; returns the
+        """Rebuild ``<out>/retrieval/`` (the graph channel's sparse chunk+entity matrix, entity-name vectors, the
+        chunk payloads and BM25 index) from the graph store's ``entity_graph()`` and the vector store's payloads,
+        where the state changed since it was built; returns the
         ``RetrievalGraph`` built, or None when the stored one still describes the state.
 
         Called at the end of each ingest that changed anything (under the lock). Names already embedded
@@ -288,10 +289,13 @@ class Index:
         signature = state_signature(self.state)
         if RetrievalGraph.stored_signature(folder) == signature:
             return None
+        from kgbuild.retrieve.vector import indexed_text
+
         stores.open()
         graph = build_retrieval_graph(stores.graph.entity_graph(), embedder=embedder, chunk_ids=state_chunk_ids(self.state),
                                       signature=signature, reuse_from=folder)
-        graph.save(folder)
+        payloads = {str(p["chunk_id"]): p for p in stores.vectors.export().points.values() if p.get("chunk_id")}
+        graph.save(folder, payloads, indexed_text)  # with the chunk table and the BM25 index
         return graph
 
     # -- the commands ------------------------------------------------------------------------------

@@ -23,6 +23,8 @@ at the end of each ingest that changed anything, ``Index.refresh_retrieval_graph
     matrices.npz       the raw parts, each a CSR triple: chunk x entity (confidence), relations (count and
                        label), co-occurrence (shared chunks), synonyms (cosine)
     name_vectors.npy   one normalised embedding per entity name, in entity order (the embedding seeds)
+    payloads.jsonl ... the chunk payloads, read on demand (``kgbuild.retrieve.chunk_table``)
+    bm25/              the BM25 index over the chunks (``BM25ChunkIndex.save``)
 
 The parts are kept raw (no specificity, no channel weights) so that the query side can switch each off
 (``GraphChannelSettings``) without a rebuild. The build is a pure function of the store's entity graph
@@ -53,8 +55,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from kgbuild.embed import Embedder
     from kgbuild.state import IngestState
 
-FORMAT = 1
+FORMAT = 2  # 2: with the chunk table and the BM25 index
 RETRIEVAL_DIR = "retrieval"
+BM25_DIR = "bm25"
 SYNONYM_THRESHOLD = 0.9
 MIN_COOCCURRENCE = 2  # chunks two entities must share for a co-occurrence edge
 _PARTS = ("chunk_entity", "relations", "relation_labels", "cooccurrence", "synonyms")
@@ -143,12 +146,20 @@ class RetrievalGraph:
 
     # -- storage -----------------------------------------------------------------------------------
 
-    def save(self, folder: Path) -> None:
-        """Written to a sibling folder and renamed into place: a reader sees the old graph or the new one."""
+    def save(self, folder: Path, payloads: Mapping[str, dict[str, Any]] | None = None, text_of: Any = None) -> None:
+        """Written to a sibling folder and renamed into place: a reader sees the old graph or the new one.
+        ``payloads`` (chunk id -> vector-store payload): the chunk table and the BM25 index over ``text_of``
+        of each, stored with it (``kgbuild.retrieve.chunk_table``, ``BM25ChunkIndex.save``)."""
         folder = Path(folder)
         tmp = folder.with_name(folder.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
+        if payloads is not None:
+            from kgbuild.retrieve.chunk_table import write_chunk_table
+            from kgbuild.retrieve.lexical import BM25ChunkIndex
+
+            write_chunk_table(tmp, payloads)
+            BM25ChunkIndex([payloads[c] for c in sorted(payloads)], text_of).save(tmp / BM25_DIR)
         arrays: dict[str, np.ndarray] = {}
         for part in _PARTS:
             m = getattr(self, part)

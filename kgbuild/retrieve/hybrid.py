@@ -70,7 +70,7 @@ def reciprocal_rank_fusion(rankings: Mapping[str, Sequence[str]], rrf_k: int = R
 
 @dataclass(slots=True)
 class _Candidate:
-    payload: dict[str, Any]
+    payload: dict[str, Any] | None  # None: read from the chunk table when the hit is returned
     point_id: str
 
 
@@ -155,25 +155,20 @@ class HybridRetriever:
         # held until close(): opening an embedded store costs far more than a query, and it admits one
         # process at a time, so close the retriever before ingesting into the same index
         self._vector_sink.open()
-        try:
-            points = list(self._vector_sink.export().points.values())
-        except BaseException:
-            self._vector_sink.close()
-            raise
         self._open = True
-        self._by_chunk = {str(p.get("chunk_id")): p for p in points if p.get("chunk_id")}
-        self._bm25 = None
-        if self.enabled["bm25"]:
-            from kgbuild.retrieve.lexical import BM25ChunkIndex
-
-            self._bm25 = BM25ChunkIndex(list(self._by_chunk.values()), indexed_text)
+        try:
+            self._open_stored()
+        except BaseException:
+            self.close()
+            raise
         if self._embedder is None and (self.enabled["vector"] or self.enabled["graph"]):
             self._embedder = query_embedder(self.manifest.embedding_model or self.settings.embedding_model)
         self._matcher: EntityMatcher | None = None
         if self.enabled["graph"]:
             from kgbuild.retrieve.ppr import GraphChannel, GraphChannelSettings
 
-            graph = self._retrieval_graph if self._retrieval_graph is not None else self._load_retrieval_graph()
+            graph = self._retrieval_graph if self._retrieval_graph is not None else self._stored_graph
+            assert graph is not None
             settings = self._graph_settings or GraphChannelSettings(explain_depth=max(1, 2 * self.hops - 1))
             self.graph_channel = GraphChannel(graph, settings)
             if self.query_model:
@@ -184,20 +179,48 @@ class HybridRetriever:
                                                for e in graph.entities})
         return self
 
-    def _load_retrieval_graph(self) -> RetrievalGraph:
-        """The stored retrieval graph; where there is none, or it describes another state of the index (built
-        before the graph existed, or changed since by ``kgbuild remove``), one built now from the graph store,
-        and saved unless another process is writing the index."""
-        from kgbuild.errors import KgbuildError
-        from kgbuild.retrieve.graph_matrix import RetrievalGraph, build_retrieval_graph, retrieval_dir, state_chunk_ids, state_signature
-        from kgbuild.state import IndexLock
+    def _open_stored(self) -> None:
+        """The chunk payloads, BM25 index and retrieval graph that ingest stored under ``<out>/retrieval/``
+        (opened in milliseconds: payloads are read on demand, BM25 is memory-mapped); where there are none, or
+        they describe another state of the index (built before they were stored, or changed since by
+        ``kgbuild remove`` or a LlamaIndex writer), built now from the stores, and saved unless another process
+        is writing the index. The vector channel alone needs none of it."""
+        from kgbuild.retrieve.graph_matrix import BM25_DIR, RetrievalGraph, retrieval_dir, state_signature
+
+        self._by_chunk: Mapping[str, dict[str, Any]] = {}
+        self._bm25 = None
+        self._stored_graph: RetrievalGraph | None = None
+        if not (self.enabled["bm25"] or self.enabled["graph"]):
+            return
+        from kgbuild.retrieve.chunk_table import ChunkTable, PayloadList
+        from kgbuild.retrieve.lexical import BM25ChunkIndex
 
         folder = retrieval_dir(self.index.out_dir)
         signature = state_signature(self.state)
-        graph = RetrievalGraph.load(folder)
-        if graph is not None and graph.signature == signature:
-            return graph
+        table = ChunkTable.open(folder) if RetrievalGraph.stored_signature(folder) == signature else None
+        if table is None:
+            self._build_stored(folder, signature)
+            return
+        self._by_chunk = table
+        if self.enabled["bm25"]:
+            self._bm25 = BM25ChunkIndex.load(folder / BM25_DIR, PayloadList(table))
+        if self.enabled["graph"] and self._retrieval_graph is None:
+            self._stored_graph = RetrievalGraph.load(folder)
+
+    def _build_stored(self, folder: Any, signature: str) -> None:
+        from kgbuild.errors import KgbuildError
+        from kgbuild.retrieve.graph_matrix import build_retrieval_graph, state_chunk_ids
+        from kgbuild.retrieve.lexical import BM25ChunkIndex
+        from kgbuild.state import IndexLock
+
         started = time.perf_counter()
+        points = list(self._vector_sink.export().points.values())
+        payloads = {str(p.get("chunk_id")): p for p in points if p.get("chunk_id")}
+        self._by_chunk = payloads
+        if self.enabled["bm25"]:
+            self._bm25 = BM25ChunkIndex([payloads[c] for c in sorted(payloads)], indexed_text)
+        if self._embedder is None:
+            self._embedder = query_embedder(self.manifest.embedding_model or self.settings.embedding_model)
         sink = self.index.graph_sink()
         sink.open()
         try:
@@ -206,6 +229,7 @@ class HybridRetriever:
             sink.close()
         graph = build_retrieval_graph(data, embedder=self._embedder, chunk_ids=state_chunk_ids(self.state), signature=signature,
                                       reuse_from=folder)
+        self._stored_graph = graph
         lock = IndexLock(self.index.out_dir)
         try:
             lock.acquire()
@@ -213,16 +237,15 @@ class HybridRetriever:
             saved = "not saved: the index is being written"
         else:
             try:
-                graph.save(folder)
+                graph.save(folder, payloads, indexed_text)
                 saved = f"saved in {folder}"
             except OSError as exc:
                 saved = f"not saved ({exc})"
             finally:
                 lock.release()
         log.warning("%s: no retrieval graph for the index as it stands (built before the graph channel stored one, or"
-                    " changed since): built it from the graph store in %.1f s, %s", self.index.out_dir,
+                    " changed since): built it from the stores in %.1f s, %s", self.index.out_dir,
                     time.perf_counter() - started, saved)
-        return graph
 
     def close(self) -> None:
         if self._open and self._vector_sink is not None:
@@ -295,10 +318,12 @@ class HybridRetriever:
         candidates: dict[str, _Candidate] = {}
         timings: dict[str, float] = {}
 
-        def add(channel: str, chunk_id: str, payload: dict[str, Any], point_id: str, reason: RetrievalReason) -> None:
+        def add(channel: str, chunk_id: str, payload: dict[str, Any] | None, point_id: str, reason: RetrievalReason) -> None:
             rankings.setdefault(channel, []).append(chunk_id)
             reasons.setdefault(chunk_id, []).append(reason)
-            candidates.setdefault(chunk_id, _Candidate(payload, point_id))
+            known = candidates.get(chunk_id)
+            if known is None or (known.payload is None and payload is not None):
+                candidates[chunk_id] = _Candidate(payload, point_id)
 
         channel = self.graph_channel if self.enabled["graph"] else None
         graph_settings = channel.settings if channel is not None else None
@@ -325,28 +350,28 @@ class HybridRetriever:
             passages = [(str(h.payload.get("chunk_id") or h.point_id), float(h.score)) for h in found]
 
             def allowed(chunk_id: str) -> bool:
-                payload = self._by_chunk.get(chunk_id)
-                return payload is not None and query_filter.matches(payload)
+                if chunk_id not in self._by_chunk:
+                    return False
+                return query_filter.is_empty() or query_filter.matches(self._by_chunk[chunk_id])
 
             graph_ranking = channel.rank(text, query_vector=query_vector, passages=passages, limit=limit, allowed=allowed,
                                          named=named)
             for rank, (chunk_id, score) in enumerate(graph_ranking.hits, 1):
-                payload = self._by_chunk[chunk_id]
-                # the path is filled in below, for the hits returned only
-                add("graph", chunk_id, payload, str(payload.get("chunk_id")), RetrievalReason("graph", rank, round(score, 6)))
+                # the payload is read, and the path found, for the hits returned only (below)
+                add("graph", chunk_id, None, chunk_id, RetrievalReason("graph", rank, round(score, 6)))
             timings["graph"] = time.perf_counter() - started
         if self.enabled["bm25"] and self._bm25 is not None:
             started = time.perf_counter()
             for rank, (index, score) in enumerate(self._bm25.search(text, limit, query_filter), 1):
-                payload = self._bm25.payloads[index]
-                chunk_id = str(payload["chunk_id"])
-                add("bm25", chunk_id, payload, chunk_id, RetrievalReason("bm25", rank, round(score, 6)))
+                chunk_id = self._bm25.chunk_id(index)
+                add("bm25", chunk_id, None, chunk_id, RetrievalReason("bm25", rank, round(score, 6)))
             timings["bm25"] = time.perf_counter() - started
 
         hits: list[QueryHit] = []
         for chunk_id, score in reciprocal_rank_fusion(rankings, weights=self.weights)[:k]:
             candidate = candidates[chunk_id]
-            hit = hit_from_payload(VectorHit(candidate.point_id, score, candidate.payload), query_filter.all_entity_keys)
+            payload = candidate.payload if candidate.payload is not None else self._by_chunk[chunk_id]
+            hit = hit_from_payload(VectorHit(candidate.point_id, score, payload), query_filter.all_entity_keys)
             hit.reasons = sorted((self._explained(r, chunk_id, graph_ranking) for r in reasons[chunk_id]),
                                  key=lambda r: CHANNELS.index(r.channel))
             hits.append(hit)

@@ -1,12 +1,14 @@
 """The lexical channel of hybrid retrieval: BM25 over the chunk texts (bm25s, sparse-matrix BM25).
 
 Lucene's BM25 variant (k1 1.5, b 0.75), English stop words removed, lower-cased word tokens.
-The index is built in memory from the chunk payloads the vector store already holds, so it always
-matches what was ingested (about a second per 10,000 chunks).
+The index is built from the chunk payloads the vector store holds (about a second per 10,000
+chunks), at the end of each ingest that changed the index, and stored under ``<out>/retrieval/bm25/``
+(``save``; bm25s's own format, memory-mapped by ``load``), so a retriever opens it in milliseconds.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -24,14 +26,38 @@ class BM25ChunkIndex:
     def __init__(self, payloads: Sequence[dict[str, Any]], text_of: Any = None):
         import bm25s
 
-        self.payloads = list(payloads)
+        self.payloads: Sequence[dict[str, Any]] = list(payloads)
         self._text_of = text_of or (lambda p: p.get("text", ""))
         self._retriever: Any = None
+        self._vocab: set[str] = set()
         if self.payloads:
             tokens = bm25s.tokenize([self._text_of(p) for p in self.payloads], stopwords="en", show_progress=False)
             self._retriever = bm25s.BM25()
             self._retriever.index(tokens, show_progress=False)
             self._vocab = set(tokens.vocab)
+
+    def chunk_id(self, index: int) -> str:
+        """The chunk id of a search result's payload index (without parsing a stored payload)."""
+        ids = getattr(self.payloads, "ids", None)
+        return ids[index] if ids is not None else str(self.payloads[index]["chunk_id"])
+
+    def save(self, folder: Path) -> None:
+        """bm25s's files under ``folder`` (the payloads are the caller's: kept in the same order elsewhere)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        if self._retriever is not None:
+            self._retriever.save(str(folder), show_progress=False)
+
+    @classmethod
+    def load(cls, folder: Path, payloads: Sequence[dict[str, Any]]) -> BM25ChunkIndex:
+        """The index ``save`` wrote (memory-mapped), over ``payloads`` in the order it was built from."""
+        import bm25s
+
+        index = cls([])
+        index.payloads = payloads
+        if len(payloads) and (folder / "params.index.json").exists():
+            index._retriever = bm25s.BM25.load(str(folder), mmap=True, show_progress=False)
+            index._vocab = set(index._retriever.vocab_dict)
+        return index
 
     def search(self, text: str, limit: int = 10, query_filter: VectorFilter | None = None) -> list[tuple[int, float]]:
         """(payload index, BM25 score) of the best chunks with a score above zero, best first."""
