@@ -536,8 +536,10 @@ class IngestPipeline:
             return
         with self.timer("link documents"):
             summaries = self.cache.summaries(wanted)
-            missing = [doc_id for doc_id in sorted(where) if doc_id not in summaries]
-            extracted = self._extract_again(missing, where, summaries) if missing else {}
+        missing = [doc_id for doc_id in sorted(where) if doc_id not in summaries]
+        if missing:  # an index built before the cache: its documents go through the model once more
+            self._extract_again(missing, where, summaries)
+        with self.timer("link documents"):
             links = index_links(summaries)
             stale = [doc_id for doc_id in sorted(summaries) if links_record(links.get(doc_id)) != where[doc_id][3].cross_links]
         batch: list[str] = []
@@ -546,19 +548,20 @@ class IngestPipeline:
             batch.append(doc_id)
             chunks += where[doc_id][3].chunks
             if chunks >= self.settings.write_batch_chunks or doc_id == stale[-1]:
-                self._relink(batch, where, wanted, links, extracted)
+                self._relink(batch, where, wanted, links)
                 batch, chunks = [], 0
         self.cache.prune(set(where))
         state.cross_document = digest
 
     def _relink(self, doc_ids: list[str], where: dict[str, tuple[str, str, FileState, DocumentState]],
-                wanted: dict[str, tuple[str, str]], links: dict[str, Links], extracted: dict[str, ExtractedDocument]) -> None:
+                wanted: dict[str, tuple[str, str]], links: dict[str, Links]) -> None:
         """Write documents again with their links across documents, from the model's output kept for them."""
         documents = []
         for doc_id in doc_ids:
-            document = extracted.get(doc_id) or self.cache.extracted(doc_id, *wanted[doc_id])
-            if document is None:  # a summary without its extraction: read and extract the document again
-                document = self._extract_again([doc_id], where, {}).get(doc_id)
+            document = self.cache.extracted(doc_id, *wanted[doc_id])
+            if document is None:  # a summary without its extraction (metadata JSON cannot hold): extract it again
+                again = self._extract_again([doc_id], where, {})
+                document = again.get(doc_id) or self.cache.extracted(doc_id, *wanted[doc_id])
             if document is None:
                 self.report.warnings.append(f"{where[doc_id][3].path}: could not be linked to other documents"
                                             " (its extraction is not kept and it could not be read again)")
@@ -577,17 +580,17 @@ class IngestPipeline:
 
     def _extract_again(self, doc_ids: list[str], where: dict[str, tuple[str, str, FileState, DocumentState]],
                        summaries: dict[str, list | None]) -> dict[str, ExtractedDocument]:
-        """Documents the extraction cache lacks (an index built before it kept them): read from their files and
-        extracted again, their summaries added to ``summaries`` and the cache. A document whose file no longer
-        holds it as the state records it is left out, with a warning."""
+        """Documents the extraction cache lacks: read from their files and extracted again, in write batches, their
+        summaries added to ``summaries`` and the cache; returns those the cache could not keep. A document whose
+        file no longer holds it as the state records it is left out, with a warning."""
         by_file: dict[tuple[str, str], set[str]] = {}
         for doc_id in doc_ids:
             root, rel, record, _ = where[doc_id]
             if record.fingerprint == self.fingerprint:  # extracted under other settings: the model would differ
                 by_file.setdefault((root, rel), set()).add(doc_id)
-        self._ensure_chunker()
+        uncached: dict[str, ExtractedDocument] = {}
         queued: list[DocumentInFlight] = []
-        for (root, rel), wanted in sorted(by_file.items()):
+        for n, ((root, rel), wanted) in enumerate(sorted(by_file.items())):
             record = where[next(iter(wanted))][2]
             path = root if Path(root).is_file() else str(Path(root) / rel)
             try:
@@ -596,26 +599,32 @@ class IngestPipeline:
                             and read.content_hash == where[read.id][3].content_hash:
                         queued.append(DocumentInFlight(None, read, self._chunk(read)))  # type: ignore[arg-type]
             except (DocumentError, OSError):
-                continue
-        found: dict[str, ExtractedDocument] = {}
-        if queued:
-            self.progress.on_chunks_added(sum(len(item.chunks) for item in queued))
-            extracted, _, _ = self._extract(queued)
-            if extracted:
-                with self.timer("reconcile"):
-                    resolved = reconcile_batch([m for d in extracted for e in d.extractions for m in e.mentions], [],
-                                               self.schema, texts={d.document.id: d.document.text for d in extracted})
-                for d in extracted:
-                    summaries[d.document.id] = resolved.summaries.get(d.document.id)
-                    found[d.document.id] = d
-                self.cache.put((d, self.fingerprint, summaries[d.document.id]) for d in extracted)
-        left = [doc_id for doc_id in doc_ids if doc_id not in found and doc_id not in summaries]
+                pass
+            if queued and (n == len(by_file) - 1
+                           or sum(len(item.chunks) for item in queued) >= self.settings.write_batch_chunks):
+                uncached.update(self._summarize_again(queued, summaries))
+                queued = []
+        left = [doc_id for doc_id in doc_ids if doc_id not in summaries]
         if left:
             self.report.warnings.append(
                 f"{len(left)} indexed document(s) could not be read again to link them to other documents"
                 f" ({', '.join(where[d][3].path for d in left[:3])}{', ...' if len(left) > 3 else ''});"
                 " ingest their files again to include them")
-        return found
+        return uncached
+
+    def _summarize_again(self, queued: list[DocumentInFlight], summaries: dict[str, list | None]) -> dict[str, ExtractedDocument]:
+        self.progress.on_chunks_added(sum(len(item.chunks) for item in queued))
+        extracted, _, _ = self._extract(queued)
+        if not extracted:
+            return {}
+        with self.timer("reconcile"):
+            resolved = reconcile_batch([m for d in extracted for e in d.extractions for m in e.mentions], [],
+                                       self.schema, texts={d.document.id: d.document.text for d in extracted})
+        for d in extracted:
+            summaries[d.document.id] = resolved.summaries.get(d.document.id)
+        with self.timer("cache"):
+            summary_only = set(self.cache.put((d, self.fingerprint, summaries[d.document.id]) for d in extracted))
+        return {d.document.id: d for d in extracted if d.document.id in summary_only}
 
     def _checkpoint(self) -> None:
         """Graph and vectors durable first, then the state that vouches for them."""

@@ -347,3 +347,53 @@ def test_updates_with_links_equal_a_fresh_ingest_on_neo4j(tmp_path, extractor, e
     again = settings(tmp_path, "fresh-neo4j", **neo)
     ingest(corpus, again, extractor=extractor, embedder=embedder)
     assert_same_index(after, snapshot(again))
+
+
+def test_a_summary_without_its_extraction_is_extracted_again_when_its_links_change(tmp_path, extractor, embedder):
+    import sqlite3
+
+    corpus = write(tmp_path / "corpus", {"a.txt": A, "b.txt": B, "c.txt": C})
+    out = settings(tmp_path, "out")
+    ingest(corpus, out, extractor=extractor, embedder=embedder)
+    with sqlite3.connect(out.out_dir / CACHE_FILE) as db:
+        db.execute("UPDATE documents SET extraction = NULL")
+    db.close()
+    calls = extractor.calls
+    (corpus / "a.txt").unlink()
+    ingest(corpus, out, extractor=extractor, embedder=embedder)
+    assert extractor.calls == calls + 1  # b.txt alone, whose link went
+    assert_same_index(snapshot(out), fresh(tmp_path, {"b.txt": B, "c.txt": C}, extractor, embedder, "fresh"))
+
+
+def test_the_cache_keeps_what_the_model_found_exactly(tmp_path, business_schema):
+    from kgbuild.chunk import TokenChunker
+    from kgbuild.extract.base import aggregate_classifications
+    from kgbuild.extract.runner import extract_chunks
+    from kgbuild.read.base import make_document
+    from kgbuild.timing import StageTimer
+    from kgbuild.types import ExtractedDocument, SourceFile
+    from conftest import BUSINESS_CLASSES, BUSINESS_ENTITIES, BUSINESS_RELATIONS
+
+    gazetteer = GazetteerExtractor(business_schema, BUSINESS_ENTITIES, BUSINESS_RELATIONS, BUSINESS_CLASSES,
+                                   max_tokens=64)
+    text = "Apple Inc. CEO Tim Cook will unveil the Vision Pro in Cupertino. The Vision Pro costs $2,499. " * 3
+    document = make_document(SourceFile("/x/a.jsonl", "a.jsonl", 1, 2.5), text=text, title="t", fmt="jsonl",
+                             record_id="r1", extra={"n": 1.5, "tags": ["x"]})
+    chunks = TokenChunker(gazetteer.token_counter(), 16, 4).chunk(document)
+    results = extract_chunks(gazetteer, business_schema, chunks, window=8, timer=StageTimer(), on_done=lambda n: None)
+    extracted = ExtractedDocument(document, chunks, results, aggregate_classifications(results, business_schema))
+    assert any(e.relations for e in extracted.extractions)
+    cache = ExtractionCache(tmp_path)
+    assert not (tmp_path / CACHE_FILE).exists()  # nothing is touched before the first write
+    odd = ExtractedDocument(make_document(SourceFile("/x/b.txt", "b.txt", 1, 2.5), text="x", title="b", fmt="txt",
+                                          extra={"pair": (1, 2)}), [], [], {})
+    assert cache.put([(extracted, "fp", [["PERSON", "tim cook"]]), (odd, "fp", None)]) == [odd.document.id]
+    assert cache.extracted(document.id, document.content_hash, "fp") == extracted
+    assert cache.extracted(document.id, document.content_hash, "other") is None
+    assert cache.extracted(odd.document.id, odd.document.content_hash, "fp") is None
+    wanted = {document.id: (document.content_hash, "fp"), odd.document.id: (odd.document.content_hash, "fp"),
+              "doc_gone": ("h", "fp")}
+    assert cache.summaries(wanted) == {document.id: [["PERSON", "tim cook"]], odd.document.id: None}
+    assert cache.prune({document.id}) == 1
+    assert cache.summaries(wanted) == {document.id: [["PERSON", "tim cook"]]}
+    cache.close()

@@ -55,20 +55,24 @@ class ExtractionCache:
             self._db.close()
             self._db = None
 
-    def put(self, entries: Iterable[tuple[ExtractedDocument, str, list | None]]) -> None:
-        """(extracted document, extraction fingerprint, resolution summary or None: no mentions), in one transaction."""
+    def put(self, entries: Iterable[tuple[ExtractedDocument, str, list | None]]) -> list[str]:
+        """(extracted document, extraction fingerprint, resolution summary or None: no mentions), in one transaction;
+        returns the ids of the documents whose extraction could not be kept (their summaries are)."""
         rows = []
+        summary_only = []
         for extracted, fingerprint, summary in entries:
             doc = extracted.document
             encoded = encode_extracted(extracted)
             blob = None if encoded is None else zlib.compress(json.dumps(encoded, separators=(",", ":")).encode(), 6)
+            if blob is None:
+                summary_only.append(doc.id)
             rows.append((doc.id, doc.content_hash, fingerprint, json.dumps(summary, separators=(",", ":")), blob))
-        if not rows:
-            return
-        db = self._conn()
-        with db:
-            db.execute("BEGIN")
-            db.executemany("INSERT OR REPLACE INTO documents VALUES (?, ?, ?, ?, ?)", rows)
+        if rows:
+            db = self._conn()
+            with db:
+                db.execute("BEGIN")
+                db.executemany("INSERT OR REPLACE INTO documents VALUES (?, ?, ?, ?, ?)", rows)
+        return summary_only
 
     def summaries(self, wanted: Mapping[str, tuple[str, str]]) -> dict[str, list | None]:
         """Doc id -> summary (None: the document has no mentions), for the documents of ``wanted`` (doc id ->
