@@ -378,7 +378,8 @@ def main() -> None:
         print(f"retrieval_eval: skipped, {absent}")
         return
     command = "python -m bench.retrieval_eval" + ("" if opts.model == "gazetteer" else f" --model {opts.model}") + (
-        "" if data == DEFAULT_DATA else f" --data {opts.data}") + ("" if opts.schema == "business-news" else f" --schema {opts.schema}")
+        "" if data == DEFAULT_DATA else f" --data {opts.data}") + ("" if opts.schema == "business-news" else f" --schema {opts.schema}") + (
+        f" --index-dir {opts.index_dir}" if opts.index_dir else "")
     body = render(result, data, command)
     query_reading = render_query_reading(result, data, command)
     print(json.dumps(result) if opts.json else body + "\n\n" + query_reading)
