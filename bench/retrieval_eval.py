@@ -1,7 +1,7 @@
 """Retrieval evaluation: recall@2/5/10 of vector-only, BM25-only, graph-only, vector + BM25 and hybrid retrieval, in one run.
 
     python -m bench.retrieval_eval [--data DIR] [--model DIR|gazetteer] [--schema NAME] [--index-dir DIR]
-                                   [--reingest] [--no-write] [--json]
+                                   [--reingest] [--keep-retrieval-data] [--no-write] [--json]
 
 Input: a folder (default ``bench/data/multihop``, the project's own multi-hop set) holding
 
@@ -20,7 +20,9 @@ The corpus is ingested once, each passage one record with its title (``--model g
 default where gazetteer.json exists: the deterministic dictionary extractor; or a GLiNER2 checkpoint
 directory, which then also reads the queries). ``--index-dir DIR`` keeps the index there and reuses
 it on the next run when the corpus, the model, the schema and the embedder are the same (a note says
-when kgbuild's ingest code changed since; ``--reingest`` builds it again). Recall@k of a question is
+when kgbuild's ingest code changed since; ``--reingest`` builds it again; the graph channel's stored
+retrieval graph is dropped, and rebuilt on open, when ``kgbuild/retrieve`` changed, unless
+``--keep-retrieval-data``). Recall@k of a question is
 the share of its gold passages among the first k distinct passages, averaged over the questions. The
 graph and hybrid modes run twice: with the query's entities found by name (the default, no model)
 and read by the extractor (``query_model=True``). Writes the tables to BENCHMARKS.md (sections
@@ -149,7 +151,8 @@ def model_fingerprint(model: str) -> str:
     return f"{path.resolve()}|{'|'.join(weights)}"
 
 
-def prepare_index(records: list[dict], work: Path, settings, extractor, embedder, fingerprint: dict, reingest: bool) -> dict:
+def prepare_index(records: list[dict], work: Path, settings, extractor, embedder, fingerprint: dict, reingest: bool,
+                  keep_retrieval_data: bool = False) -> dict:
     """Ingest the corpus under ``work`` unless an index made from the same fingerprint is there; its ingest figures."""
     from kgbuild.pipeline import ingest
 
@@ -163,12 +166,12 @@ def prepare_index(records: list[dict], work: Path, settings, extractor, embedder
                 print(f"note: kgbuild's ingest code changed since the index in {work} was built; --reingest builds it again",
                       file=sys.stderr)
             retrieval_code = code_digest(query_side=True)
-            if cached.get("retrieval_code") != retrieval_code:
+            if cached.get("retrieval_code") != retrieval_code and not keep_retrieval_data:
                 # the retrieval code changed: what it derived from the index and stored (the graph channel's
                 # matrix) may be stale, and is keyed on the index's state only, so it is dropped and rebuilt on open
                 if drop_derived_retrieval_data(settings.out_dir):
                     print("note: the retrieval code changed since the last run on this index: its stored retrieval graph"
-                          " is rebuilt", file=sys.stderr)
+                          " is rebuilt (--keep-retrieval-data keeps it when the change is query-time only)", file=sys.stderr)
                 stamp.write_text(json.dumps({**cached, "retrieval_code": retrieval_code}, indent=1), encoding="utf-8")
             return {**cached["figures"], "cached": True}
     if work.exists():
@@ -189,7 +192,7 @@ def prepare_index(records: list[dict], work: Path, settings, extractor, embedder
 
 
 def evaluate(data: Path, model: str, schema_name: str = "business-news", index_dir: Path | None = None,
-             reingest: bool = False) -> dict:
+             reingest: bool = False, keep_retrieval_data: bool = False) -> dict:
     from kgbuild.embed import SentenceTransformerEmbedder
     from kgbuild.settings import Settings
 
@@ -204,7 +207,7 @@ def evaluate(data: Path, model: str, schema_name: str = "business-news", index_d
                        "embedder": embedder.name}
         if model == "gazetteer":
             fingerprint["gazetteer_sha256"] = hashlib.sha256((data / "gazetteer.json").read_bytes()).hexdigest()
-        ingested = prepare_index(records, work, settings, extractor, embedder, fingerprint, reingest)
+        ingested = prepare_index(records, work, settings, extractor, embedder, fingerprint, reingest, keep_retrieval_data)
         results = {mode: run_mode(settings, questions, extractor, embedder, channels, depth=CHANNEL_DEPTH if sum(channels.values()) == 1 else FUSED_DEPTH)
                    for mode, channels in MODES.items()}
         fusions = {mode: run_mode(settings, questions, extractor, embedder, channels, depth=FUSED_DEPTH)
@@ -363,6 +366,8 @@ def main() -> None:
     parser.add_argument("--schema", default="business-news", help="extraction schema (a bundled name or a YAML file) for a GLiNER2 model")
     parser.add_argument("--index-dir", type=Path, help="keep the index here and reuse it while corpus, model, schema and embedder match")
     parser.add_argument("--reingest", action="store_true", help="with --index-dir: ingest again even if the index there matches")
+    parser.add_argument("--keep-retrieval-data", action="store_true",
+                        help="with --index-dir: keep the stored retrieval graph although kgbuild/retrieve changed (a query-time-only change)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
     parser.add_argument("--json", action="store_true", help="print the figures and every question's ranked passages per mode as JSON")
     opts = parser.parse_args()
@@ -373,7 +378,7 @@ def main() -> None:
     if not (data / "qa.json").exists():
         raise SystemExit(f"{data}: no qa.json (see `python -m bench.retrieval_eval --help` for the format)")
     try:
-        result = evaluate(data, opts.model, opts.schema, opts.index_dir, opts.reingest)
+        result = evaluate(data, opts.model, opts.schema, opts.index_dir, opts.reingest, opts.keep_retrieval_data)
     except CorpusUnavailable as absent:
         print(f"retrieval_eval: skipped, {absent}")
         return
