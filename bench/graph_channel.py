@@ -26,16 +26,19 @@ from bench.common import REPO, git_revision, machine, write_section
 
 KS = (2, 5, 10)
 CANDIDATES = 30
-ABLATIONS = (
-    ("graph channel, defaults", ()),
-    ("without synonym edges", ("synonyms",)),
-    ("without co-occurrence edges", ("cooccurrence",)),
-    ("without relation edges", ("relations",)),
-    ("without IDF (specificity)", ("idf",)),
-    ("without passage seeds", ("passage_seeds",)),
-    ("without embedding seeds", ("embedding_seeds",)),
-    ("without fuzzy name matches", ("fuzzy",)),
-    ("entity seeds only (no passage, no embedding seeds)", ("passage_seeds", "embedding_seeds")),
+ABLATIONS = (  # (row, settings changed from the defaults)
+    ("graph channel, defaults", {}),
+    ("with synonym edges (weight 1 x cosine)", {"synonym_weight": 1.0}),
+    ("without co-occurrence edges", {"cooccurrence_weight": 0.0}),
+    ("without relation edges", {"relation_weight": 0.0}),
+    ("without IDF (specificity)", {"idf": False}),
+    ("without fuzzy name matches", {"fuzzy": False}),
+    ("without document-title entities (TITLE seeds and links)", {"titles": False}),
+    ("with passage seeds beside entity seeds (2% of the restart mass)", {"passage_share": 0.02}),
+    ("with passage seeds beside entity seeds (20%)", {"passage_share": 0.2}),
+    ("with embedding seeds (top 3, cosine >= 0.6)", {"embedding_seeds": 3}),
+    ("damping 0.5", {"damping": 0.5}),
+    ("damping 0.85", {"damping": 0.85}),
 )
 
 
@@ -100,6 +103,23 @@ def graph_rankings(graph: Any, settings: Any, questions: list[Question]) -> tupl
     return out, 1000 * (time.perf_counter() - started) / len(questions)
 
 
+def without_titles(graph: Any) -> Any:
+    """The retrieval graph with the TITLE entities' edges removed (the nodes stay, unconnected, so indices hold)."""
+    import numpy as np
+    from scipy import sparse
+
+    from kgbuild.retrieve.graph_matrix import TITLE
+
+    keep = sparse.diags(np.array([0.0 if e.type == TITLE else 1.0 for e in graph.entities], dtype=np.float32))
+    ce = (graph.chunk_entity @ keep).tocsr()
+    ce.eliminate_zeros()
+    cooc = (keep @ graph.cooccurrence @ keep).tocsr()
+    cooc.eliminate_zeros()
+    syn = (keep @ graph.synonyms @ keep).tocsr()
+    syn.eliminate_zeros()
+    return replace(graph, chunk_entity=ce, cooccurrence=cooc, synonyms=syn, folder=None)
+
+
 def fused(rankings: dict[str, list[list[str]]], weights: dict[str, float], rrf_k: int) -> list[list[str]]:
     from kgbuild.retrieve.hybrid import reciprocal_rank_fusion
 
@@ -127,17 +147,21 @@ def evaluate(index_dir: Path, data: Path, grid: bool) -> dict[str, Any]:
     single = {"vector only": score(vector, questions, passage), "BM25 only": score(bm25, questions, passage)}
     ablations = {}
     graph_default = None
-    for name, off in ABLATIONS:
-        ranked, ms = graph_rankings(graph, defaults.without(*off), questions)
+    untitled = without_titles(graph)
+    for name, changes in ABLATIONS:
+        changes = dict(changes)
+        use = untitled if changes.pop("titles", True) is False else graph
+        ranked, ms = graph_rankings(use, replace(defaults, **changes), questions)
         ablations[name] = {"recall": score(ranked, questions, passage), "ms": round(ms, 1)}
-        if not off:
+        if not changes and use is graph:
             graph_default = ranked
     result["single"], result["ablations"] = single, ablations
     channels = {"vector": vector, "graph": graph_default, "bm25": bm25}
     fusions = {}
     for name, weights, rrf_k in (
-        ("hybrid, defaults", dict(CHANNEL_WEIGHTS), RRF_K),
-        ("hybrid, equal weights (RRF k = 60)", {"vector": 1.0, "graph": 1.0, "bm25": 1.0}, 60),
+        ("hybrid, defaults (weighted RRF)", dict(CHANNEL_WEIGHTS), RRF_K),
+        ("hybrid, equal weights, RRF k = 60 (before)", {"vector": 1.0, "graph": 1.0, "bm25": 1.0}, 60),
+        ("hybrid, default weights, RRF k = 60", dict(CHANNEL_WEIGHTS), 60),
         ("vector + BM25 (RRF k = 60)", {"vector": 1.0, "graph": 0.0, "bm25": 1.0}, 60),
     ):
         fusions[name] = score(fused(channels, weights, rrf_k), questions, passage)
@@ -149,18 +173,24 @@ def evaluate(index_dir: Path, data: Path, grid: bool) -> dict[str, Any]:
 
 
 def run_grid(graph, defaults, questions, passage, vector, bm25) -> list[dict[str, Any]]:
+    """Damping x passage share x embedding seeds for the channel; channel weights x RRF k for the fusion."""
     rows = []
     for damping in (0.3, 0.5, 0.7, 0.85):
-        for share in (0.05, 0.2, 0.5, 0.8):
-            settings = replace(defaults, damping=damping, passage_share=share)
-            ranked, _ = graph_rankings(graph, settings, questions)
-            row = {"damping": damping, "passage_share": share, "graph": score(ranked, questions, passage)}
-            for wg, wb, k in ((1.0, 0.5, 60), (2.0, 0.5, 60), (2.0, 0.0, 60), (3.0, 0.5, 10), (2.0, 0.5, 10), (1.0, 0.0, 10)):
-                weights = {"vector": 1.0, "graph": wg, "bm25": wb}
-                row[f"hybrid g{wg} b{wb} k{k}"] = score(fused({"vector": vector, "graph": ranked, "bm25": bm25}, weights, k),
-                                                        questions, passage)
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+        for share in (0.0, 0.05, 0.2):
+            for embedding in (0, 3):
+                settings = replace(defaults, damping=damping, passage_share=share, passage_seeds=5 if share else 0,
+                                   embedding_seeds=embedding)
+                ranked, _ = graph_rankings(graph, settings, questions)
+                row: dict[str, Any] = {"damping": damping, "passage_share": share, "embedding_seeds": embedding,
+                                       "graph": score(ranked, questions, passage)}
+                for wg in (1.0, 2.0, 4.0):
+                    for wb in (0.0, 0.5, 1.0):
+                        for k in (10, 60):
+                            weights = {"vector": 1.0, "graph": wg, "bm25": wb}
+                            row[f"g{wg:g} b{wb:g} k{k}"] = score(fused({"vector": vector, "graph": ranked, "bm25": bm25},
+                                                                       weights, k), questions, passage)
+                rows.append(row)
+                print(json.dumps(row), flush=True)
     return rows
 
 

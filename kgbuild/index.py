@@ -292,9 +292,9 @@ class Index:
         from kgbuild.retrieve.vector import indexed_text
 
         stores.open()
-        graph = build_retrieval_graph(stores.graph.entity_graph(), embedder=embedder, chunk_ids=state_chunk_ids(self.state),
-                                      signature=signature, reuse_from=folder)
         payloads = {str(p["chunk_id"]): p for p in stores.vectors.export().points.values() if p.get("chunk_id")}
+        graph = build_retrieval_graph(stores.graph.entity_graph(), embedder=embedder, chunk_ids=state_chunk_ids(self.state),
+                                      signature=signature, reuse_from=folder, payloads=payloads)
         graph.save(folder, payloads, indexed_text)  # with the chunk table and the BM25 index
         return graph
 

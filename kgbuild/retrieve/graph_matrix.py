@@ -15,6 +15,10 @@ names, passages the dense channel found). Edges, all undirected:
 - entity - entity, synonym: entities of the same type whose names' embeddings (the index's embedder,
   normalised) have a cosine of at least ``synonym_threshold`` (0.9): "Apple Inc." and "Apple Computer".
 
+Documents' titles join as entities of type ``TITLE`` (``title_entities``): mentioned by their document's
+chunks and by every chunk whose text holds the title (two words or more), so a query that names an article
+seeds it, and a passage naming another article's subject links to it without the extractor's help.
+
 What is stored (``<out>/retrieval/``, written by ``build_retrieval_graph`` + ``RetrievalGraph.save``
 at the end of each ingest that changed anything, ``Index.refresh_retrieval_graph``)::
 
@@ -23,6 +27,8 @@ at the end of each ingest that changed anything, ``Index.refresh_retrieval_graph
     matrices.npz       the raw parts, each a CSR triple: chunk x entity (confidence), relations (count and
                        label), co-occurrence (shared chunks), synonyms (cosine)
     name_vectors.npy   one normalised embedding per entity name, in entity order (the embedding seeds)
+    seed_names.*       the seed matcher's names (an Aho-Corasick automaton) and their entities
+    transition.npz     the adjacency under the default channel settings (``PPRGraph.save``)
     payloads.jsonl ... the chunk payloads, read on demand (``kgbuild.retrieve.chunk_table``)
     bm25/              the BM25 index over the chunks (``BM25ChunkIndex.save``)
 
@@ -39,6 +45,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -55,9 +62,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from kgbuild.embed import Embedder
     from kgbuild.state import IngestState
 
-FORMAT = 2  # 2: with the chunk table and the BM25 index
+FORMAT = 3  # 2: with the chunk table and the BM25 index; 3: title entities
 RETRIEVAL_DIR = "retrieval"
 BM25_DIR = "bm25"
+TITLE = "TITLE"  # the type of the entities that document titles make
 SYNONYM_THRESHOLD = 0.9
 MIN_COOCCURRENCE = 2  # chunks two entities must share for a co-occurrence edge
 _PARTS = ("chunk_entity", "relations", "relation_labels", "cooccurrence", "synonyms")
@@ -130,6 +138,7 @@ class RetrievalGraph:
     embedding_model: str = ""
     signature: str = ""
     built_s: float = 0.0
+    folder: Path | None = None  # where it was loaded from (the seed automaton and default transition are there)
     _chunk_index: dict[str, int] | None = field(default=None, repr=False)
 
     @property
@@ -166,6 +175,12 @@ class RetrievalGraph:
             arrays[f"{part}_data"], arrays[f"{part}_indices"], arrays[f"{part}_indptr"] = m.data, m.indices, m.indptr
             arrays[f"{part}_shape"] = np.array(m.shape, dtype=np.int64)
         np.savez(tmp / "matrices.npz", **arrays)
+        # what opening would otherwise build: the seed automaton and the default transition
+        from kgbuild.retrieve.ppr import GraphChannelSettings, PPRGraph
+        from kgbuild.retrieve.seeds import SeedMatcher
+
+        SeedMatcher(self.entities).save(tmp)
+        PPRGraph(self, GraphChannelSettings()).save(tmp)
         np.save(tmp / "name_vectors.npy", self.name_vectors.astype(np.float32, copy=False))
         nodes = {"chunks": self.chunk_ids, "labels": self.labels,
                  "entities": [[e.id, e.key, e.type, e.name, list(e.aliases), e.df, e.confidence] for e in self.entities]}
@@ -201,7 +216,7 @@ class RetrievalGraph:
         entities = [EntityNode(i, k, t, n, tuple(a), int(df), float(c)) for i, k, t, n, a, df, c in nodes["entities"]]
         return cls(nodes["chunks"], entities, int(meta["documents"]), labels=nodes["labels"],
                    name_vectors=np.load(folder / "name_vectors.npy"), embedding_model=meta.get("embedding_model", ""),
-                   signature=meta.get("signature", ""), built_s=float(meta.get("built_s", 0.0)), **parts)
+                   signature=meta.get("signature", ""), built_s=float(meta.get("built_s", 0.0)), folder=folder, **parts)
 
     @staticmethod
     def stored_signature(folder: Path) -> str | None:
@@ -284,17 +299,69 @@ def synonym_pairs(vectors: np.ndarray, types: Sequence[str], threshold: float = 
     return np.concatenate(rows), np.concatenate(cols), np.concatenate(sims)
 
 
+_PARENTHETICAL = re.compile(r"\s*\([^)]*\)\s*$")  # "Kevin Smith (footballer)" -> "Kevin Smith"
+_NON_WORD = re.compile(r"[^\w]+")
+
+
+def _plain(text: str) -> str:
+    """Casefolded words joined by single spaces: what title links match on."""
+    return " ".join(_NON_WORD.sub(" ", text.casefold()).split())
+
+
+def title_entities(payloads: Mapping[str, Mapping[str, Any]]) -> tuple[dict[str, Entity], list[tuple[str, str]]]:
+    """Document titles as entities of type ``TITLE``, and the chunks that mention each: the chunks of its
+    documents, and every chunk whose text holds a title of two words or more (word boundaries, casefolded;
+    one Aho-Corasick pass over the texts). On an encyclopaedia a title is the subject's name ("Norman
+    Taurog"), and a passage that names another article's subject is one step from it even where the
+    extractor missed the name."""
+    import ahocorasick
+
+    from kgbuild.ids import stable_id
+    from kgbuild.reconcile import normalize_name
+
+    entities: dict[str, Entity] = {}
+    mentions: set[tuple[str, str]] = set()
+    by_plain: dict[str, str] = {}
+    for chunk in sorted(payloads):
+        title = _PARENTHETICAL.sub("", str(payloads[chunk].get("title") or "")).strip()
+        name = normalize_name(title) if title else ""
+        if not name:
+            continue
+        eid = stable_id("ent", TITLE, name)
+        if eid not in entities:
+            entities[eid] = Entity(eid, TITLE, f"{TITLE}:{name}", title, [], 0, 1.0)
+            plain = _plain(title)
+            if plain.count(" ") >= 1:
+                by_plain.setdefault(plain, eid)
+        mentions.add((chunk, eid))
+    if by_plain:
+        automaton = ahocorasick.Automaton()
+        for plain, eid in by_plain.items():
+            automaton.add_word(f" {plain} ", eid)
+        automaton.make_automaton()
+        for chunk in sorted(payloads):
+            line = f" {_plain(str(payloads[chunk].get('text') or ''))} "
+            for _, eid in automaton.iter(line):
+                mentions.add((chunk, eid))
+    return entities, sorted(mentions)
+
+
 def build_retrieval_graph(data: EntityGraphData, *, embedder: Embedder | None = None, chunk_ids: Iterable[str] = (),
                           signature: str = "", reuse_from: Path | None = None,
-                          synonym_threshold: float = SYNONYM_THRESHOLD) -> RetrievalGraph:
+                          synonym_threshold: float = SYNONYM_THRESHOLD,
+                          payloads: Mapping[str, Mapping[str, Any]] | None = None) -> RetrievalGraph:
     """The retrieval graph of a store's entity graph (``GraphSink.entity_graph()``).
 
     ``chunk_ids``: chunks to include beyond those that mention an entity (the ingest state's, so that a
-    passage the dense channel seeds is a node even when it names nothing). ``embedder``: embeds the entity
+    passage the dense channel seeds is a node even when it names nothing). ``payloads`` (chunk id -> the
+    vector store's payload): adds the documents' titles as ``TITLE`` entities (``title_entities``). ``embedder``: embeds the entity
     names (synonym edges, embedding seeds); None leaves both out. ``reuse_from``: a stored graph whose
     name vectors are reused where the embedder is the same.
     """
     started = time.perf_counter()
+    if payloads:
+        titles, title_mentions = title_entities(payloads)
+        data = EntityGraphData({**data.entities, **titles}, [*data.mentions, *title_mentions], data.relations)
     entity_ids = sorted(data.entities)
     e_index = {e: i for i, e in enumerate(entity_ids)}
     pairs = sorted({(c, e) for c, e in data.mentions if e in e_index})

@@ -24,6 +24,7 @@ The defaults below were chosen on the development set (BENCHMARKS.md, "graph cha
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -32,6 +33,7 @@ from kgbuild.retrieve.graph import MENTIONED_IN, GraphHit
 from kgbuild.retrieve.graph_matrix import RetrievalGraph
 from kgbuild.retrieve.seeds import Seed, SeedMatcher
 
+TRANSITION = "transition.npz"
 MENTIONS = "MENTIONS"
 _EXPLAIN_FRONTIER = 16  # nodes per level an explanation walks on from (the heaviest by PPR mass)
 SYNONYM = "SYNONYM"
@@ -40,21 +42,34 @@ CO_MENTIONED = "CO_MENTIONED"
 
 @dataclass(frozen=True, slots=True)
 class GraphChannelSettings:
-    damping: float = 0.5  # share of the mass that walks on at each step (HippoRAG 2 uses 0.5)
+    """The channel's settings; the defaults were chosen on the development set (bench/data/wikihop, 300 questions;
+    BENCHMARKS.md "graph channel", whose table shows each component switched off or on):
+
+    - damping 0.7: R@5 0.965 at 0.5, 0.977 at 0.7, 0.980 at 0.85 (slower: more steps), R@2 flat;
+    - passage seeds only for a query that names no entity (``passage_share`` 0): with entity seeds, even 2% of
+      the restart mass on the dense passages costs the fusion 9 points of R@2, the dense channel counting twice;
+    - embedding seeds off (``embedding_seeds`` 0): on, they cost 3 points of R@2 (names near the whole
+      question are seldom the entity it asks about); kept for corpora whose questions paraphrase names;
+    - synonym edges off (``synonym_weight`` 0; stored all the same): on (weight 1 x cosine), they cost a point
+      of R@2 and R@5: names of different people that embed alike ("John Smith" / "John Smyth") are joined;
+    - ``prune`` 1e-5: recall unchanged from 1e-6, a third less time at 10,000 chunks.
+    """
+
+    damping: float = 0.7  # share of the mass that walks on at each step
     iterations: int = 30
-    tolerance: float = 1e-4  # mass still walking that ends the iteration (of 1; about 14 steps at d = 0.5)
-    prune: float = 1e-6  # mass below which a node stops walking (bounds the error; keeps each step local)
+    tolerance: float = 1e-4  # mass still walking that ends the iteration (of 1)
+    prune: float = 1e-5  # mass below which a node stops walking (bounds the error; keeps each step local)
     relation_weight: float = 1.0
     cooccurrence_weight: float = 0.1
-    synonym_weight: float = 1.0  # x the names' cosine
+    synonym_weight: float = 0.0  # x the names' cosine (the edges are stored; 1.0 switches them on)
     idf: bool = True  # specificity on chunk-entity edges, co-occurrence and entity seeds
-    passage_seeds: int = 5
-    passage_share: float = 0.05
-    embedding_seeds: int = 3
+    passage_seeds: int = 5  # the dense channel's best passages that seed (all the mass when no entity is named)
+    passage_share: float = 0.0  # of the restart mass, where the query names entities too
+    embedding_seeds: int = 0
     embedding_threshold: float = 0.6
     embedding_weight: float = 0.5
     fuzzy: bool = True
-    explain_depth: int = 3  # steps from the chunk: its entity, a related entity or a chunk, that chunk's entity
+    explain_depth: int = 4  # steps from the chunk back to a seed: entity, entity or chunk, entity, entity
 
     def without(self, *components: str) -> GraphChannelSettings:
         """For ablations: ``without("synonyms", "passage_seeds")``."""
@@ -77,6 +92,11 @@ class PPRGraph:
         self.n_chunks, self.n_entities = len(graph.chunk_ids), len(graph.entities)
         spec = graph.specificity() if settings.idf else np.ones(self.n_entities, np.float32)
         self.specificity = spec
+        self.synonyms_on = bool(settings.synonym_weight)
+        self.cooccurrence_on = bool(settings.cooccurrence_weight)
+        self.key = _transition_key(settings)
+        if graph.folder is not None and self._load(graph.folder):
+            return
         d = sparse.diags(spec)
         ce = (graph.chunk_entity @ d).astype(np.float32)
         ee = sparse.csr_matrix((self.n_entities, self.n_entities), dtype=np.float32)
@@ -86,14 +106,31 @@ class PPRGraph:
             ee = ee + settings.cooccurrence_weight * (d @ graph.cooccurrence @ d)
         if settings.synonym_weight:
             ee = ee + settings.synonym_weight * graph.synonyms
-        self.synonyms_on = bool(settings.synonym_weight)
-        self.cooccurrence_on = bool(settings.cooccurrence_weight)
         adjacency = sparse.bmat([[None, ce], [ce.T, ee]], format="csr",
                                 dtype=np.float32) if self.n_chunks + self.n_entities else sparse.csr_matrix((0, 0))
         adjacency.sort_indices()
         self.adjacency = adjacency
         degree = np.asarray(adjacency.sum(axis=0)).ravel()
         self.inv_degree = np.divide(1.0, degree, out=np.zeros_like(degree), where=degree > 0).astype(np.float32)
+
+    def save(self, folder: Path) -> None:
+        a = self.adjacency
+        np.savez(folder / TRANSITION, key=np.array(self.key), data=a.data, indices=a.indices, indptr=a.indptr,
+                 shape=np.array(a.shape, dtype=np.int64), inv_degree=self.inv_degree)
+
+    def _load(self, folder: Path) -> bool:
+        from scipy import sparse
+
+        try:
+            z = np.load(folder / TRANSITION)
+        except OSError:
+            return False
+        with z:
+            if str(z["key"]) != self.key:
+                return False
+            self.adjacency = sparse.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(int(x) for x in z["shape"]))
+            self.inv_degree = z["inv_degree"]
+        return True
 
     def run(self, restart: np.ndarray, damping: float, iterations: int, tolerance: float, prune: float = 0.0) -> np.ndarray:
         """PPR from the restart distribution (summing to 1), as the series ``(1 - d) sum_t (d P)^t s``: the same
@@ -117,6 +154,12 @@ class PPRGraph:
             x = y[active].astype(np.float32)
             r[active] += (1.0 - damping) * x
         return r
+
+
+def _transition_key(settings: GraphChannelSettings) -> str:
+    """What the adjacency depends on (a stored one is used only under the same)."""
+    return (f"relation={settings.relation_weight} cooccurrence={settings.cooccurrence_weight}"
+            f" synonym={settings.synonym_weight} idf={settings.idf}")
 
 
 def _scatter(n: int, index: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -158,7 +201,8 @@ class GraphChannel:
         self.graph = graph
         self.settings = settings or GraphChannelSettings()
         self.ppr = PPRGraph(graph, self.settings)
-        self.matcher = SeedMatcher(graph.entities, fuzzy=self.settings.fuzzy)
+        stored = SeedMatcher.load(graph.folder, graph.entities, fuzzy=self.settings.fuzzy) if graph.folder else None
+        self.matcher = stored or SeedMatcher(graph.entities, fuzzy=self.settings.fuzzy)
         self._index_by_id = {e.id: i for i, e in enumerate(graph.entities)}
 
     def with_settings(self, settings: GraphChannelSettings) -> GraphChannel:

@@ -22,14 +22,19 @@ down-weighting of frequent entities are the channel's (``kgbuild.retrieve.ppr``)
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from typing import Sequence
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
 
 from kgbuild.reconcile import normalize_name
 from kgbuild.retrieve.entities import ALIAS, EXACT, QUERY_STOPWORDS, query_words
 from kgbuild.retrieve.graph_matrix import EntityNode
 
 MIN_FUZZY_SCORE = 92.0
+_ALIAS, _PROPER = 1, 2  # flags of a (name, entity) pair
 _MIN_SINGLE_WORD = 3
 _MAX_FUZZY_WORDS = 4
 
@@ -43,6 +48,10 @@ class Seed:
     weight: float  # match quality, 0..1 (before the channel's specificity)
 
 
+def _no_values(data: bytes) -> None:  # pragma: no cover - an integer automaton stores no objects
+    return None
+
+
 def _proper(surface: str) -> bool:
     return any(ch.isupper() or ch.isdigit() for ch in surface)
 
@@ -54,41 +63,76 @@ class SeedMatcher:
     ['PERSON:tim cook']
     """
 
-    def __init__(self, entities: Sequence[EntityNode], *, min_fuzzy_score: float = MIN_FUZZY_SCORE, fuzzy: bool = True):
+    def __init__(self, entities: Sequence[EntityNode], *, min_fuzzy_score: float = MIN_FUZZY_SCORE, fuzzy: bool = True,
+                 _stored: tuple[Any, list[str], np.ndarray, np.ndarray, np.ndarray] | None = None):
         import ahocorasick
 
         self.entities = entities
         self.min_fuzzy_score = min_fuzzy_score
         self.fuzzy = fuzzy
-        # name -> {entity index: (how, proper)}; exact before alias for the same entity
-        by_name: dict[str, dict[int, tuple[str, bool]]] = {}
+        self._fuzzy: dict[tuple[int, str], list[str]] | None = None  # built on first use
+        if _stored is not None:
+            self._automaton, self._names, self._ptr, self._targets, self._flags = _stored
+            return
+        # name -> {entity index: flags}; exact before alias for the same entity
+        by_name: dict[str, dict[int, int]] = {}
         for i, e in enumerate(entities):
-            proper = _proper(e.name)
+            proper = _PROPER if _proper(e.name) else 0
             for name in sorted({e.key.split(":", 1)[-1], normalize_name(e.name)}):
                 if name:
-                    by_name.setdefault(name, {}).setdefault(i, ("exact", proper))
+                    by_name.setdefault(name, {}).setdefault(i, proper)
             for alias in e.aliases:
                 name = normalize_name(alias)
                 if name:
-                    by_name.setdefault(name, {}).setdefault(i, ("alias", _proper(alias)))
-        self._automaton = ahocorasick.Automaton()
-        # fuzzy candidates: names of 2+ words, bucketed by (word count, initials)
-        self._fuzzy: dict[tuple[int, str], list[str]] = {}
-        for name, targets in by_name.items():
-            self._automaton.add_word(f" {name} ", (name, tuple(sorted(targets.items()))))
-            words = name.split(" ")
-            if 2 <= len(words) <= _MAX_FUZZY_WORDS:
-                self._fuzzy.setdefault((len(words), "".join(w[:1] for w in words)), []).append(name)
-        self._by_name = by_name
-        if by_name:
+                    by_name.setdefault(name, {}).setdefault(i, _ALIAS | (_PROPER if _proper(alias) else 0))
+        # the automaton stores a name's number; its entities are a CSR row of (entity index, flags)
+        self._automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
+        self._names = sorted(by_name)
+        ptr, targets, flags = [0], [], []
+        for n, name in enumerate(self._names):
+            self._automaton.add_word(f" {name} ", n)
+            for index, flag in sorted(by_name[name].items()):
+                targets.append(index)
+                flags.append(flag)
+            ptr.append(len(targets))
+        self._ptr = np.array(ptr, dtype=np.int64)
+        self._targets = np.array(targets, dtype=np.int32)
+        self._flags = np.array(flags, dtype=np.uint8)
+        if self._names:
             self._automaton.make_automaton()
+
+    def save(self, folder: Path) -> None:
+        """The automaton (pyahocorasick's own format, integers only) and its names and targets."""
+        if self._names:
+            self._automaton.save(str(folder / "seed_names.automaton"))
+        (folder / "seed_names.json").write_text(json.dumps(self._names, ensure_ascii=False), encoding="utf-8")
+        np.savez(folder / "seed_targets.npz", ptr=self._ptr, targets=self._targets, flags=self._flags)
+
+    @classmethod
+    def load(cls, folder: Path, entities: Sequence[EntityNode], **options: Any) -> SeedMatcher | None:
+        import ahocorasick
+
+        if not (folder / "seed_targets.npz").exists():
+            return None
+        names = json.loads((folder / "seed_names.json").read_text(encoding="utf-8"))
+        automaton = ahocorasick.load(str(folder / "seed_names.automaton"), _no_values) if names else \
+            ahocorasick.Automaton(ahocorasick.STORE_INTS)
+        with np.load(folder / "seed_targets.npz") as z:
+            stored = (automaton, names, z["ptr"], z["targets"], z["flags"])
+        return cls(entities, _stored=stored, **options)
+
+    def _targets_of(self, n: int) -> list[tuple[int, str, bool]]:
+        """(entity index, exact | alias, proper) of name number ``n``."""
+        lo, hi = int(self._ptr[n]), int(self._ptr[n + 1])
+        return [(int(self._targets[j]), "alias" if self._flags[j] & _ALIAS else "exact", bool(self._flags[j] & _PROPER))
+                for j in range(lo, hi)]
 
     def find(self, text: str) -> list[Seed]:
         """The entities ``text`` names, best match per entity, strongest first."""
         words = query_words(text)
-        if not words or not self._by_name:
+        if not words or not self._names:
             return []
-        found: list[tuple[int, int, str, tuple]] = []  # (first word, last word + 1, name, targets)
+        found: list[tuple[int, int, str, list]] = []  # (first word, last word + 1, name, targets)
         variants = [[w.text for w in words]]
         if any(w.bare for w in words):
             variants.append([w.bare or w.text for w in words])
@@ -100,7 +144,9 @@ class SeedMatcher:
                 word_at[pos - 1] = i  # the space before word i
                 pos += len(token) + 1
             word_at[len(line) - 1] = len(tokens)
-            for end, (name, targets) in self._automaton.iter(line):
+            for end, n in self._automaton.iter(line):
+                name = self._names[n]
+                targets = self._targets_of(n)
                 start = end - len(name) - 1
                 first, last = word_at.get(start), word_at.get(end)
                 if first is not None and last is not None and last > first:
@@ -118,13 +164,13 @@ class SeedMatcher:
                 # (a capital or a digit) unless the whole query is in lower case
                 written = _proper(text[words[first].start:words[first].end]) or lower_case_query
                 seeds_alone = len(name) >= _MIN_SINGLE_WORD and name not in QUERY_STOPWORDS and written
-                targets = tuple(t for t in targets if seeds_alone and t[1][1])
+                targets = [t for t in targets if seeds_alone and t[2]]
             if not targets:
                 continue
             for i in range(first, last):
                 taken[i] = True
             mention = text[words[first].start:words[last - 1].end]
-            for index, (how, _) in targets:
+            for index, how, _ in targets:
                 weight = EXACT if how == "exact" else ALIAS
                 if index not in best or best[index].weight < weight:
                     best[index] = Seed(index, self.entities[index].key, mention, how, weight)
@@ -133,6 +179,19 @@ class SeedMatcher:
                 if seed.index not in best:
                     best[seed.index] = seed
         return sorted(best.values(), key=lambda s: (-s.weight, s.key))
+
+    def _fuzzy_buckets(self) -> dict[tuple[int, str], list[str]]:
+        """Names of 2 to 4 words by (word count, initials): the fuzzy candidates."""
+        if self._fuzzy is None:
+            self._fuzzy = {}
+            for name in self._names:
+                words = name.split(" ")
+                if 2 <= len(words) <= _MAX_FUZZY_WORDS:
+                    self._fuzzy.setdefault((len(words), "".join(w[:1] for w in words)), []).append(name)
+        return self._fuzzy
+
+    def _index_of(self, name: str) -> int:
+        return int(self._automaton.get(f" {name} "))
 
     def _fuzzy_seeds(self, text: str, words: list, taken: list[bool]) -> list[Seed]:
         """Runs of capitalised, unmatched query words against names of as many words, strictly."""
@@ -156,14 +215,14 @@ class SeedMatcher:
                 for s in range(0, len(run) - n + 1):
                     gram = [words[i] for i in run[s:s + n]]
                     query = " ".join(w.bare or w.text for w in gram)
-                    bucket = self._fuzzy.get((n, "".join(w.text[:1] for w in gram)))
+                    bucket = self._fuzzy_buckets().get((n, "".join(w.text[:1] for w in gram)))
                     if not bucket:
                         continue
                     best = process.extractOne(query, bucket, scorer=fuzz.ratio, score_cutoff=self.min_fuzzy_score)
                     if best is None:
                         continue
                     mention = text[gram[0].start:gram[-1].end]
-                    for index, (how, _) in sorted(self._by_name[best[0]].items()):
+                    for index, _, _ in self._targets_of(self._index_of(best[0])):
                         seeds.append(Seed(index, self.entities[index].key, mention, "fuzzy", round(0.9 * best[1] / 100.0, 4)))
                 n -= 1
         return seeds
