@@ -397,3 +397,50 @@ def test_the_cache_keeps_what_the_model_found_exactly(tmp_path, business_schema)
     assert cache.prune({document.id}) == 1
     assert cache.summaries(wanted) == {document.id: [["PERSON", "tim cook"]]}
     cache.close()
+
+
+# -- any sequence of updates ----------------------------------------------------------------------------
+
+SENTENCES = [
+    "Tony Blair met Labour.", "Blair spoke in Sedgefield.", "Mr Blair left Labour.", "Gordon Brown led Labour.",
+    "Brown spoke in London.", "Chris Brown sang in London.", "NATO met in Brussels.",
+    "The North Atlantic Treaty Organization met in Brussels.", "Jane Park runs Acme Corp.", "Park visited Seoul.",
+    "Acme Corp opened in Seoul.", "Mrs Blair spoke in Sedgefield.",
+]
+MORE_ENTITIES = {
+    "PERSON": ENTITIES["PERSON"] + ["Mr Blair", "Mrs Blair", "Chris Brown", "Park"],
+    "COMPANY": ENTITIES["COMPANY"] + ["NATO", "North Atlantic Treaty Organization"],
+    "LOCATION": ENTITIES["LOCATION"] + ["Brussels"],
+}
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_any_sequence_of_updates_equals_a_fresh_ingest(tmp_path, business_schema, seed):
+    import random
+
+    from crash_runner import HashEmbedder
+
+    rng = random.Random(seed)
+    names = GazetteerExtractor(business_schema, MORE_ENTITIES, max_tokens=64)
+    vectors = HashEmbedder()
+    corpus = tmp_path / "corpus"
+    out = settings(tmp_path, "out", write_batch_chunks=rng.choice([1, 3, 50]))
+    docs: dict[str, str] = {}
+    joined = 0
+    for step in range(6):
+        for _ in range(rng.randint(1, 3)):
+            rel = f"d{rng.randrange(8)}.txt"
+            if rel in docs and rng.random() < 0.3:
+                del docs[rel]
+                (corpus / rel).unlink()
+            else:
+                docs[rel] = " ".join(rng.sample(SENTENCES, rng.randint(1, 3)))
+                write(corpus, {rel: docs[rel]})
+        if not docs:
+            continue
+        ingest(corpus, out, extractor=names, embedder=vectors)
+        want = fresh(tmp_path, docs, names, vectors, f"fresh-{step}")
+        got = snapshot(out)
+        assert_same_index(got, want)
+        joined += sum(m["rule"].endswith("cross_document") for m in got["graph"]["mentions"])
+    assert joined  # the sequences do exercise the links
