@@ -173,7 +173,7 @@ def prepare_index(records: list[dict], work: Path, settings, extractor, embedder
                     print("note: the retrieval code changed since the last run on this index: its stored retrieval graph"
                           " is rebuilt (--keep-retrieval-data keeps it when the change is query-time only)", file=sys.stderr)
                 stamp.write_text(json.dumps({**cached, "retrieval_code": retrieval_code}, indent=1), encoding="utf-8")
-            return {**cached["figures"], "cached": True}
+            return {**cached["figures"], "cached": True, "ingested": f"git {cached.get('git', '?')}, {cached.get('date', '?')}"}
     if work.exists():
         for name in ("corpus", "index", stamp.name):
             target = work / name
@@ -229,7 +229,7 @@ def evaluate(data: Path, model: str, schema_name: str = "business-news", index_d
         del r["ranked"]
     return {"questions": len(questions), "passages": len(records), "entities": ingested["entities"],
             "relations": ingested["relations"], "chunks": ingested.get("chunks"), "ingest_s": ingested["ingest_s"],
-            "index_cached": ingested["cached"], "model": extractor.name, "schema": schema.name, "modes": results,
+            "index_cached": ingested["cached"], "ingested": ingested.get("ingested", ""), "model": extractor.name, "schema": schema.name, "modes": results,
             "fusions": fusions, "query_model": by_model, "per_question": per_question}
 
 
@@ -263,6 +263,8 @@ def run_mode(settings, questions: list[dict], extractor, embedder, channels: dic
             if q.get("answer") in ranked[:5]:
                 answers_found.append(q["id"])
         elapsed = time.perf_counter() - started
+    label = "+".join(name for name, on in channels.items() if on) + (" (query model)" if query_model else "")
+    print(f"{label}: {len(questions)} questions in {elapsed:.1f} s, recall@5 {recall[5] / len(questions):.3f}", file=sys.stderr)
     return {
         "recall": {k: round(v / len(questions), 3) for k, v in recall.items()},
         "recall_by_type": {kind: {k: round(v / type_counts[kind], 3) for k, v in values.items()}
@@ -303,16 +305,18 @@ def render(result: dict, data: Path, command: str) -> str:
     extractor = ("the deterministic gazetteer extractor (`gazetteer.json`: what a perfect extractor finds) at ingest"
                  if result["model"] == "gazetteer" else f"GLiNER2 checkpoint `{result['model']}` at ingest, schema `{result['schema']}`")
     extractor += "; the graph channel finds the query's entities by name (the default, no model)"
-    ingest = f"ingest {result['ingest_s']:.1f} s" + (" (an earlier run's, index reused)" if result.get("index_cached") else "")
+    ingest = f"ingest {result['ingest_s']:.1f} s" + (f" (an earlier run's, {result.get('ingested', '')}; index reused)"
+                                                     if result.get("index_cached") else "")
     lines = [
         f"## Retrieval: vector vs BM25 vs graph vs hybrid ({name})",
         "",
-        f"Command: `{command}` (git {git_revision()}, {time.strftime('%Y-%m-%d')})  ",
+        f"Command: `{command}` (git {result.get('git') or git_revision()}, {result.get('date') or time.strftime('%Y-%m-%d')})  ",
         f"Machine: {machine()}  ",
         f"Data: `{data.relative_to(REPO) if data.is_relative_to(REPO) else data}`: {result['passages']} passages,"
         f" {result['questions']} questions, {description}. Extractor: {extractor}."
         f" {result['entities']} entities, {result['relations']} relations; {ingest}."
-        " Embedder all-MiniLM-L6-v2; graph expansion 2 hops, personalised PageRank; fusion RRF (k = 60)."
+        " Embedder all-MiniLM-L6-v2; the graph channel, its seeds and the fusion as `kgbuild/retrieve` has them"
+        " at that revision (HybridRetriever defaults)."
         " Recall@k counts distinct passages.",
         "",
         "| retrieval | recall@2 | recall@5 | recall@10 | ms / query |",
@@ -346,7 +350,8 @@ def render_query_reading(result: dict, data: Path, command: str) -> str:
     return "\n".join([
         f"## Retrieval: the query's entities found by name vs read by a model ({name})",
         "",
-        f"Command: `{command}` (git {git_revision()}, {time.strftime('%Y-%m-%d')}; the same run writes the vector vs BM25 vs graph vs hybrid table)  ",
+        f"Command: `{command}` (git {result.get('git') or git_revision()}, {result.get('date') or time.strftime('%Y-%m-%d')};"
+        " the same run writes the vector vs BM25 vs graph vs hybrid table)  ",
         f"Machine: {machine()}  ",
         "By name: `EntityNameIndex`, the query's word n-grams looked up among the canonical entities' normalised"
         " names and aliases (longest match first, no model: what `kgbuild query --hybrid` does by default)."
@@ -357,6 +362,33 @@ def render_query_reading(result: dict, data: Path, command: str) -> str:
         "|---|---|---|---|---|---|",
         *rows,
     ])
+
+
+def tree_revision() -> str:
+    """HEAD, and "+ uncommitted" where kgbuild's or the connectors' sources differ from it (others edit the tree while a run goes)."""
+    import subprocess
+
+    try:
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "kgbuild", "connectors"], cwd=REPO,
+                               capture_output=True, text=True).stdout.strip()
+    except OSError:
+        dirty = ""
+    return git_revision() + (" + uncommitted kgbuild changes" if dirty else "")
+
+
+def render_saved(path: Path, data: Path, write: bool = True) -> None:
+    """Print (and write to BENCHMARKS.md) the tables of a run saved with ``--json``: its command, revision and date."""
+    result = json.loads(path.read_text(encoding="utf-8").strip().splitlines()[-1])
+    for r in (*result["modes"].values(), *result.get("fusions", {}).values(), *result["query_model"].values()):
+        r["recall"] = {int(k): v for k, v in r["recall"].items()}
+        r["recall_by_type"] = {kind: {int(k): v for k, v in values.items()} for kind, values in r.get("recall_by_type", {}).items()}
+    command = result.get("command") or "python -m bench.retrieval_eval (command not saved)"
+    body, query_reading = render(result, data, command), render_query_reading(result, data, command)
+    print(body + "\n\n" + query_reading)
+    if write:
+        main_section, reading_section = section_names(data)
+        write_section(main_section, body)
+        write_section(reading_section, query_reading)
 
 
 def main() -> None:
@@ -370,21 +402,28 @@ def main() -> None:
                         help="with --index-dir: keep the stored retrieval graph although kgbuild/retrieve changed (a query-time-only change)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
     parser.add_argument("--json", action="store_true", help="print the figures and every question's ranked passages per mode as JSON")
+    parser.add_argument("--render", type=Path, metavar="FILE",
+                        help="write the BENCHMARKS.md sections of the run whose --json output FILE holds (no run)")
     opts = parser.parse_args()
+    if opts.render:
+        render_saved(opts.render, opts.data.resolve(), write=not opts.no_write)
+        return
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     data = opts.data.resolve()
     if not (data / "corpus.jsonl").exists() and not (data / "passages.json").exists():
         raise SystemExit(f"{data}: no corpus.jsonl (nor passages.json) (see `python -m bench.retrieval_eval --help` for the format)")
     if not (data / "qa.json").exists():
         raise SystemExit(f"{data}: no qa.json (see `python -m bench.retrieval_eval --help` for the format)")
+    started = tree_revision(), time.strftime("%Y-%m-%d")
+    command = "python -m bench.retrieval_eval" + ("" if opts.model == "gazetteer" else f" --model {opts.model}") + (
+        "" if data == DEFAULT_DATA else f" --data {opts.data}") + ("" if opts.schema == "business-news" else f" --schema {opts.schema}") + (
+        f" --index-dir {opts.index_dir}" if opts.index_dir else "")
     try:
         result = evaluate(data, opts.model, opts.schema, opts.index_dir, opts.reingest, opts.keep_retrieval_data)
     except CorpusUnavailable as absent:
         print(f"retrieval_eval: skipped, {absent}")
         return
-    command = "python -m bench.retrieval_eval" + ("" if opts.model == "gazetteer" else f" --model {opts.model}") + (
-        "" if data == DEFAULT_DATA else f" --data {opts.data}") + ("" if opts.schema == "business-news" else f" --schema {opts.schema}") + (
-        f" --index-dir {opts.index_dir}" if opts.index_dir else "")
+    result.update(command=command, git=started[0], date=started[1])
     body = render(result, data, command)
     query_reading = render_query_reading(result, data, command)
     print(json.dumps(result) if opts.json else body + "\n\n" + query_reading)
