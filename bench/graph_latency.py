@@ -54,7 +54,7 @@ def build_index(size: int, work: Path) -> dict[str, Any]:
     started = time.perf_counter()
     report = ingest(work / "corpus", settings, extractor=extractor, embedder=embedder)
     meta = json.loads((work / "index" / "retrieval" / "meta.json").read_text())
-    built = {"chunks": report.chunks, "entities": report.totals.entities, "relations": report.totals.relations,
+    built = {"chunks": report.totals.chunks, "entities": report.totals.entities, "relations": report.totals.relations,
              "ingest_s": round(time.perf_counter() - started, 1), "retrieval_graph_s": meta["built_s"]}
     stamp.write_text(json.dumps(built))
     return built

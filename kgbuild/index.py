@@ -283,15 +283,19 @@ class Index:
         are reused from the stored vectors, so only new entity names are embedded (``embedder``: the
         index's; None leaves synonym edges and embedding seeds out).
         """
-        from kgbuild.retrieve.graph_matrix import RetrievalGraph, build_retrieval_graph, retrieval_dir, state_chunk_ids, state_signature
-
-        folder = retrieval_dir(self.out_dir)
-        signature = state_signature(self.state)
-        if RetrievalGraph.stored_signature(folder) == signature:
-            return None
+        from kgbuild.retrieve.graph_matrix import (
+            RetrievalGraph, build_retrieval_graph, retrieval_dir, same_documents, state_chunk_ids, state_signature,
+        )
         from kgbuild.retrieve.vector import indexed_text
 
+        folder = retrieval_dir(self.out_dir)
+        stored = RetrievalGraph.stored_signature(folder)
+        if not stores.is_open and same_documents(stored, state_signature(self.state, 0)):
+            return None  # this run wrote nothing, and the documents are those the graph describes
         stores.open()
+        signature = state_signature(self.state, stores.vectors.count())
+        if stored == signature:
+            return None
         payloads = {str(p["chunk_id"]): p for p in stores.vectors.export().points.values() if p.get("chunk_id")}
         graph = build_retrieval_graph(stores.graph.entity_graph(), embedder=embedder, chunk_ids=state_chunk_ids(self.state),
                                       signature=signature, reuse_from=folder, payloads=payloads)

@@ -75,10 +75,11 @@ def retrieval_dir(out_dir: str | Path) -> Path:
     return Path(out_dir) / RETRIEVAL_DIR
 
 
-def state_signature(state: IngestState) -> str:
+def state_signature(state: IngestState, vector_points: int) -> str:
     """What the retrieval graph must describe: the documents (id, content hash, chunks) and the extraction
-    fingerprint of the ingest state. Another value at open means the stores changed since the graph was
-    built (``kgbuild remove``, a LlamaIndex writer, an index built before the graph existed)."""
+    fingerprint of the ingest state, and the number of points in the vector store (which a LlamaIndex writer
+    changes without file records). Another value at open means the stores changed since the graph was built
+    (``kgbuild remove``, a LlamaIndex writer, an index built before the graph was stored)."""
     docs = state.all_documents()
     digest = hashlib.sha256()
     for doc_id in sorted(docs):
@@ -86,7 +87,12 @@ def state_signature(state: IngestState) -> str:
         digest.update(f"{doc_id}\x1f{d.content_hash}\x1f{d.chunks}\n".encode())
     extraction = json.dumps(state.manifest.extraction or {}, sort_keys=True, default=str)
     digest.update(extraction.encode())
-    return digest.hexdigest()[:32]
+    return f"{digest.hexdigest()[:32]}:{vector_points}"
+
+
+def same_documents(a: str | None, b: str) -> bool:
+    """Whether two signatures agree on the documents (the vector count aside)."""
+    return a is not None and a.split(":")[0] == b.split(":")[0]
 
 
 def state_chunk_ids(state: IngestState) -> list[str]:

@@ -200,7 +200,7 @@ class HybridRetriever:
         from kgbuild.retrieve.lexical import BM25ChunkIndex
 
         folder = retrieval_dir(self.index.out_dir)
-        signature = state_signature(self.state)
+        signature = state_signature(self.state, self._vector_sink.count())
         table = ChunkTable.open(folder) if RetrievalGraph.stored_signature(folder) == signature else None
         if table is None:
             self._build_stored(folder, signature)
