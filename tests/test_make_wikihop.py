@@ -79,3 +79,22 @@ def test_build_is_deterministic_and_the_corpus_holds_every_gold_passage(tmp_path
     assert [q["id"] for q in qa["questions"]] == [f"wh{i:03d}" for i in range(1, len(qa["questions"]) + 1)]
     assert all("text" not in q for q in qa["questions"])  # ids and questions only, never passage text
     assert json.loads((tmp_path / "out" / "passages.json").read_text())["ids"] == corpus
+
+
+def test_the_eval_reads_the_listed_passages_from_the_shared_corpus_and_skips_without_it(tmp_path, monkeypatch):
+    import pytest
+
+    import bench.retrieval_eval as retrieval_eval
+
+    shared = tmp_path / "corpora"
+    shared.mkdir()
+    (shared / "wiki-passages.jsonl").write_text(
+        "".join(json.dumps({"id": p.id, "title": p.title, "text": p.text}) + "\n" for p in PASSAGES))
+    data = tmp_path / "set"
+    data.mkdir()
+    (data / "passages.json").write_text(json.dumps({"source": {"file": "wiki-passages.jsonl"}, "ids": ["w2", "w1"]}))
+    monkeypatch.setattr(retrieval_eval, "SHARED_CORPORA", shared)
+    assert [(r["id"], r["title"]) for r in retrieval_eval.load_corpus(data)] == [("w1", FILM.title), ("w2", DIRECTOR.title)]
+    monkeypatch.setattr(retrieval_eval, "SHARED_CORPORA", tmp_path / "absent")
+    with pytest.raises(retrieval_eval.CorpusUnavailable, match="absent"):
+        retrieval_eval.load_corpus(data)
