@@ -94,7 +94,8 @@ class HybridRetriever:
 
     The graph channel finds the query's entities by name, without a model (about 7 s less per CLI
     call than loading GLiNER2). ``query_model=True``, or a ``model``, reads the query with the
-    extractor instead (``extractor`` where given, else the index's GLiNER2 model). ``graph_settings``
+    extractor instead (``extractor`` where given, else the index's GLiNER2 model). ``hops`` bounds the
+    explanation paths (2 x hops steps back from a chunk to a seed); PPR itself is not cut off. ``graph_settings``
     (``GraphChannelSettings``) and ``weights`` (per channel, for the fusion) override the tuned defaults;
     ``retrieval_graph`` replaces the stored graph (benchmarks, tests).
     """
