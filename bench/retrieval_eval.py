@@ -1,7 +1,8 @@
 """Retrieval evaluation: recall@2/5/10 of vector-only, BM25-only, graph-only, vector + BM25 and hybrid retrieval, in one run.
 
     python -m bench.retrieval_eval [--data DIR] [--model DIR|gazetteer] [--schema NAME] [--index-dir DIR]
-                                   [--reingest] [--keep-retrieval-data] [--no-write] [--json]
+                                   [--reingest] [--keep-retrieval-data] [--no-query-model] [--no-write] [--json]
+    python -m bench.retrieval_eval --data DIR --render RUN.json   # BENCHMARKS.md sections of a saved --json run
 
 Input: a folder (default ``bench/data/multihop``, the project's own multi-hop set) holding
 
@@ -192,7 +193,7 @@ def prepare_index(records: list[dict], work: Path, settings, extractor, embedder
 
 
 def evaluate(data: Path, model: str, schema_name: str = "business-news", index_dir: Path | None = None,
-             reingest: bool = False, keep_retrieval_data: bool = False) -> dict:
+             reingest: bool = False, keep_retrieval_data: bool = False, query_model: bool = True) -> dict:
     from kgbuild.embed import SentenceTransformerEmbedder
     from kgbuild.settings import Settings
 
@@ -214,7 +215,7 @@ def evaluate(data: Path, model: str, schema_name: str = "business-news", index_d
                    for mode, channels in FUSIONS.items()}
         by_model = {mode: run_mode(settings, questions, extractor, embedder, MODES[mode], query_model=True,
                                    depth=CHANNEL_DEPTH if mode == "graph only" else FUSED_DEPTH)
-                    for mode in QUERY_READING_MODES}
+                    for mode in (QUERY_READING_MODES if query_model else ())}
     finally:
         if index_dir is None:
             shutil.rmtree(work, ignore_errors=True)
@@ -340,7 +341,9 @@ def render(result: dict, data: Path, command: str) -> str:
 
 
 def render_query_reading(result: dict, data: Path, command: str) -> str:
-    """Graph and hybrid recall with the query's entities found by name (default) vs read by the extractor."""
+    """Graph and hybrid recall with the query's entities found by name (default) vs read by the extractor ("" when not run)."""
+    if not result["query_model"]:
+        return ""
     name, _ = qa_meta(data)
     reader = "the gazetteer extractor" if result["model"] == "gazetteer" else f"GLiNER2 checkpoint `{result['model']}`"
     rows = []
@@ -384,11 +387,12 @@ def render_saved(path: Path, data: Path, write: bool = True) -> None:
         r["recall_by_type"] = {kind: {int(k): v for k, v in values.items()} for kind, values in r.get("recall_by_type", {}).items()}
     command = result.get("command") or "python -m bench.retrieval_eval (command not saved)"
     body, query_reading = render(result, data, command), render_query_reading(result, data, command)
-    print(body + "\n\n" + query_reading)
+    print(body + ("\n\n" + query_reading if query_reading else ""))
     if write:
         main_section, reading_section = section_names(data)
         write_section(main_section, body)
-        write_section(reading_section, query_reading)
+        if query_reading:
+            write_section(reading_section, query_reading)
 
 
 def main() -> None:
@@ -400,6 +404,8 @@ def main() -> None:
     parser.add_argument("--reingest", action="store_true", help="with --index-dir: ingest again even if the index there matches")
     parser.add_argument("--keep-retrieval-data", action="store_true",
                         help="with --index-dir: keep the stored retrieval graph although kgbuild/retrieve changed (a query-time-only change)")
+    parser.add_argument("--no-query-model", action="store_true",
+                        help="skip the graph and hybrid runs that read the queries with the model (the slowest; no query-reading table)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
     parser.add_argument("--json", action="store_true", help="print the figures and every question's ranked passages per mode as JSON")
     parser.add_argument("--render", type=Path, metavar="FILE",
@@ -419,18 +425,20 @@ def main() -> None:
         "" if data == DEFAULT_DATA else f" --data {opts.data}") + ("" if opts.schema == "business-news" else f" --schema {opts.schema}") + (
         f" --index-dir {opts.index_dir}" if opts.index_dir else "")
     try:
-        result = evaluate(data, opts.model, opts.schema, opts.index_dir, opts.reingest, opts.keep_retrieval_data)
+        result = evaluate(data, opts.model, opts.schema, opts.index_dir, opts.reingest, opts.keep_retrieval_data,
+                          query_model=not opts.no_query_model)
     except CorpusUnavailable as absent:
         print(f"retrieval_eval: skipped, {absent}")
         return
     result.update(command=command, git=started[0], date=started[1])
     body = render(result, data, command)
     query_reading = render_query_reading(result, data, command)
-    print(json.dumps(result) if opts.json else body + "\n\n" + query_reading)
+    print(json.dumps(result) if opts.json else body + ("\n\n" + query_reading if query_reading else ""))
     if not opts.no_write:
         main_section, reading_section = section_names(data)
         write_section(main_section, body)
-        write_section(reading_section, query_reading)
+        if query_reading:
+            write_section(reading_section, query_reading)
 
 
 if __name__ == "__main__":
