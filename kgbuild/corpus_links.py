@@ -21,6 +21,12 @@ Crash safety comes from the write path: a document rewritten and not yet checkpo
 the next run removes it, reads it again, writes it without links, and its own pass links it again.
 ``IngestState.cross_document`` (the digest of the documents when links were last brought up to date, cleared
 by any write) makes a run that changed nothing still finish a pass an earlier run did not.
+
+Cost: a run that wrote or removed anything reads every summary (about 2.7 kB per document of 50 mentions)
+and runs the third layer over them, linear in the index: 4,000 documents with 200,000 mentions take 4.7 s
+here (0.2 s of it reading JSON), where resolving those documents one by one takes about 9 s; most of it is
+the per-name facts (``NameBook.static``) worked out again. A run that changed nothing skips it. Only the
+documents whose links changed are written again, and none of them goes through the model.
 """
 
 from __future__ import annotations

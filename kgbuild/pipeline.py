@@ -539,6 +539,11 @@ class IngestPipeline:
         missing = [doc_id for doc_id in sorted(where) if doc_id not in summaries]
         if missing:  # an index built before the cache: its documents go through the model once more
             self._extract_again(missing, where, summaries)
+            again = sum(doc_id in summaries for doc_id in missing)
+            if again:
+                self.report.warnings.append(
+                    f"{again} indexed document(s) had no kept extraction (an index built by an earlier kgbuild, or an"
+                    " interrupted run): extracted again, once, to link their names across documents")
         with self.timer("link documents"):
             links = index_links(summaries)
             stale = [doc_id for doc_id in sorted(summaries) if links_record(links.get(doc_id)) != where[doc_id][3].cross_links]

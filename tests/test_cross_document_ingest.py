@@ -221,8 +221,10 @@ def test_a_lost_extraction_cache_is_rebuilt_without_changing_the_index(tmp_path,
     state.cross_document = ""  # as an older kgbuild left it
     state.save()
     calls = extractor.calls
-    ingest(corpus, out, extractor=extractor, embedder=embedder)
+    report = ingest(corpus, out, extractor=extractor, embedder=embedder)
     assert extractor.calls > calls
+    assert report.warnings == ["3 indexed document(s) had no kept extraction (an index built by an earlier kgbuild, or"
+                               " an interrupted run): extracted again, once, to link their names across documents"]
     assert_same_index(snapshot(out), want)
     # and from then on the cache serves: deleting the full name's document costs no model call
     calls = extractor.calls
