@@ -273,3 +273,33 @@ def test_an_index_without_a_retrieval_folder_still_answers(tmp_path, corpus_inde
     assert "no retrieval graph" in caplog.text and "saved in" in caplog.text
     rebuilt = RetrievalGraph.load(retrieval_dir(old))
     assert rebuilt is not None and rebuilt.equals(RetrievalGraph.load(retrieval_dir(settings.out_dir)))
+
+
+@pytest.mark.neo4j
+def test_the_retrieval_graph_from_neo4j_equals_the_networkx_one_and_a_fresh_build(neo4j_server, tmp_path, business_schema, embedder,
+                                                                                  monkeypatch):
+    """Built through the Protocol, the graph is the same for both stores, after a change and a deletion too."""
+    import neo4j
+
+    from kgbuild.pipeline import ingest
+
+    monkeypatch.setenv("NEO4J_PASSWORD", neo4j_server["password"])
+
+    def clear() -> None:
+        with neo4j.GraphDatabase.driver(neo4j_server["uri"], auth=(neo4j_server["user"], neo4j_server["password"])) as driver:
+            driver.execute_query("MATCH (n) DETACH DELETE n", database_=neo4j_server["database"])
+
+    corpus = corpus_folder(tmp_path / "corpus")
+    on_neo4j = Settings(out_dir=tmp_path / "neo4j", device="cpu", graph="neo4j", neo4j_uri=neo4j_server["uri"],
+                        neo4j_user=neo4j_server["user"], neo4j_database=neo4j_server["database"])
+    clear()
+    ingest(corpus, on_neo4j, extractor=gazetteer(business_schema), embedder=embedder)
+    lines = (corpus / "corpus.jsonl").read_text(encoding="utf-8").splitlines()
+    (corpus / "corpus.jsonl").write_text("\n".join([lines[0].replace("Mara Lindqvist", "Ines Okafor"), *lines[2:]]) + "\n",
+                                         encoding="utf-8")
+    ingest(corpus, on_neo4j, extractor=gazetteer(business_schema), embedder=embedder)
+    from_neo4j = RetrievalGraph.load(retrieval_dir(on_neo4j.out_dir))
+    clear()
+    on_networkx = Settings(out_dir=tmp_path / "networkx", device="cpu")
+    ingest(corpus, on_networkx, extractor=gazetteer(business_schema), embedder=embedder)
+    assert from_neo4j.equals(RetrievalGraph.load(retrieval_dir(on_networkx.out_dir)))
