@@ -1,15 +1,14 @@
-"""The graph channel of hybrid retrieval: chunks reached from the query's entities through the knowledge graph.
+"""The entity graph as NetworkX (``EntityGraph``: notebooks and views walk it), and ``GraphHit``, what the graph
+channel returns. The graph channel of hybrid retrieval itself is ``kgbuild.retrieve.ppr`` (personalised
+PageRank over the stored sparse matrix of ``kgbuild.retrieve.graph_matrix``); ``EntityGraph.expand`` is the
+earlier NetworkX version, kept for the notebooks.
 
 The graph is read from the index's graph store through ``GraphSink.entity_graph()`` into one
 undirected NetworkX graph of entity and chunk nodes: ``MENTIONS`` edges join a chunk to each
 entity it mentions, relation edges (``CEO_OF``, ...) join entities. An entity is within k hops
 of a query entity when k steps connect them, a step being a relation or a shared chunk.
-
-Score: personalised PageRank (``networkx.pagerank``, damping 0.85) over the subgraph of the
-entities within k hops and the chunks that mention them, the restart mass spread evenly over the
-query's entities (weighted by match quality). A chunk's score is its stationary probability:
-chunks that mention the query entities rank first, then chunks one relation or shared chunk away,
-and well-connected bridges beat chance co-occurrences.
+``expand`` scores by personalised PageRank (``networkx.pagerank``, damping 0.85) over the subgraph of
+the entities within k hops and the chunks that mention them.
 """
 
 from __future__ import annotations
