@@ -417,14 +417,57 @@ def choose_corpus(passages: Sequence[Passage], gold: Iterable[str], size: int) -
     return sorted(chosen)
 
 
-def build(passages: Sequence[Passage], *, questions: int = 300, comparisons: int = 45, size: int = 1000) -> tuple[list[Question], list[str]]:
+BRIDGE_COMPARISONS = {  # the attribute of the two directors compared -> the question
+    "birth date": "Which film has the director who was born earlier, {x} or {y}?",
+    "death date": "Which film has the director who died first, {x} or {y}?",
+}
+
+
+def bridge_comparison_questions(bridge: Sequence[Question], passages: Sequence[Passage], count: int) -> list[Question]:
+    """"Which film has the director who was born earlier, X or Y?" over pairs of the director bridges already
+    made (so the corpus does not change); gold = both films and both directors, answer = the earlier one's film."""
+    by_id = {p.id: p for p in passages}
+    pool = sorted((q for q in bridge if q.relation == "director"), key=lambda q: keyed_hash("bridge-comparison", *q.gold))
+    made: list[Question] = []
+    used: set[str] = set()
+    for i, first in enumerate(pool):
+        if len(made) >= count:
+            break
+        if first.id in used:
+            continue
+        kind_name = min(BRIDGE_COMPARISONS, key=lambda k: keyed_hash("bridge-comparison kind", first.gold[0], k))
+        for second in pool[i + 1:]:
+            if second.id in used or second.answer == first.answer:
+                continue
+            years = [_YEAR.findall(attributes(by_id[q.answer]).get(kind_name, "")) for q in (first, second)]
+            if any(len(y) != 1 for y in years) or years[0] == years[1]:
+                continue
+            x, y = by_id[first.gold[0]], by_id[second.gold[0]]
+            earlier = x if int(years[0][0]) < int(years[1][0]) else y
+            made.append(Question(id="", type="bridge-comparison",
+                                 question=BRIDGE_COMPARISONS[kind_name].format(x=plain_title(x), y=plain_title(y)),
+                                 gold=[*first.gold, *second.gold], answer=earlier.id, answer_text=plain_title(earlier),
+                                 relation="director", attribute=kind_name,
+                                 extra={"years": [int(years[0][0]), int(years[1][0])]}))
+            used |= {first.id, second.id}
+            break
+    return made
+
+
+def build(passages: Sequence[Passage], *, questions: int = 300, comparisons: int = 45, bridge_comparisons: int = 40,
+          size: int = 1000) -> tuple[list[Question], list[str]]:
+    """``questions`` bridge and comparison questions, then ``bridge_comparisons`` over their director bridges
+    (numbered after them, over the same passages: the corpus is that of the first ``questions``)."""
     bridge = select_bridge(bridge_questions(passages), questions - comparisons)
     used = {pid for q in bridge for pid in q.gold}
     made = bridge + comparison_questions(passages, comparisons, used)
     for i, q in enumerate(made, 1):
         q.id = f"wh{i:03d}"
+    extra = bridge_comparison_questions(bridge, passages, bridge_comparisons)
+    for i, q in enumerate(extra, len(made) + 1):
+        q.id = f"wh{i:03d}"
     corpus = choose_corpus(passages, (pid for q in made for pid in q.gold), size)
-    return made, corpus
+    return made + extra, corpus
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -433,18 +476,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--questions", type=int, default=300, help="questions in all (bridge + comparison)")
     parser.add_argument("--comparisons", type=int, default=45)
+    parser.add_argument("--bridge-comparisons", type=int, default=40, help="added after --questions, over their passages")
     parser.add_argument("--passages", type=int, default=1000, help="passages in the retrieval corpus")
     opts = parser.parse_args(argv)
     if not opts.corpus.exists():
         raise SystemExit(f"{opts.corpus}: not found (the shared 2WikiMultiHopQA passages; see ../shared/corpora/README.md)")
     passages = read_passages(opts.corpus)
-    made, corpus = build(passages, questions=opts.questions, comparisons=opts.comparisons, size=opts.passages)
+    made, corpus = build(passages, questions=opts.questions, comparisons=opts.comparisons,
+                         bridge_comparisons=opts.bridge_comparisons, size=opts.passages)
     opts.out.mkdir(parents=True, exist_ok=True)
     source = {"file": "wiki-passages.jsonl", "sha256": file_sha256(opts.corpus), "seed": SEED}
     counts = Counter(q.type for q in made)
     description = (f"template questions over 2WikiMultiHopQA passages ({counts['bridge']} bridge: A's text names B, the"
                    f" question names A and asks about B, gold A and B; {counts['comparison']} comparison: two named"
-                   " passages; made by `bench.make_wikihop`, for tuning only)")
+                   f" passages; {counts['bridge-comparison']} bridge-comparison: two named films and their directors,"
+                   " four gold passages; made by `bench.make_wikihop`, for tuning only)")
     rows = [json.dumps({k: v for k, v in asdict(q).items() if v or k == "gold"}, ensure_ascii=False) for q in made]
     header = json.dumps({"name": "wikihop dev set", "description": description, "source": source}, ensure_ascii=False)
     # one question a line: diffs stay readable when the templates change

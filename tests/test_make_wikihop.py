@@ -98,3 +98,16 @@ def test_the_eval_reads_the_listed_passages_from_the_shared_corpus_and_skips_wit
     monkeypatch.setattr(retrieval_eval, "SHARED_CORPORA", tmp_path / "absent")
     with pytest.raises(retrieval_eval.CorpusUnavailable, match="absent"):
         retrieval_eval.load_corpus(data)
+
+
+def test_bridge_comparisons_pair_two_director_bridges_over_their_four_passages():
+    from bench.make_wikihop import bridge_comparison_questions
+
+    film2 = Passage("w9", "Cold Pier", "Cold Pier is a 1960 French film directed by Henri Dax.")
+    director2 = Passage("w10", "Henri Dax", "Henri Dax( 2 June 1901 – 4 July 1970) was a French film director. He made films.")
+    passages = [*PASSAGES, film2, director2]
+    bridges = [q for q in bridge_questions(passages) if q.relation == "director"]
+    (made,) = bridge_comparison_questions(bridges, passages, 5)
+    assert sorted(made.gold) == ["w1", "w10", "w2", "w9"] and made.type == "bridge-comparison"
+    assert "Alma Reyes" not in made.question and "Henri Dax" not in made.question
+    assert made.answer == "w1"  # Alma Reyes: born 1890, died 1961
