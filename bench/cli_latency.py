@@ -103,7 +103,8 @@ def build_index(workdir: Path, target_chunks: int, model: str) -> dict[str, Any]
     embedder = NamedHashEmbedder(PACKAGED_MINILM)
     settings = Settings(out_dir=workdir / "index")
     budget = min(settings.chunk_size, extractor.max_text_tokens())
-    chunker = TokenChunker(extractor.token_counter(), budget, min(settings.chunk_overlap, budget // 2))
+    chunker = TokenChunker(extractor.token_counter(), budget, min(settings.chunk_overlap, budget // 2),
+                           headers=settings.title_header)
     build_corpus(workdir / "corpus", target_chunks, chunker)
     report = ingest(workdir / "corpus", settings, extractor=extractor, embedder=embedder)
     return {"chunks": report.chunks, "documents": report.documents_read, "entities": report.totals.entities,

@@ -129,7 +129,8 @@ def run_worker(target_chunks: int, workdir: Path, graph: str = "networkx") -> di
     settings = Settings(out_dir=workdir / "index", graph=graph)
     # the pipeline's chunker: the extractor's window, the overlap capped at half of it
     budget = min(settings.chunk_size, extractor.max_text_tokens())
-    chunker = TokenChunker(extractor.token_counter(), budget, min(settings.chunk_overlap, budget // 2))
+    chunker = TokenChunker(extractor.token_counter(), budget, min(settings.chunk_overlap, budget // 2),
+                           headers=settings.title_header)
 
     started = time.perf_counter()
     documents, counted_chunks = build_corpus(workdir / "corpus", target_chunks, chunker)

@@ -45,7 +45,8 @@ def build_workload(extractor: Any, settings: Any, chunks_wanted: int) -> Workloa
     from kgbuild.types import SourceFile
 
     budget = min(settings.chunk_size, extractor.max_text_tokens())
-    chunker = TokenChunker(extractor.token_counter(), budget, min(settings.chunk_overlap, budget // 2))
+    chunker = TokenChunker(extractor.token_counter(), budget, min(settings.chunk_overlap, budget // 2),
+                           headers=settings.title_header)
     documents: list[tuple[str, str]] = []
     chunk_texts: list[str] = []
     with open(CORPUS, encoding="utf-8") as lines:

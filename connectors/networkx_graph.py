@@ -14,9 +14,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 from kgbuild.connectors.graph_records import evidence_record, merge_evidence, scores_record
 from kgbuild.reconcile import SurfaceTally
@@ -25,11 +23,16 @@ from kgbuild.types import (
     STRUCTURAL_EDGES, Entity, EntityGraphData, EntityRecord, GraphBatch, GraphExport, IndexStats, MentionRecord,
 )
 
+if TYPE_CHECKING:  # pragma: no cover
+    import networkx as nx  # imported where a graph is loaded (about 0.3 s): reading entities from the file needs none
+
 
 
 def load_graph(path: str | Path) -> nx.MultiDiGraph:
     with open(path, encoding="utf-8") as fh:
         data = json.load(fh)
+    import networkx as nx
+
     return nx.node_link_graph(data, directed=True, multigraph=True, edges="edges")
 
 
@@ -178,6 +181,8 @@ class NetworkXGraphSink:
 
     def _g(self) -> nx.MultiDiGraph:
         if self.graph is None:
+            import networkx as nx
+
             self.graph = load_graph(self.path) if self.path.exists() else nx.MultiDiGraph()
         return self.graph
 

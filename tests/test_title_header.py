@@ -54,9 +54,12 @@ def test_what_the_model_finds_in_the_header_is_dropped():
     )
     moved = without_header(raw, 11)
     assert [(s.text, s.start, s.end) for s in moved.entities] == [("Lothair II", 19, 29)]
-    assert [(r.head.start, r.tail.start) for r in moved.relations] == [(19, 39)]
+    assert [(r.head.start, r.tail.start) for r in moved.relations] == [(19, 39)]  # Teutberga: not in the text
     assert moved.classifications == raw.classifications
     assert without_header(raw, 0) is raw
+    # a relation end in the header moves to the same name in the text, where the text has it
+    again = without_header(raw, 11, "Teutberga was wed to Lothair II and Boso")
+    assert [(r.head.text, r.head.start, r.tail.start) for r in again.relations][0] == ("Teutberga", 0, 19)
 
 
 def test_ingest_reads_titles_bm25_finds_a_passage_by_its_title_and_mentions_stay_in_the_text(tmp_path, business_schema, embedder):

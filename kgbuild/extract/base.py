@@ -136,19 +136,24 @@ def crosses_break(text: str, start: int, end: int) -> bool:
     return False
 
 
-def without_header(raw: RawExtraction, header_length: int) -> RawExtraction:
-    """What the model found in a chunk read with its header (``Chunk.contextual_text``), in chunk-text offsets:
-    spans inside the header dropped (they have no place in the document), and relations with an end there.
-    Classifications and structures read the whole input and stay."""
+def without_header(raw: RawExtraction, header_length: int, text: str = "") -> RawExtraction:
+    """What the model found in a chunk read with its header (``Chunk.contextual_text``), in offsets into the
+    chunk's ``text``: entity spans inside the header are dropped (they have no place in the document); a
+    relation end there moves to the same name in the text when the text has it ("Title: Acme" / "Acme bought
+    Globex"), else the relation is dropped. Classifications and structures read the whole input and stay."""
     if not header_length:
         return raw
 
     def shifted(span: RawSpan) -> RawSpan | None:
-        if span.start < header_length:
+        if span.start >= header_length:
+            return RawSpan(span.label, span.text, span.start - header_length, span.end - header_length, span.confidence)
+        at = text.find(span.text) if span.text else -1
+        if at < 0:
             return None
-        return RawSpan(span.label, span.text, span.start - header_length, span.end - header_length, span.confidence)
+        return RawSpan(span.label, span.text, at, at + len(span.text), span.confidence)
 
-    entities = [moved for moved in map(shifted, raw.entities) if moved is not None]
+    entities = [RawSpan(e.label, e.text, e.start - header_length, e.end - header_length, e.confidence)
+                for e in raw.entities if e.start >= header_length]
     relations = []
     for relation in raw.relations:
         head, tail = shifted(relation.head), shifted(relation.tail)

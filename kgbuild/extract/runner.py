@@ -48,7 +48,7 @@ def extract_chunks(
             raws = [_extract_one(extractor, c.contextual_text, timer) for c in part]
         with timer("link"):
             results.extend(r if isinstance(r, str) else
-                           link_extraction(c, without_header(r, len(c.contextual_text) - len(c.text)), schema)
+                           link_extraction(c, without_header(r, len(c.contextual_text) - len(c.text), c.text), schema)
                            for c, r in zip(part, raws))
         on_done(len(part))
         release_heap()
