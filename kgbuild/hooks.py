@@ -7,7 +7,8 @@ killed anywhere is repaired by the next. With no listener, announcing a point co
 
 The points: ``extract`` (after an extraction window), ``graph-written`` (graph written, vectors
 not yet), ``vectors-written`` (both written, the state not yet), ``neo4j-transaction`` (inside
-an open Neo4j write transaction), ``write:<file name>`` (a temporary file written and fsynced,
+an open Neo4j write transaction), ``relink`` (the links across documents worked out, the documents
+whose links changed not yet written again), ``write:<file name>`` (a temporary file written and fsynced,
 not yet renamed over ``state.json``, ``journal.json`` or ``graph.json``).
 """
 
