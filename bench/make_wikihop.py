@@ -417,6 +417,30 @@ def choose_corpus(passages: Sequence[Passage], gold: Iterable[str], size: int) -
     return sorted(chosen)
 
 
+def choose_similar_corpus(passages: Sequence[Passage], questions: Sequence[Question], size: int, depth: int = 20) -> list[str]:
+    """The gold passages plus *similar* distractors up to ``size`` ids, sorted: each question's best BM25
+    passages of the whole file (title and text) that are not gold, taken rank by rank over the questions
+    (every question's first, then every second, ...), as 2WikiMultiHopQA picks its distractors by
+    similarity to the question."""
+    import bm25s
+
+    gold = {pid for q in questions for pid in q.gold}
+    retriever = bm25s.BM25()
+    retriever.index(bm25s.tokenize([f"{p.title}. {p.text}" for p in passages], stopwords="en", show_progress=False),
+                    show_progress=False)
+    found, _ = retriever.retrieve(bm25s.tokenize([q.question for q in questions], stopwords="en", show_progress=False),
+                                  k=depth, show_progress=False, n_threads=1)
+    ranked = [[passages[int(i)].id for i in row if passages[int(i)].id not in gold] for row in found]
+    chosen = set(gold)
+    for rank in range(depth):
+        for row in ranked:
+            if len(chosen) >= size:
+                return sorted(chosen)
+            if rank < len(row):
+                chosen.add(row[rank])
+    return sorted(chosen)
+
+
 BRIDGE_COMPARISONS = {  # the attribute of the two directors compared -> the question
     "birth date": "Which film has the director who was born earlier, {x} or {y}?",
     "death date": "Which film has the director who died first, {x} or {y}?",
@@ -455,7 +479,7 @@ def bridge_comparison_questions(bridge: Sequence[Question], passages: Sequence[P
 
 
 def build(passages: Sequence[Passage], *, questions: int = 300, comparisons: int = 45, bridge_comparisons: int = 40,
-          size: int = 1000) -> tuple[list[Question], list[str]]:
+          size: int = 1000, similar_distractors: bool = False) -> tuple[list[Question], list[str]]:
     """``questions`` bridge and comparison questions, then ``bridge_comparisons`` over their director bridges
     (numbered after them, over the same passages: the corpus is that of the first ``questions``)."""
     bridge = select_bridge(bridge_questions(passages), questions - comparisons)
@@ -466,7 +490,10 @@ def build(passages: Sequence[Passage], *, questions: int = 300, comparisons: int
     extra = bridge_comparison_questions(bridge, passages, bridge_comparisons)
     for i, q in enumerate(extra, len(made) + 1):
         q.id = f"wh{i:03d}"
-    corpus = choose_corpus(passages, (pid for q in made for pid in q.gold), size)
+    if similar_distractors:
+        corpus = choose_similar_corpus(passages, made + extra, size)
+    else:
+        corpus = choose_corpus(passages, (pid for q in made for pid in q.gold), size)
     return made + extra, corpus
 
 
@@ -477,13 +504,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--questions", type=int, default=300, help="questions in all (bridge + comparison)")
     parser.add_argument("--comparisons", type=int, default=45)
     parser.add_argument("--bridge-comparisons", type=int, default=40, help="added after --questions, over their passages")
+    parser.add_argument("--similar-distractors", action="store_true",
+                        help="distractors most like the questions (BM25), not drawn at random (bench/data/wikihop-similar)")
     parser.add_argument("--passages", type=int, default=1000, help="passages in the retrieval corpus")
     opts = parser.parse_args(argv)
     if not opts.corpus.exists():
         raise SystemExit(f"{opts.corpus}: not found (the shared 2WikiMultiHopQA passages; see ../shared/corpora/README.md)")
     passages = read_passages(opts.corpus)
     made, corpus = build(passages, questions=opts.questions, comparisons=opts.comparisons,
-                         bridge_comparisons=opts.bridge_comparisons, size=opts.passages)
+                         bridge_comparisons=opts.bridge_comparisons, size=opts.passages,
+                         similar_distractors=opts.similar_distractors)
     opts.out.mkdir(parents=True, exist_ok=True)
     source = {"file": "wiki-passages.jsonl", "sha256": file_sha256(opts.corpus), "seed": SEED}
     counts = Counter(q.type for q in made)
@@ -492,7 +522,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                    f" passages; {counts['bridge-comparison']} bridge-comparison: two named films and their directors,"
                    " four gold passages; made by `bench.make_wikihop`, for tuning only)")
     rows = [json.dumps({k: v for k, v in asdict(q).items() if v or k == "gold"}, ensure_ascii=False) for q in made]
-    header = json.dumps({"name": "wikihop dev set", "description": description, "source": source}, ensure_ascii=False)
+    if opts.similar_distractors:
+        description = description[:-1] + "; distractors: the passages most like the questions by BM25)"
+    name = "wikihop dev set, similar distractors" if opts.similar_distractors else "wikihop dev set"
+    header = json.dumps({"name": name, "description": description, "source": source}, ensure_ascii=False)
     # one question a line: diffs stay readable when the templates change
     (opts.out / "qa.json").write_text(header[:-1] + ', "questions": [\n' + ",\n".join(rows) + "\n]}\n", encoding="utf-8")
     (opts.out / "passages.json").write_text(json.dumps({"source": source, "ids": corpus}) + "\n", encoding="utf-8")

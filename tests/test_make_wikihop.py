@@ -111,3 +111,13 @@ def test_bridge_comparisons_pair_two_director_bridges_over_their_four_passages()
     assert sorted(made.gold) == ["w1", "w10", "w2", "w9"] and made.type == "bridge-comparison"
     assert "Alma Reyes" not in made.question and "Henri Dax" not in made.question
     assert made.answer == "w1"  # Alma Reyes: born 1890, died 1961
+
+
+def test_similar_distractors_are_the_passages_most_like_the_questions():
+    from bench.make_wikihop import Question, choose_similar_corpus
+
+    question = Question(id="q", type="bridge", question="When was the director of the film Harbour Lights born?",
+                        gold=["w1", "w2"], answer="w2", answer_text="3 May 1890")
+    lookalike = Passage("w11", "Harbour Lights (1950 film)", "Harbour Lights is a 1950 film about a harbour and its lights.")
+    corpus = choose_similar_corpus([*PASSAGES, lookalike], [question], size=3)
+    assert corpus == ["w1", "w11", "w2"]
