@@ -429,10 +429,10 @@ def choose_similar_corpus(passages: Sequence[Passage], questions: Sequence[Quest
     retriever.index(bm25s.tokenize([f"{p.title}. {p.text}" for p in passages], stopwords="en", show_progress=False),
                     show_progress=False)
     found, _ = retriever.retrieve(bm25s.tokenize([q.question for q in questions], stopwords="en", show_progress=False),
-                                  k=depth, show_progress=False, n_threads=1)
+                                  k=min(depth, len(passages)), show_progress=False, n_threads=1)
     ranked = [[passages[int(i)].id for i in row if passages[int(i)].id not in gold] for row in found]
     chosen = set(gold)
-    for rank in range(depth):
+    for rank in range(min(depth, len(passages))):
         for row in ranked:
             if len(chosen) >= size:
                 return sorted(chosen)
