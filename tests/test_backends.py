@@ -33,6 +33,7 @@ below ingest with it and read the index back through the CLI, in process.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -110,6 +111,8 @@ def test_hybrid_query_walks_the_memory_graph(memory_index, monkeypatch):
         return entity_graph(self)
 
     monkeypatch.setattr(MemoryGraphSink, "entity_graph", counted)
+    # ingest stored the graph channel's matrix, read from the memory store; without it, the query builds it again
+    shutil.rmtree(memory_index / "retrieval")
     result = runner.invoke(app, ["query", "Who leads the company that competes with Globex Ltd.?", "--hybrid",
                                  "--out", str(memory_index), "-k", "5", "--json"])
     assert result.exit_code == 0, result.output
