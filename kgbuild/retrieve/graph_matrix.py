@@ -76,7 +76,7 @@ def retrieval_dir(out_dir: str | Path) -> Path:
 
 
 def state_signature(state: IngestState, vector_points: int) -> str:
-    """What the retrieval graph must describe: the documents (id, content hash, chunks) and the extraction
+    """What the retrieval graph must describe: the documents (id, content hash, chunks, links across documents) and the extraction
     fingerprint of the ingest state, and the number of points in the vector store (which a LlamaIndex writer
     changes without file records). Another value at open means the stores changed since the graph was built
     (``kgbuild remove``, a LlamaIndex writer, an index built before the graph was stored)."""
@@ -84,7 +84,9 @@ def state_signature(state: IngestState, vector_points: int) -> str:
     digest = hashlib.sha256()
     for doc_id in sorted(docs):
         d = docs[doc_id]
-        digest.update(f"{doc_id}\x1f{d.content_hash}\x1f{d.chunks}\n".encode())
+        # the links across documents too: a links pass moves mentions between entities without a new content hash
+        links = json.dumps(d.cross_links, separators=(",", ":")) if d.cross_links else ""
+        digest.update(f"{doc_id}\x1f{d.content_hash}\x1f{d.chunks}\x1f{links}\n".encode())
     extraction = json.dumps(state.manifest.extraction or {}, sort_keys=True, default=str)
     digest.update(extraction.encode())
     return f"{digest.hexdigest()[:32]}:{vector_points}"
