@@ -13,7 +13,7 @@ from kgbuild.ids import entity_id
 from kgbuild.retrieve.entities import EntityMatcher
 from kgbuild.retrieve.graph import EntityGraph
 from kgbuild.types import Entity
-from kgbuild.retrieve.hybrid import CHANNEL_WEIGHTS, RRF_K, HybridRetriever, reciprocal_rank_fusion
+from kgbuild.retrieve.hybrid import RRF_K, WITHOUT_TITLE_WEIGHTS, HybridRetriever, reciprocal_rank_fusion
 from kgbuild.retrieve.lexical import BM25ChunkIndex
 from kgbuild.settings import Settings
 from kgbuild.types import VectorFilter
@@ -118,7 +118,8 @@ def test_hybrid_finds_answer_passages_that_vector_search_misses(retriever_for):
 
 @pytest.mark.parametrize("query_model", [False, True], ids=["entities-by-name", "query-model"])
 def test_every_hit_says_which_channel_entity_and_path_found_it(retriever_for, query_model):
-    hits = retriever_for(query_model=query_model).retrieve("Which device does the firm headed by Mara Lindqvist build?", k=3)
+    retriever = retriever_for(query_model=query_model)
+    hits = retriever.retrieve("Which device does the firm headed by Mara Lindqvist build?", k=3)
     found = [passage(h) for h in hits]
     assert found[0] == "p01" and "p02" in found  # p02 and p13 both name her company: the graph alone cannot tell them apart
     answer = hits[found.index("p02")]
@@ -127,7 +128,8 @@ def test_every_hit_says_which_channel_entity_and_path_found_it(retriever_for, qu
     assert graph_reason.path[:3] == ("PERSON:mara lindqvist", "CEO_OF", "COMPANY:norvik systems")
     assert graph_reason.path[-1] == answer.chunk_id
     assert {r.channel for r in hits[0].reasons} == {"vector", "graph", "bm25"}
-    assert hits[0].score == pytest.approx(sum(CHANNEL_WEIGHTS[r.channel] / (RRF_K + r.rank) for r in hits[0].reasons), abs=1e-6)
+    assert retriever.fusion_weights == WITHOUT_TITLE_WEIGHTS  # the question names no document's title
+    assert hits[0].score == pytest.approx(sum(WITHOUT_TITLE_WEIGHTS[r.channel] / (RRF_K + r.rank) for r in hits[0].reasons), abs=1e-6)
 
 
 def test_each_channel_can_be_switched_off(retriever_for):

@@ -303,3 +303,20 @@ def test_the_retrieval_graph_from_neo4j_equals_the_networkx_one_and_a_fresh_buil
     on_networkx = Settings(out_dir=tmp_path / "networkx", device="cpu")
     ingest(corpus, on_networkx, extractor=gazetteer(business_schema), embedder=embedder)
     assert from_neo4j.equals(RetrievalGraph.load(retrieval_dir(on_networkx.out_dir)))
+
+
+def test_the_graph_counts_most_in_the_fusion_when_the_query_names_a_document_s_title(corpus_index, business_schema, embedder):
+    from kgbuild.retrieve.hybrid import CHANNEL_WEIGHTS, WITHOUT_TITLE_WEIGHTS
+
+    _, settings = corpus_index
+    with HybridRetriever(settings, extractor=gazetteer(business_schema), embedder=embedder) as retriever:
+        retriever.retrieve("What does Norvik Systems hardware include?", k=3)  # the title of p02
+        assert retriever.fusion_weights == CHANNEL_WEIGHTS and CHANNEL_WEIGHTS["graph"] > CHANNEL_WEIGHTS["vector"]
+        hits = retriever.retrieve(QUESTION, k=3)  # names a person, no title
+        assert retriever.fusion_weights == WITHOUT_TITLE_WEIGHTS
+        assert WITHOUT_TITLE_WEIGHTS["graph"] < CHANNEL_WEIGHTS["graph"] and WITHOUT_TITLE_WEIGHTS["vector"] == WITHOUT_TITLE_WEIGHTS["bm25"]
+        assert passage(hits[0]) == "p01"
+    same = {"vector": 1.0, "graph": 2.0, "bm25": 1.0}
+    with HybridRetriever(settings, extractor=gazetteer(business_schema), embedder=embedder, weights=same) as retriever:
+        retriever.retrieve(QUESTION, k=3)
+        assert retriever.fusion_weights == same  # weights given alone serve both kinds of query

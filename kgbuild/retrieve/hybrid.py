@@ -15,8 +15,9 @@ Channels (each can be switched off):
 
 Fusion: weighted reciprocal rank fusion, ``score(chunk) = sum over channels of w_c / (RRF_K + rank)``
 (Cormack et al., 2009; ``RRF_K = 10``), so no channel's raw score scale matters; the weights
-(``CHANNEL_WEIGHTS``) were chosen on the development set so that the fusion is at least as good as
-the best single channel at k = 2, 5 and 10 (BENCHMARKS.md, "graph channel"). Every hit carries one
+(``CHANNEL_WEIGHTS``, for a query that names a document of the index by its title; the graph nearer the
+other channels, ``WITHOUT_TITLE_WEIGHTS``, for one that names none) were chosen on the development set so that the
+fusion is at least as good as the best single channel at k = 2, 5 and 10 (BENCHMARKS.md, "graph channel"). Every hit carries one
 ``RetrievalReason`` per channel that found it: rank, the channel's own score and, for the graph, the
 seed (query entity) and the path from it to the chunk. The graph and BM25 channels apply the same
 metadata filters as the vector channel.
@@ -58,6 +59,15 @@ CHANNELS = ("vector", "graph", "bm25")
 # and 10 there; 4 is the middle of that range, not its best point.
 RRF_K = 10
 CHANNEL_WEIGHTS = {"vector": 1.0, "graph": 4.0, "bm25": 0.5}
+# ... for a query that names a document of the index by its title (a TITLE seed: every question of the
+# development set does). A query that names none gets the graph at 1.5 beside vectors and BM25 at 1: its seeds
+# are only entities, often ones many chunks mention, and the channel's order among those chunks says less about
+# the question. On 200 single-hop questions over the wikihop passages ("Which one was a queen of Lotharingia by
+# marriage to Lothair II?", one gold passage; BM25 alone 0.825 / 0.890 / 0.925 R@2/5/10), the weights above gave
+# 0.600 / 0.695 / 0.745, these 0.790 / 0.850 / 0.890 (graph 1.0: 0.810 / 0.875 / 0.915, but the project's
+# entity-bridge questions, bench/data/multihop, lose R@2 0.875 -> 0.688); the development set's figures do not
+# change. BENCHMARKS.md, "graph channel".
+WITHOUT_TITLE_WEIGHTS = {"vector": 1.0, "graph": 1.5, "bm25": 1.0}
 
 
 def reciprocal_rank_fusion(rankings: Mapping[str, Sequence[str]], rrf_k: int = RRF_K,
@@ -96,7 +106,9 @@ class HybridRetriever:
     call than loading GLiNER2). ``query_model=True``, or a ``model``, reads the query with the
     extractor instead (``extractor`` where given, else the index's GLiNER2 model). ``hops`` bounds the
     explanation paths (2 x hops steps back from a chunk to a seed); PPR itself is not cut off. ``graph_settings``
-    (``GraphChannelSettings``) and ``weights`` (per channel, for the fusion) override the tuned defaults;
+    (``GraphChannelSettings``) and ``weights`` (per channel, for the fusion of a query that names a document's
+    title; ``weights_without_title`` for one that names none, ``weights`` too when only they are given)
+    override the tuned defaults;
     ``retrieval_graph`` replaces the stored graph (benchmarks, tests).
     """
 
@@ -118,6 +130,7 @@ class HybridRetriever:
         retrieval_graph: RetrievalGraph | None = None,
         graph_settings: GraphChannelSettings | None = None,
         weights: Mapping[str, float] | None = None,
+        weights_without_title: Mapping[str, float] | None = None,
     ):
         if not (vector or graph or bm25):
             raise ConfigError("hybrid retrieval needs at least one channel: vector, graph or bm25")
@@ -138,6 +151,10 @@ class HybridRetriever:
         self._retrieval_graph = retrieval_graph
         self._graph_settings = graph_settings
         self.weights = dict(CHANNEL_WEIGHTS if weights is None else weights)
+        if weights_without_title is None:
+            weights_without_title = WITHOUT_TITLE_WEIGHTS if weights is None else weights
+        self.weights_without_title = dict(weights_without_title)
+        self.fusion_weights: dict[str, float] = {}  # the weights the last retrieve() fused with
         self.graph_channel: GraphChannel | None = None
         self.timings: dict[str, float] = {}  # seconds of the last retrieve() per channel (benchmarks)
         self._open = False
@@ -373,7 +390,13 @@ class HybridRetriever:
             timings["bm25"] = time.perf_counter() - started
 
         hits: list[QueryHit] = []
-        for chunk_id, score in reciprocal_rank_fusion(rankings, weights=self.weights)[:k]:
+        names_a_title = False
+        if graph_ranking is not None:
+            from kgbuild.retrieve.graph_matrix import TITLE  # loaded with the graph channel already
+
+            names_a_title = any(seed.key.startswith(f"{TITLE}:") for seed in graph_ranking.seeds)
+        self.fusion_weights = self.weights if names_a_title else self.weights_without_title
+        for chunk_id, score in reciprocal_rank_fusion(rankings, weights=self.fusion_weights)[:k]:
             candidate = candidates[chunk_id]
             payload = candidate.payload if candidate.payload is not None else self._by_chunk[chunk_id]
             hit = hit_from_payload(VectorHit(candidate.point_id, score, payload), query_filter.all_entity_keys)
