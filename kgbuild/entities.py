@@ -102,14 +102,7 @@ def find_entity(entities: Mapping[str, Entity], value: str, overrides: Resolutio
     Raises ``EntityNotFoundError`` (with close candidates) when nothing matches, ``ConfigError`` when the
     value is malformed or names an alias of several entities.
     """
-    from kgbuild.reconcile import parse_entity_filter
-
-    try:
-        entity_type, key = parse_entity_filter(value)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    entity_type = _known_type(entities.values(), entity_type)
-    key = f"{entity_type}:{key.partition(':')[2]}"
+    entity_type, key = _parse(entities, value)
     by_key = {e.key: e for e in entities.values()}
     if key in by_key:
         return by_key[key], "key"
@@ -145,14 +138,7 @@ def entity_filter_keys(entities: Mapping[str, Entity], value: str,
     value.
     """
     from kgbuild.names import split_gender
-    from kgbuild.reconcile import parse_entity_filter
-
-    try:
-        entity_type, key = parse_entity_filter(value)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    entity_type = _known_type(entities.values(), entity_type)
-    key = f"{entity_type}:{key.partition(':')[2]}"
+    entity_type, key = _parse(entities, value)
     by_key = {e.key: e for e in entities.values()}
     found = [key] if key in by_key else []
     merged = overrides.merged_key(key) if overrides else key
@@ -223,6 +209,19 @@ def abbreviated_entity(entities: Mapping[str, Entity], entity_type: str, name: s
         return None
     by_key = {e.key: e for e in candidates}
     return by_key.get(own.key)
+
+
+def _parse(entities: Mapping[str, Entity], value: str) -> tuple[str, str]:
+    """``"person:Mr Blair"`` -> ``("PERSON", "PERSON:blair (m)")``: the type as the graph spells it and the key,
+    normalised as ``--entity`` filters are; ``ConfigError`` on a malformed value."""
+    from kgbuild.reconcile import parse_entity_filter
+
+    try:
+        entity_type, key = parse_entity_filter(value)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    entity_type = _known_type(entities.values(), entity_type)
+    return entity_type, f"{entity_type}:{key.partition(':')[2]}"
 
 
 def _known_type(entities: Iterable[Entity], entity_type: str) -> str:
