@@ -447,6 +447,29 @@ def remove(
     )
 
 
+@app.command()
+@_store_options
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; off loopback KGBUILD_API_TOKEN must be set."),
+    port: int = typer.Option(8000, "--port", help="TCP port of the HTTP API."),
+    mcp: bool = typer.Option(False, "--mcp", help="Serve the MCP tools too: at /mcp (streamable HTTP), or over stdio."),
+    transport: str = typer.Option("http", "--transport", metavar="http|stdio",
+                                  help="http: the API (and /mcp); stdio: MCP alone on stdin/stdout (with --mcp)."),
+    max_k: int = typer.Option(100, "--max-k", help="Largest k a query may ask for."),
+    max_body_bytes: int = typer.Option(65536, "--max-body-bytes", help="Largest request body accepted (413 above)."),
+    poll_seconds: float = typer.Option(0.5, "--poll-seconds", help="How often to look for a state committed by an ingest."),
+    *,
+    stores: StoreFlags,
+) -> None:
+    """Answer from the index over HTTP (and MCP) in one long-lived process; picks up what each ingest commits."""
+    settings = _store_settings(stores)
+    from kgbuild.serve import ServeOptions, serve as run_serve
+
+    options = ServeOptions(host=host, port=port, mcp=mcp, transport=transport, max_k=max_k,  # type: ignore[arg-type]
+                           max_body_bytes=max_body_bytes, poll_seconds=poll_seconds)
+    _run(lambda: run_serve(settings, options))
+
+
 @schema_app.command("validate")
 def schema_validate(file: SchemaFile) -> None:
     """Check a schema; print what it declares, or the errors that name the key."""
