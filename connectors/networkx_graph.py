@@ -5,7 +5,8 @@ HAS_CHUNK (document -> chunk), NEXT_CHUNK (chunk -> chunk), MENTIONS (chunk -> e
 one per mention, with start/end/confidence/text and the resolution rule/via that put it in
 its entity), and one edge per relation type
 between two entities (``type`` = the relation label, with confidence, count and
-evidence). Node-link JSON is NetworkX's own lossless format: ``load_graph`` gives
+evidence). ``Community`` nodes (``kgbuild.communities``) have ``IN_COMMUNITY`` edges (``level``) from their
+member entities and ``SUBCOMMUNITY_OF`` to their parent. Node-link JSON is NetworkX's own lossless format: ``load_graph`` gives
 back the same graph, attributes and edge keys included.
 """
 
@@ -20,7 +21,7 @@ from kgbuild.connectors.graph_records import evidence_record, merge_evidence, sc
 from kgbuild.reconcile import SurfaceTally
 from kgbuild.state import write_text_atomic
 from kgbuild.types import (
-    STRUCTURAL_EDGES, Entity, EntityGraphData, EntityRecord, GraphBatch, GraphExport, IndexStats, MentionRecord,
+    STRUCTURAL_EDGES, CommunityRecord, Entity, EntityGraphData, EntityRecord, GraphBatch, GraphExport, IndexStats, MentionRecord,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -71,10 +72,12 @@ def export_graph(g: nx.MultiDiGraph) -> GraphExport:
             }
         elif kind == "Entity":
             out.entities[node] = _entity_record(data)
-        else:
+        elif kind != "Community":  # communities are derived data: GraphSink.communities() reads them
             out.problems.append(f"node {node!r} has unknown kind {kind!r}")
     for head, tail, key, data in g.edges(keys=True, data=True):
         edge_type = data.get("type")
+        if edge_type in _COMMUNITY_EDGES:
+            continue
         if edge_type == "HAS_CHUNK":
             out.has_chunk.append([head, tail])
         elif edge_type == "NEXT_CHUNK":
@@ -96,6 +99,14 @@ def export_graph(g: nx.MultiDiGraph) -> GraphExport:
                 }
             )
     return out
+
+
+_COMMUNITY_EDGES = ("IN_COMMUNITY", "SUBCOMMUNITY_OF")
+
+
+def _community_attributes(c: CommunityRecord) -> dict[str, Any]:
+    return {"kind": "Community", "level": c.level, "title": c.title, "parent": c.parent, "size": c.size,
+            "top_entities": list(c.top_entities), "top_terms": list(c.top_terms), "summary": c.summary}
 
 
 def _entity_record(data: dict[str, Any]) -> EntityRecord:
@@ -299,6 +310,19 @@ class NetworkXGraphSink:
         self._refresh_entities(touched)
         self._dirty = True
 
+    def replace_communities(self, communities: Sequence[CommunityRecord]) -> None:
+        g = self._g()
+        g.remove_nodes_from([n for n, d in g.nodes(data=True) if d.get("kind") == "Community"])
+        for c in sorted(communities, key=lambda c: (c.level, c.id)):
+            g.add_node(c.id, **_community_attributes(c))
+            for member in c.members:
+                if member in g and g.nodes[member].get("kind") == "Entity":
+                    g.add_edge(member, c.id, key="IN_COMMUNITY", type="IN_COMMUNITY", level=c.level)
+        for c in communities:
+            if c.parent and c.parent in g:
+                g.add_edge(c.id, c.parent, key="SUBCOMMUNITY_OF", type="SUBCOMMUNITY_OF")
+        self._dirty = True
+
     def _refresh_entities(self, entity_ids: Iterable[str]) -> None:
         """Recompute name, aliases and counts from the mentions that remain, whoever wrote them."""
         g = self._g()
@@ -343,6 +367,17 @@ class NetworkXGraphSink:
                 out += [_mention_record(head, eid, key, data) for head, _, key, data in g.in_edges(eid, keys=True, data=True)
                         if data.get("type") == "MENTIONS"]
         return out
+
+    def communities(self) -> list[CommunityRecord]:
+        g = self._g()
+        out = []
+        for node, d in g.nodes(data=True):
+            if d.get("kind") == "Community":
+                members = sorted(h for h, _, k in g.in_edges(node, keys=True) if k == "IN_COMMUNITY")
+                out.append(CommunityRecord(node, int(d["level"]), d.get("title", ""), d.get("parent") or "", tuple(members),
+                                           tuple(d.get("top_entities") or ()), tuple(d.get("top_terms") or ()),
+                                           d.get("summary", "")))
+        return sorted(out, key=lambda c: (c.level, c.id))
 
     def entity_graph(self) -> EntityGraphData:
         if self.graph is None:

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from kgbuild.errors import SinkError
 from kgbuild.connectors.qdrant_filter import to_qdrant_filter
-from kgbuild.types import ChunkPoint, VectorExport, VectorFilter, VectorHit
+from kgbuild.ids import point_id
+from kgbuild.types import COMMUNITIES_FIELD, ChunkPoint, VectorExport, VectorFilter, VectorHit
 from kgbuild.write import keyword_fields
 
 UPSERT_BATCH = 5000
@@ -26,6 +27,14 @@ UPSERT_BATCH = 5000
 # "in use" error.
 _SHARED: dict[str, tuple[Any, int]] = {}
 _SHARED_LOCK = threading.Lock()
+
+
+def group_by_communities(communities: Mapping[str, Sequence[str]]) -> dict[tuple[str, ...], list[str]]:
+    """Chunks by the community ids they get (one payload update per distinct value), each list sorted."""
+    out: dict[tuple[str, ...], list[str]] = {}
+    for chunk in sorted(communities):
+        out.setdefault(tuple(communities[chunk]), []).append(chunk)
+    return out
 
 
 def _edge() -> Any:
@@ -93,7 +102,7 @@ class QdrantEdgeVectorSink:
     def _ensure_indexes(self) -> None:
         q = _edge()
         existing = set(self._shard.info().payload_schema)
-        for field in keyword_fields(self.classification_tasks):
+        for field in [*keyword_fields(self.classification_tasks), COMMUNITIES_FIELD]:
             if field not in existing:
                 self._shard.update(q.UpdateOperation.create_field_index(field, q.PayloadSchemaType.Keyword))
 
@@ -140,6 +149,17 @@ class QdrantEdgeVectorSink:
         q = _edge()
         condition = q.FieldCondition(key="doc_id", match=q.MatchAny(any=list(doc_ids)))
         self._s().update(q.UpdateOperation.delete_points_by_filter(q.Filter(must=[condition])))
+
+    def set_chunk_communities(self, communities: Mapping[str, Sequence[str]]) -> None:
+        q = _edge()
+        shard = self._s()
+        by_value = group_by_communities(communities)
+        for value, chunks in sorted(by_value.items()):
+            for i in range(0, len(chunks), UPSERT_BATCH):
+                ids = [point_id(c) for c in chunks[i : i + UPSERT_BATCH]]
+                held = [r.id for r in shard.retrieve(ids, with_payload=False, with_vector=False)]
+                if held:
+                    shard.update(q.UpdateOperation.set_payload(held, {COMMUNITIES_FIELD: list(value)}))
 
     # -- reading -----------------------------------------------------------------------
 

@@ -35,6 +35,8 @@ def to_qdrant_filter(models: Any, query_filter: VectorFilter | None) -> Any:
                 ]
             )
         )
+    if query_filter.communities:
+        must.append(models.FieldCondition(key="communities", match=models.MatchAny(any=list(query_filter.communities))))
     if query_filter.doc_ids:
         must.append(models.FieldCondition(key="doc_id", match=models.MatchAny(any=list(query_filter.doc_ids))))
     return models.Filter(must=must)

@@ -8,11 +8,13 @@ local mode (``location=":memory:"`` or ``path=``), which speaks the same API.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from kgbuild.errors import SinkError, TransientError
 from kgbuild.connectors.qdrant_filter import to_qdrant_filter
-from kgbuild.types import ChunkPoint, VectorExport, VectorFilter, VectorHit
+from kgbuild.connectors.qdrant_edge import group_by_communities
+from kgbuild.ids import point_id
+from kgbuild.types import COMMUNITIES_FIELD, ChunkPoint, VectorExport, VectorFilter, VectorHit
 from kgbuild.write import keyword_fields
 
 UPSERT_BATCH = 512
@@ -129,7 +131,7 @@ class QdrantServerVectorSink:
         with warnings.catch_warnings():
             # qdrant-client's local mode (tests) warns that it ignores payload indexes; a server uses them
             warnings.filterwarnings("ignore", message="Payload indexes have no effect")
-            for field in keyword_fields(self.classification_tasks):
+            for field in [*keyword_fields(self.classification_tasks), COMMUNITIES_FIELD]:
                 self._call(
                     "create a payload index",
                     client.create_payload_index,
@@ -168,6 +170,17 @@ class QdrantServerVectorSink:
             filter=models.Filter(must=[models.FieldCondition(key="doc_id", match=models.MatchAny(any=list(doc_ids)))])
         )
         self._call("delete points", self._connect().delete, self.collection, points_selector=selector, wait=True)
+
+    def set_chunk_communities(self, communities: Mapping[str, Sequence[str]]) -> None:
+        client = self._connect()
+        for value, chunks in sorted(group_by_communities(communities).items()):
+            for i in range(0, len(chunks), UPSERT_BATCH):
+                ids = [point_id(c) for c in chunks[i : i + UPSERT_BATCH]]
+                held = [r.id for r in self._call("retrieve points", client.retrieve, self.collection, ids=ids,
+                                                 with_payload=False, with_vectors=False)]
+                if held:
+                    self._call("set payloads", client.set_payload, self.collection, payload={COMMUNITIES_FIELD: list(value)},
+                               points=held, wait=True)
 
     def count(self) -> int:
         return int(self._call("count points", self._connect().count, self.collection, exact=True).count)

@@ -38,6 +38,9 @@ entities_app = typer.Typer(
     no_args_is_help=True,
     help="Look up entities: why their names are one entity, and pin merges and splits in the index's resolution.yaml.")
 app.add_typer(entities_app, name="entities")
+communities_app = typer.Typer(
+    help="Communities of the entity graph (hierarchical Leiden), each with an extractive summary: a map of the corpus.")
+app.add_typer(communities_app, name="communities")
 
 out = Console(emoji=False)
 err = Console(stderr=True, emoji=False)
@@ -320,22 +323,30 @@ def query(
     hops: int = typer.Option(2, "--hops", help="Hybrid: how far a graph hit's explanation reaches back to the query's entities."),
     query_model: bool = typer.Option(False, "--query-model", help="Hybrid: read the query with GLiNER2 (default: find entities by name, no model)."),
     model: Optional[str] = typer.Option(None, "--model", help="Hybrid: GLiNER2 model reading the query (implies --query-model; default: the index's)."),
+    community: list[str] = typer.Option([], "--community", metavar="ID",
+                                        help="Only chunks of this community (repeatable: any of them; `kgbuild communities` lists ids)."),
+    global_: bool = typer.Option(False, "--global", help="Rank communities by their summaries (questions about themes); -k communities."),
+    level: Optional[int] = typer.Option(None, "--level", help="--global: only communities of this level (0 is the coarsest)."),
     as_json: AsJson = False,
     *,
     stores: StoreFlags,
 ) -> None:
-    """Ranked chunks by meaning, filtered by what was extracted (--hybrid: plus graph and BM25)."""
+    """Ranked chunks by meaning, filtered by what was extracted (--hybrid: plus graph and BM25; --global: communities)."""
     settings = _store_settings(stores)
+    if global_:
+        _global_query(text, settings, k, level, as_json)
+        return
     if hybrid or channels is not None:
         from kgbuild.retrieve.hybrid import hybrid_query
 
         switches = _run(lambda: _parse_channels(channels))
         hits = _run(lambda: hybrid_query(text, settings, k=k, **switches, hops=hops, model=model, query_model=query_model,
-                                         entities=entity, types=entity_type, classes=class_, docs=doc))
+                                         entities=entity, types=entity_type, classes=class_, docs=doc, communities=community))
     else:
         from kgbuild.retrieve.vector import query as run_query
 
-        hits = _run(lambda: run_query(text, settings, entities=entity, types=entity_type, classes=class_, docs=doc, k=k))
+        hits = _run(lambda: run_query(text, settings, entities=entity, types=entity_type, classes=class_, docs=doc, k=k,
+                                      communities=community))
     if as_json:
         print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False))
         return
@@ -358,6 +369,26 @@ def query(
             out.print("   classes: " + "; ".join(f"{t}={','.join(v)}" for t, v in hit.classes.items()), highlight=False, markup=False)
         snippet = " ".join(hit.text.split())
         out.print(f"   {snippet[:240]}{'…' if len(snippet) > 240 else ''}", highlight=False, markup=False)
+
+
+def _global_query(text: str, settings: Any, k: int, level: int | None, as_json: bool) -> None:
+    from kgbuild.communities import global_query
+
+    found = _run(lambda: global_query(text, settings, k=k, level=level))
+    if as_json:
+        print(json.dumps([h.to_dict() for h in found], ensure_ascii=False))
+        return
+    if not found:
+        out.print("no matching communities")
+        return
+    for rank, hit in enumerate(found, 1):
+        c = hit.community
+        out.print(Text.assemble((f"{rank}. {c.id}", "bold"), f"  {c.title}  ({c.size} entities, level {c.level})"),
+                  highlight=False)
+        out.print("   via " + ", ".join(f"{ch} #{r}" for ch, r in sorted(hit.reasons.items())), highlight=False, markup=False)
+        for chunk in c.chunks:
+            snippet = " ".join(chunk.text.split())
+            out.print(f"   {chunk.path}: {snippet[:200]}{'…' if len(snippet) > 200 else ''}", highlight=False, markup=False)
 
 
 @app.command()
@@ -636,6 +667,91 @@ def entities_merge(a: EntityName, b: EntityName, *, stores: StoreFlags) -> None:
 def entities_split(a: EntityName, b: EntityName, *, stores: StoreFlags) -> None:
     """Pin a split: A's mentions never join B's entity (added to <out>/resolution.yaml as never_merge)."""
     _pinned("never_merge", a, b, stores)
+
+
+def _labels(labels: dict[str, dict[str, int]]) -> str:
+    return "; ".join(", ".join(f"{label} {n}" for label, n in counts.items()) for counts in labels.values())
+
+
+@communities_app.callback(invoke_without_command=True)
+@_store_options
+def communities_list(
+    ctx: typer.Context,
+    level: Optional[int] = typer.Option(None, "--level", help="Only this level (0 is the coarsest; default: all)."),
+    top: int = typer.Option(50, "--top", min=1, help="How many, largest first within each level."),
+    as_json: AsJson = False,
+    *,
+    stores: StoreFlags,
+) -> None:
+    """List the communities: id, title, size, top entities, key terms, labels of their documents."""
+    if ctx.invoked_subcommand is not None:
+        ctx.obj = stores
+        return
+    settings = _store_settings(stores)
+    from kgbuild.communities import load_communities
+
+    found = _run(lambda: load_communities(settings))
+    if level is not None and level not in found.levels:
+        _run(lambda: (_ for _ in ()).throw(ConfigError(f"--level {level}: the index has community levels {found.levels or 'none'}")))
+    chosen = found.at_level(level)
+    if as_json:
+        print(json.dumps([c.to_dict() for c in chosen], ensure_ascii=False))
+        return
+    if not chosen:
+        out.print("no communities (no entity shares a chunk or a relation with another)", highlight=False)
+        return
+    table = Table(title=f"communities of {settings.out_dir}" + (f", level {level}" if level is not None else ""),
+                  title_justify="left")
+    for name, justify in (("id", "left"), ("lvl", "right"), ("title", "left"), ("size", "right"), ("top entities", "left"),
+                          ("top terms", "left"), ("labels", "left")):
+        table.add_column(name, justify=justify, overflow="fold", no_wrap=name in ("id", "lvl", "size"))  # type: ignore[arg-type]
+    shown: dict[int, int] = {}
+    for c in chosen:
+        shown[c.level] = shown.get(c.level, 0) + 1
+        if shown[c.level] > top:
+            continue
+        table.add_row(c.id, str(c.level), escape(c.title), str(c.size), escape(", ".join(e.name for e in c.top_entities[:4])),
+                      escape(", ".join(c.top_terms[:4])), escape(_labels(c.labels)))
+    out.print(table)
+    hidden = sum(max(0, n - top) for n in shown.values())
+    if hidden:
+        out.print(f"({hidden} smaller communities not shown: --top N, --level N or --json)", highlight=False)
+
+
+@communities_app.command("show")
+@_store_options
+def communities_show(
+    ctx: typer.Context,
+    community_id: str = typer.Argument(..., metavar="ID", help="A community id from `kgbuild communities`."),
+    as_json: AsJson = False,
+    *,
+    stores: StoreFlags,
+) -> None:
+    """One community: its title, entities, key terms, labels, representative chunks, documents, parent and children."""
+    given = ctx.obj or {}  # store options given before `show` (kgbuild communities --out DIR show ID)
+    settings = _store_settings({k: v if v is not None else given.get(k) for k, v in stores.items()})
+    from kgbuild.communities import load_communities
+
+    c = _run(lambda: load_communities(settings).get(community_id))
+    if as_json:
+        print(json.dumps(c.to_dict(), ensure_ascii=False))
+        return
+    lines = [f"{c.id}  {c.title}", f"  level     {c.level}", f"  size      {c.size} entities, {c.chunk_count} chunks,"
+             f" {len(c.documents)} documents", f"  parent    {c.parent or '-'}", f"  children  {', '.join(c.children) or '-'}",
+             "  top entities"]
+    lines += [f"    {e.type}:{e.name}  ({e.weight:.3f})" for e in c.top_entities]
+    lines.append(f"  top terms  {', '.join(c.top_terms)}")
+    if c.labels:
+        lines.append(f"  labels     {_labels(c.labels)}")
+    lines.append("  representative chunks")
+    for chunk in c.chunks:
+        lines.append(f"    {chunk.path} ({chunk.chunk_id.rsplit(':', 1)[-1]}): {chunk.text[:200]}")
+    lines.append("  documents")
+    lines += [f"    {path or doc_id}" for doc_id, path in c.documents[:20]]
+    if len(c.documents) > 20:
+        lines.append(f"    ... and {len(c.documents) - 20} more (--json lists them all)")
+    for line in lines:
+        out.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 def main() -> None:

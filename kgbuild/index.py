@@ -328,6 +328,9 @@ class Index:
                 for root, rel in matched.values():
                     del self.state.roots[root][rel]
                 totals = stores.counts()
+                from kgbuild.communities import refresh_after_removal
+
+                refresh_after_removal(self, stores)  # communities of what is left (payloads, Community nodes)
                 stores.flush()
             # the counts change; what the index was built with (the string fields) does not
             self.state.totals.update({k: v for k, v in totals.to_dict().items() if not isinstance(v, str)})

@@ -640,7 +640,10 @@ class IngestPipeline:
     def _finish(self) -> None:
         report = self.report
         stores_changed = report.documents_recovered or report.documents_read or report.documents_removed or self.relinked
-        self.index.refresh_retrieval_graph(self.stores, self.embedder)  # the graph channel's matrix, where the state changed
+        graph = self.index.refresh_retrieval_graph(self.stores, self.embedder)  # the graph channel's matrix, where the state changed
+        from kgbuild.communities import refresh_communities
+
+        refresh_communities(self.index, self.stores, graph, embedder=self.embedder)  # where the retrieval graph changed
         if stores_changed or not self.index.state.totals:
             self.index.record_totals(self.stores.counts())
         self._checkpoint()

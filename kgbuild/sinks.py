@@ -9,10 +9,10 @@ included, so a backend that passes it works with every command.
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from typing import Mapping, Protocol, Sequence
 
 from kgbuild.types import (
-    ChunkPoint, Entity, EntityGraphData, GraphBatch, GraphExport, IndexStats, MentionRecord, VectorExport, VectorFilter,
+    ChunkPoint, CommunityRecord, Entity, EntityGraphData, GraphBatch, GraphExport, IndexStats, MentionRecord, VectorExport, VectorFilter,
     VectorHit,
 )
 
@@ -29,6 +29,13 @@ class GraphSink(Protocol):
     def write(self, batch: GraphBatch) -> None: ...
 
     def remove_documents(self, doc_ids: Sequence[str]) -> None: ...
+
+    def replace_communities(self, communities: Sequence[CommunityRecord]) -> None:
+        """Hold exactly these communities afterwards: a ``Community`` node each (id, level, title, parent, size,
+        top_entities, top_terms, summary), ``IN_COMMUNITY {level}`` from each member entity the store holds, and
+        ``SUBCOMMUNITY_OF`` to its parent. Communities not given are deleted; a store may rewrite only those that
+        differ from what it holds. Entities removed later take their ``IN_COMMUNITY`` edges with them."""
+        ...
 
     def flush(self) -> None:
         """Make everything written so far durable."""
@@ -63,6 +70,11 @@ class GraphSink(Protocol):
         each carries (unknown ids: none): ``kgbuild entities show``."""
         ...
 
+    def communities(self) -> list[CommunityRecord]:
+        """Every community the store holds, sorted by (level, id), with the member entities it holds
+        (``export()`` leaves communities out: they are derived from the graph, not part of it)."""
+        ...
+
 
 class VectorSink(Protocol):
     """A chunk vector store. Point ids are deterministic, so writing twice is an upsert."""
@@ -81,6 +93,12 @@ class VectorSink(Protocol):
     def upsert(self, points: Sequence[ChunkPoint]) -> None: ...
 
     def delete_documents(self, doc_ids: Sequence[str]) -> None: ...
+
+    def set_chunk_communities(self, communities: Mapping[str, Sequence[str]]) -> None:
+        """Set the ``communities`` payload field (keyword-indexed) of the points of these chunks (chunk id ->
+        community ids; an empty list clears it), leaving vectors and every other field alone. Chunks the store
+        does not hold are skipped."""
+        ...
 
     def flush(self) -> None: ...
 

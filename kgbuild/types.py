@@ -11,7 +11,11 @@ from typing import Any, TypedDict
 
 
 # The graph's structural edges; every other edge between two entities is a relation (its label).
-STRUCTURAL_EDGES = frozenset({"HAS_CHUNK", "NEXT_CHUNK", "MENTIONS"})
+# IN_COMMUNITY (entity -> community) and SUBCOMMUNITY_OF (community -> its parent) are written by
+# ``kgbuild.communities`` through ``GraphSink.replace_communities``.
+STRUCTURAL_EDGES = frozenset({"HAS_CHUNK", "NEXT_CHUNK", "MENTIONS", "IN_COMMUNITY", "SUBCOMMUNITY_OF"})
+# The vector payload field holding a chunk's community ids (every level; an id names its level), keyword-indexed.
+COMMUNITIES_FIELD = "communities"
 
 
 @dataclass(frozen=True, slots=True)
@@ -390,6 +394,26 @@ class GraphExport:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class CommunityRecord:
+    """A community as the graph stores hold it (``GraphSink.replace_communities``): a ``Community`` node with
+    ``IN_COMMUNITY {level}`` edges from its member entities and ``SUBCOMMUNITY_OF`` to its parent.
+    The full summary is in ``<out>/communities/`` (``kgbuild.communities``)."""
+
+    id: str
+    level: int
+    title: str
+    parent: str  # "" at level 0
+    members: tuple[str, ...]  # entity ids, sorted
+    top_entities: tuple[str, ...] = ()  # "TYPE:name", most central first
+    top_terms: tuple[str, ...] = ()
+    summary: str = ""
+
+    @property
+    def size(self) -> int:
+        return len(self.members)
+
+
 @dataclass(slots=True)
 class VectorExport:
     """Every point of a vector store: payload by point id (``VectorSink.export()``)."""
@@ -415,10 +439,11 @@ class VectorFilter:
     doc_ids: tuple[str, ...] = ()  # any of them
     # each group: any one of its keys ("PERSON:Blair" -> the keys of Tony Blair and of a Blair left on his own)
     entity_any: tuple[tuple[str, ...], ...] = ()
+    communities: tuple[str, ...] = ()  # any of them (payload field ``communities``)
 
     def is_empty(self) -> bool:
         return not (self.entity_keys or self.entity_types or self.classes or self.paths or self.doc_ids
-                    or self.entity_any)
+                    or self.entity_any or self.communities)
 
     @property
     def all_entity_keys(self) -> tuple[str, ...]:
@@ -437,6 +462,8 @@ class VectorFilter:
             if label not in labels:
                 return False
         if self.paths and payload.get("path") not in self.paths and payload.get("source_path") not in self.paths:
+            return False
+        if self.communities and set(payload.get(COMMUNITIES_FIELD) or ()).isdisjoint(self.communities):
             return False
         return not self.doc_ids or payload.get("doc_id") in self.doc_ids
 
@@ -490,6 +517,9 @@ class QueryHit:
     matched_entities: list[str]  # entity keys that satisfied an --entity filter
     classes: dict[str, list[str]]
     reasons: list[RetrievalReason] = field(default_factory=list)  # hybrid queries: why it was retrieved
+    communities: list[str] = field(default_factory=list)  # the chunk's community ids (every level)
+    # hybrid with community context: {id, level, title, top_entities, top_terms} of each of its communities
+    community_context: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -63,6 +63,8 @@ def export_graph(read: ReadRecords) -> GraphExport:
             if ends != ({"Chunk"}, {"Chunk"}) or p:
                 problems.append(f"NEXT_CHUNK {head!r}->{tail!r} joins {ends} with properties {sorted(p)}")
             out.next_chunk.append([head, tail])
+        elif edge_type == "IN_COMMUNITY" and ends[1] == {"Community"}:
+            continue  # communities are derived data: GraphSink.communities() reads them
         elif edge_type == "MENTIONS":
             if ends[0] != {"Chunk"} or "Entity" not in ends[1]:
                 problems.append(f"MENTIONS {head!r}->{tail!r} joins {ends}")

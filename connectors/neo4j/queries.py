@@ -25,7 +25,7 @@ from kgbuild.connectors.neo4j.values import (
 )
 from kgbuild.hooks import reached
 from kgbuild.reconcile import summarize_surfaces
-from kgbuild.types import STRUCTURAL_EDGES, GraphBatch, IndexStats
+from kgbuild.types import STRUCTURAL_EDGES, CommunityRecord, GraphBatch, IndexStats
 
 T = TypeVar("T")
 
@@ -34,6 +34,7 @@ CONSTRAINTS = (
     "CREATE CONSTRAINT kgbuild_chunk_id IF NOT EXISTS FOR (n:Chunk) REQUIRE n.id IS UNIQUE",
     "CREATE CONSTRAINT kgbuild_entity_id IF NOT EXISTS FOR (n:Entity) REQUIRE n.id IS UNIQUE",
     "CREATE INDEX kgbuild_entity_key IF NOT EXISTS FOR (n:Entity) ON (n.key)",
+    "CREATE CONSTRAINT kgbuild_community_id IF NOT EXISTS FOR (n:Community) REQUIRE n.id IS UNIQUE",
 )
 
 WRITE_DOCUMENTS = "UNWIND $rows AS r MERGE (d:Document {id: r.id}) SET d = r"
@@ -315,3 +316,61 @@ def write_prepared(session: Any, rows: WriteRows, batch_size: int) -> None:
             session.execute_write(merge_relations_tx, rel_type, part)
     for part in batches(sorted(rows.entity_ids), batch_size):
         session.execute_write(refresh_entities_tx, part)
+
+
+# -- communities (kgbuild.communities) ---------------------------------------------------------------
+
+READ_COMMUNITIES = (
+    "MATCH (c:Community) OPTIONAL MATCH (e:Entity)-[:IN_COMMUNITY]->(c) "
+    "RETURN properties(c) AS props, collect(e.id) AS members"
+)
+DELETE_COMMUNITIES = "UNWIND $ids AS id MATCH (c:Community {id: id}) DETACH DELETE c"
+WRITE_COMMUNITIES = (
+    "UNWIND $rows AS r MERGE (c:Community {id: r.id}) SET c = r.props "
+    "WITH c, r OPTIONAL MATCH (c)-[x:SUBCOMMUNITY_OF]->() DELETE x "
+    "WITH DISTINCT c, r OPTIONAL MATCH (:Entity)-[y:IN_COMMUNITY]->(c) DELETE y"
+)
+WRITE_COMMUNITY_MEMBERS = (
+    "UNWIND $rows AS r MATCH (c:Community {id: r.id}) MATCH (e:Entity {id: r.entity}) "
+    "MERGE (e)-[x:IN_COMMUNITY]->(c) SET x.level = r.level"
+)
+WRITE_COMMUNITY_PARENTS = (
+    "UNWIND $rows AS r MATCH (c:Community {id: r.id}) MATCH (p:Community {id: r.parent}) MERGE (c)-[:SUBCOMMUNITY_OF]->(p)"
+)
+
+
+def community_properties(c: CommunityRecord) -> dict[str, Any]:
+    return {"id": c.id, "level": c.level, "title": c.title, "parent": c.parent, "size": c.size,
+            "top_entities": list(c.top_entities), "top_terms": list(c.top_terms), "summary": c.summary}
+
+
+def community_record(props: dict[str, Any], members: Sequence[str]) -> CommunityRecord:
+    return CommunityRecord(props["id"], int(props["level"]), props.get("title") or "", props.get("parent") or "",
+                           tuple(sorted(members)), tuple(props.get("top_entities") or ()), tuple(props.get("top_terms") or ()),
+                           props.get("summary") or "")
+
+
+def replace_communities(session: Any, communities: Sequence[CommunityRecord], batch_size: int) -> None:
+    """Rewrite only the communities that differ from the stored ones (properties, members or parent), delete
+    those that are gone: after an ingest that changes a few documents most communities are unchanged."""
+    stored = {}
+    for record in session.execute_read(lambda tx: [r.data() for r in tx.run(READ_COMMUNITIES)]):
+        c = community_record(decode_properties(record["props"]), record["members"])
+        stored[c.id] = c
+    wanted = {c.id: c for c in communities}
+    gone = sorted(set(stored) - set(wanted))
+    # members the store does not hold (an entity removed since) cannot differ: compare on what it can hold
+    changed = [c for cid, c in sorted(wanted.items()) if stored.get(cid) != c]
+    for part in batches(gone, batch_size):
+        session.execute_write(lambda tx, ids: tx.run(DELETE_COMMUNITIES, ids=list(ids)).consume(), part)
+    run_batched(session, WRITE_COMMUNITIES, [{"id": c.id, "props": encode_properties(community_properties(c))} for c in changed],
+                batch_size)
+    run_batched(session, WRITE_COMMUNITY_MEMBERS,
+                [{"id": c.id, "entity": e, "level": c.level} for c in changed for e in c.members], batch_size)
+    run_batched(session, WRITE_COMMUNITY_PARENTS, [{"id": c.id, "parent": c.parent} for c in changed if c.parent], batch_size)
+
+
+def read_communities(session: Any) -> list[CommunityRecord]:
+    rows = session.execute_read(lambda tx: [r.data() for r in tx.run(READ_COMMUNITIES)])
+    out = [community_record(decode_properties(r["props"]), r["members"]) for r in rows]
+    return sorted(out, key=lambda c: (c.level, c.id))

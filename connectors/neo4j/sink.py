@@ -8,6 +8,8 @@ Nodes and relationships::
     (:Document)-[:HAS_CHUNK]->(:Chunk)-[:NEXT_CHUNK]->(:Chunk)
     (:Chunk)-[:MENTIONS {id, doc_id, label, text, start, end, confidence, rule, via}]->(:Entity)
     (:Entity)-[:`<RELATION>` {id, confidence, count, evidence, evidence_chunk_ids}]->(:Entity)
+    (:Community {id, level, title, parent, size, top_entities, top_terms, summary})   (kgbuild.communities)
+    (:Entity)-[:IN_COMMUNITY {level}]->(:Community)-[:SUBCOMMUNITY_OF]->(:Community)
 
 ``classifications``, ``metadata``, ``structures`` and ``alias_counts`` are JSON strings; ``evidence``
 is a list of JSON strings, one per piece of evidence. A mention's ``rule`` and ``via`` say why it is in
@@ -28,7 +30,7 @@ from kgbuild.connectors.neo4j import queries
 from kgbuild.connectors.neo4j.export import export_graph, read_entities, read_entity_graph, read_entity_mentions
 from kgbuild.connectors.neo4j.values import utf8_ok
 from kgbuild.errors import SinkError, TransientError
-from kgbuild.types import Entity, EntityGraphData, GraphBatch, GraphExport, IndexStats, MentionRecord
+from kgbuild.types import CommunityRecord, Entity, EntityGraphData, GraphBatch, GraphExport, IndexStats, MentionRecord
 
 DEFAULT_BATCH_SIZE = 5000
 URI_SCHEMES = ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")
@@ -190,7 +192,21 @@ class Neo4jGraphSink:
 
         self._call(f"removing {len(ids)} documents", work)
 
+    def replace_communities(self, communities: Sequence[CommunityRecord]) -> None:
+        def work() -> None:
+            with self._session() as session:
+                queries.replace_communities(session, communities, self.batch_size)
+
+        self._call(f"writing {len(communities)} communities", work)
+
     # -- reading -----------------------------------------------------------------------------
+
+    def communities(self) -> list[CommunityRecord]:
+        def work() -> list[CommunityRecord]:
+            with self._session() as session:
+                return queries.read_communities(session)
+
+        return self._call("reading communities", work)
 
     def export(self) -> GraphExport:
         """The whole database in the store-independent export form (see :func:`export_graph`)."""

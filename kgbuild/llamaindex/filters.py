@@ -7,6 +7,7 @@ Supported keys (all conditions AND-ed, operator ``==`` unless said otherwise):
 - ``class.<task>``: a label of the chunk or of its document, e.g. ``class.document_type``
 - ``path`` / ``source_path``: a document path (``==`` or ``in``)
 - ``doc_id``: a document id (``==`` or ``in``)
+- ``communities`` (or ``community``): a community id (``==`` or ``in``: any of them; ``kgbuild communities``)
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ from kgbuild.types import VectorFilter
 
 
 def to_vector_filter(filters: MetadataFilters | None, manifest: Manifest,
-                     resolve_entity: Callable[[str], Sequence[str]] | None = None) -> VectorFilter:
+                     resolve_entity: Callable[[str], Sequence[str]] | None = None,
+                     resolve_community: Callable[[str], str] | None = None) -> VectorFilter:
     """The filters as a ``VectorFilter``; ``resolve_entity`` (the index's ``EntityKeyResolver``) makes an entity
-    value match what ingest resolved it to ("PERSON:Blair" -> Tony Blair)."""
+    value match what ingest resolved it to ("PERSON:Blair" -> Tony Blair); ``resolve_community``
+    (``kgbuild.communities.community_resolver``) checks community ids."""
     if filters is None:
         return VectorFilter()
     entities: list[str] = []
@@ -32,9 +35,10 @@ def to_vector_filter(filters: MetadataFilters | None, manifest: Manifest,
     classes: list[tuple[str, str]] = []
     paths: list[str] = []
     doc_ids: list[str] = []
+    communities: list[str] = []
     for item in _flatten(filters):
         key, op, value = item.key, item.operator, item.value
-        many = op == FilterOperator.IN and key in ("path", "source_path", "doc_id")
+        many = op == FilterOperator.IN and key in ("path", "source_path", "doc_id", "communities", "community")
         if op != FilterOperator.EQ and not many:
             raise ConfigError(f"metadata filter on {key!r}: operator {op.value!r} is not supported here (use ==)")
         values = [str(v) for v in value] if many and isinstance(value, (list, tuple)) else [str(value)]
@@ -48,13 +52,16 @@ def to_vector_filter(filters: MetadataFilters | None, manifest: Manifest,
             paths.extend(values)
         elif key == "doc_id":
             doc_ids.extend(values)
+        elif key in ("communities", "community"):
+            communities.extend(values)
         else:
             raise ConfigError(
                 f"metadata filter key {key!r} is not filterable in a kgbuild index"
-                " (use entity_keys, entity_types, class.<task>, path, source_path or doc_id)"
+                " (use entity_keys, entity_types, class.<task>, path, source_path, doc_id or communities)"
             )
     return build_filter(manifest, entities=entities, types=types, classes=[f"{t}={v}" for t, v in classes],
-                        docs=paths, doc_ids=doc_ids, resolve_entity=resolve_entity)
+                        docs=paths, doc_ids=doc_ids, resolve_entity=resolve_entity, communities=communities,
+                        resolve_community=resolve_community)
 
 
 def _flatten(filters: MetadataFilters) -> list[MetadataFilter]:

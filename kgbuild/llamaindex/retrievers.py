@@ -1,9 +1,10 @@
 """LlamaIndex retrievers over a kgbuild index: metadata-filtered vector search, and hybrid retrieval.
 
 Both return ``NodeWithScore`` with ``TextNode(id_=chunk id)`` whose metadata carries the document
-path, title, entity keys and classes; the hybrid one adds ``retrieval``: one record per channel
-that found the chunk (channel, rank, score, query entity, graph path). Works in a
-``RetrieverQueryEngine``.
+path, title, entity keys, classes and community ids (``communities``, every level); the hybrid one adds
+``retrieval``: one record per channel that found the chunk (channel, rank, score, query entity, graph path),
+and with ``community_context=True`` ``community_context`` (id, level, title, top entities and terms of each of
+the chunk's communities). Works in a ``RetrieverQueryEngine``.
 """
 
 from __future__ import annotations
@@ -36,11 +37,14 @@ def hit_to_node(hit: QueryHit) -> NodeWithScore:
         "end": hit.end,
         "entity_keys": [e.key for e in hit.entities],
         "classes": hit.classes,
+        "communities": hit.communities,
     }
     if hit.reasons:
         metadata["retrieval"] = [asdict(r) for r in hit.reasons]
-    node = TextNode(id_=hit.chunk_id, text=hit.text, metadata=metadata,
-                    excluded_embed_metadata_keys=list(metadata), excluded_llm_metadata_keys=["entity_keys", "classes", "retrieval"])
+    if hit.community_context:
+        metadata["community_context"] = hit.community_context
+    node = TextNode(id_=hit.chunk_id, text=hit.text, metadata=metadata, excluded_embed_metadata_keys=list(metadata),
+                    excluded_llm_metadata_keys=["entity_keys", "classes", "retrieval", "communities", "community_context"])
     return NodeWithScore(node=node, score=hit.score)
 
 
@@ -64,8 +68,10 @@ class KgbuildVectorRetriever(BaseRetriever):
         self._searcher = VectorSearcher(self.settings, embedder=embedder, vector_sink=vector_sink)
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        from kgbuild.communities import community_resolver
+
         index = Index.open_existing(self.settings)
-        vector_filter = to_vector_filter(self.filters, index.manifest, EntityKeyResolver(index))
+        vector_filter = to_vector_filter(self.filters, index.manifest, EntityKeyResolver(index), community_resolver(index.out_dir))
         try:
             hits = self._searcher.query(query_bundle.query_str, k=self.similarity_top_k, query_filter=vector_filter)
         finally:
@@ -84,16 +90,19 @@ class KgbuildHybridRetriever(BaseRetriever):
     def __init__(self, settings: Settings | None = None, *, filters: MetadataFilters | None = None, similarity_top_k: int = 10,
                  vector: bool = True, graph: bool = True, bm25: bool = True, hops: int = 2, model: str | None = None,
                  query_model: bool = False, extractor: Extractor | None = None, embedder: Embedder | None = None,
-                 **kwargs: Any):
+                 community_context: bool = False, **kwargs: Any):
+        """``community_context``: each node's metadata also describes its communities (``community_context``)."""
         super().__init__(**kwargs)
         self.filters = filters
         self.similarity_top_k = similarity_top_k
         self.hybrid = HybridRetriever(settings, vector=vector, graph=graph, bm25=bm25, hops=hops, model=model,
-                                      query_model=query_model, extractor=extractor, embedder=embedder)
+                                      query_model=query_model, extractor=extractor, embedder=embedder,
+                                      community_context=community_context)
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         self.hybrid.open()
-        vector_filter = to_vector_filter(self.filters, self.hybrid.manifest, EntityKeyResolver(self.hybrid.index))
+        vector_filter = to_vector_filter(self.filters, self.hybrid.manifest, EntityKeyResolver(self.hybrid.index),
+                                         self.hybrid.resolve_community)
         hits = self.hybrid.retrieve(query_bundle.query_str, k=self.similarity_top_k, query_filter=vector_filter)
         return [hit_to_node(h) for h in hits]
 

@@ -12,7 +12,7 @@ from kgbuild.index import Index
 from kgbuild.settings import Settings
 from kgbuild.sinks import VectorSink
 from kgbuild.state import IngestState, Manifest
-from kgbuild.types import HEADER_SEPARATOR, EntityRef, QueryHit, VectorFilter, VectorHit
+from kgbuild.types import COMMUNITIES_FIELD, HEADER_SEPARATOR, EntityRef, QueryHit, VectorFilter, VectorHit
 
 
 def build_filter(
@@ -24,12 +24,16 @@ def build_filter(
     docs: Sequence[str] = (),
     doc_ids: Sequence[str] = (),
     resolve_entity: Callable[[str], Sequence[str]] | None = None,
+    communities: Sequence[str] = (),
+    resolve_community: Callable[[str], str] | None = None,
 ) -> VectorFilter:
     """Validate filters against the schema the index was built with, and normalise entity names.
 
     ``resolve_entity`` (``kgbuild.entities.EntityKeyResolver`` of the index) turns an entity value into the
     keys it stands for in the index ("PERSON:Blair" -> Tony Blair's); a value with several keys matches a
-    chunk that has any of them."""
+    chunk that has any of them. ``communities``: community ids, any of them (``kgbuild communities`` lists
+    them); ``resolve_community`` (``kgbuild.communities.community_resolver``) checks each and gives its stored
+    spelling, or raises an error naming the value."""
     schema = manifest.schema_definition
     known_types = set(schema.get("entities", {}))
     known_tasks = schema.get("classifications", {})
@@ -59,8 +63,9 @@ def build_filter(
         if labels and label not in labels:
             raise ConfigError(f"--class {task}={label}: unknown label {label!r} (known: {', '.join(labels)})")
         pairs.append((task, label))
+    found_communities = tuple(dict.fromkeys(resolve_community(c) if resolve_community else c.strip() for c in communities))
     return VectorFilter(tuple(keys), tuple(types), tuple(pairs), tuple(_normalise_path(d) for d in docs), tuple(doc_ids),
-                        tuple(any_of))
+                        tuple(any_of), found_communities)
 
 
 def _check_type(entity_type: str, known: set[str], what: str) -> str:
@@ -126,6 +131,7 @@ def hit_from_payload(hit: VectorHit, matched_keys: Sequence[str] = ()) -> QueryH
         entities=refs,
         matched_entities=matched,
         classes=classes,
+        communities=list(p.get(COMMUNITIES_FIELD) or []),
     )
 
 
@@ -149,6 +155,7 @@ class VectorSearcher:
         self.manifest = Manifest()
         self.state: IngestState | None = None
         self.resolve_entity: Callable[[str], list[str]] | None = None  # set where the index has a graph
+        self.resolve_community: Callable[[str], str] | None = None  # set where there is an index
 
     def open(self) -> VectorSearcher:
         if self._sink is not None:
@@ -161,6 +168,9 @@ class VectorSearcher:
             from kgbuild.entities import EntityKeyResolver
 
             self.resolve_entity = EntityKeyResolver(index)
+            from kgbuild.communities import community_resolver
+
+            self.resolve_community = community_resolver(index.out_dir)
         self.state, self.manifest, self.settings = index.state, index.manifest, index.settings
         if self._embedder is None:
             self._embedder = query_embedder(self.manifest.embedding_model or self.settings.embedding_model)
@@ -196,6 +206,7 @@ class VectorSearcher:
         docs: Sequence[str] = (),
         k: int = 10,
         query_filter: VectorFilter | None = None,
+        communities: Sequence[str] = (),
     ) -> list[QueryHit]:
         if k < 1:
             raise ConfigError(f"-k must be at least 1, got {k}")
@@ -205,7 +216,8 @@ class VectorSearcher:
 
             docs = documents_as_stored(self.state, docs)
             query_filter = build_filter(self.manifest, entities=entities, types=types, classes=classes, docs=docs,
-                                        resolve_entity=self.resolve_entity)
+                                        resolve_entity=self.resolve_entity, communities=communities,
+                                        resolve_community=self.resolve_community)
         assert self._embedder is not None and self._sink is not None
         vector = self._embedder.embed([text])[0]
         hits = self._sink.search(vector, query_filter, k)
@@ -224,6 +236,7 @@ def query(
     embedder: Embedder | None = None,
     vector_sink: VectorSink | None = None,
     query_filter: VectorFilter | None = None,
+    communities: Sequence[str] = (),
 ) -> list[QueryHit]:
     """Ranked chunks for a text, restricted by metadata filters: one query, the store opened and closed around it.
 
@@ -237,4 +250,4 @@ def query(
         raise ConfigError(f"-k must be at least 1, got {k}")
     with VectorSearcher(settings, embedder=embedder, vector_sink=vector_sink) as searcher:
         return searcher.query(text, entities=entities, types=types, classes=classes, docs=docs, k=k,
-                              query_filter=query_filter)
+                              query_filter=query_filter, communities=communities)

@@ -17,6 +17,7 @@ empty store, after writes, removals and replacements, and after a reopen.
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 import json
 import sys
 from collections import Counter
@@ -837,3 +838,52 @@ class GraphSinkConformance:
         fresh.write(b.corpus_batch(*others))
         fresh.write(b.apple_v2_batch())
         assert self.read_side(fresh) == changed
+
+    # -- communities (kgbuild.communities) -----------------------------------------------------------------
+
+    def communities_of(self, entities: list[str]) -> list[Any]:
+        from kgbuild.types import CommunityRecord
+
+        top = CommunityRecord("c0-aaaa0001", 0, "Apple, Tim Cook", "", tuple(sorted(entities[:3])), ("COMPANY:Apple",),
+                              ("headset",), "Apple, Tim Cook\nheadset")
+        child = CommunityRecord("c1-bbbb0002", 1, "Apple", "c0-aaaa0001", tuple(sorted(entities[:2])), ("COMPANY:Apple",),
+                                (), "Apple")
+        other = CommunityRecord("c0-cccc0003", 0, "Samsung", "", tuple(sorted(entities[3:5])), (), ("phone", "fold"), "")
+        return [top, child, other]
+
+    def test_communities_round_trip_and_replace(self, open_sink):
+        sink = open_sink()
+        assert sink.communities() == []
+        sink.write(b.corpus_batch())
+        before = self.content(sink)
+        entities = sorted(before["entities"])
+        wanted = self.communities_of(entities)
+        sink.replace_communities(wanted)
+        assert sink.communities() == sorted(wanted, key=lambda c: (c.level, c.id))
+        # communities are no part of the graph's export, its stats or its entity graph
+        assert self.content(sink) == before
+        assert sink.stats().relations == len(before["relations"])
+        assert not [r for r in sink.entity_graph().relations if r[1] in ("IN_COMMUNITY", "SUBCOMMUNITY_OF")]
+        # replacing: one changed, one gone, one unchanged
+        changed = replace(wanted[0], title="Apple", members=tuple(sorted(entities[:4])))
+        sink.replace_communities([changed, wanted[1]])
+        assert sink.communities() == [changed, wanted[1]]
+        sink.flush()
+        sink.close()
+        again = open_sink()
+        assert again.communities() == [changed, wanted[1]]
+        again.replace_communities([])
+        assert again.communities() == [] and self.content(again) == before
+
+    def test_removed_entities_leave_their_communities(self, open_sink):
+        sink = open_sink()
+        sink.write(b.corpus_batch())
+        entities = sorted(self.content(sink)["entities"])
+        sink.replace_communities(self.communities_of(entities))
+        sink.remove_documents([A_ID, B_ID])
+        held = set(self.content(sink)["entities"])
+        for community in sink.communities():
+            assert set(community.members) <= held
+        assert self.export(sink).problems == []
+        sink.write(b.corpus_batch())  # and the graph takes documents again as before
+        assert set(self.content(sink)["entities"]) == set(entities)

@@ -24,6 +24,7 @@ from kgbuild.reconcile import summarize_surfaces
 from kgbuild.registry import GRAPH_BACKENDS, GraphBackend, register_graph_backend
 from kgbuild.types import (
     ChunkRecord,
+    CommunityRecord,
     DocumentRecord,
     Entity,
     EntityGraphData,
@@ -48,6 +49,7 @@ class MemoryStore:
     mentions: dict[str, MentionRecord] = field(default_factory=dict)  # by mention id
     entities: dict[str, EntityRecord] = field(default_factory=dict)
     relations: dict[tuple[str, str, str], RelationRecord] = field(default_factory=dict)  # (head, label, tail)
+    communities: dict[str, CommunityRecord] = field(default_factory=dict)  # by id
 
 
 STORES: dict[str, MemoryStore] = {}
@@ -117,6 +119,16 @@ class MemoryGraphSink:
                                        "tail_id": relation.tail_id, "confidence": max(e["confidence"] for e in evidence),
                                        "count": len(evidence), "evidence": evidence}
         self._refresh_entities(touched)
+
+    def replace_communities(self, communities: Sequence[CommunityRecord]) -> None:
+        self.store.communities = {c.id: c for c in communities}
+
+    def communities(self) -> list[CommunityRecord]:
+        """Members the store no longer holds (entities removed since) are left out, as a database's edges go."""
+        store = self.store
+        out = [CommunityRecord(c.id, c.level, c.title, c.parent, tuple(m for m in c.members if m in store.entities),
+                               c.top_entities, c.top_terms, c.summary) for c in store.communities.values()]
+        return sorted(out, key=lambda c: (c.level, c.id))
 
     def remove_documents(self, doc_ids: Sequence[str]) -> None:
         store = self.store

@@ -413,3 +413,35 @@ class VectorSinkConformance:
             return
         hit = sink.search(points[0].vector, None, 1)[0]
         assert hit.payload == points[0].payload
+
+    # -- communities (kgbuild.communities) ---------------------------------------------------------------
+
+    def test_set_chunk_communities_and_filter(self, loaded):
+        sink, points = loaded
+        before = sink.export().points
+        sink.set_chunk_communities({C["A0"]: ["c0-aaaa0001", "c1-bbbb0002"], C["B0"]: ["c0-cccc0003"], C["W2"]: ["c0-aaaa0001"],
+                                    "doc_nowhere:00000": ["c0-aaaa0001"]})  # a chunk the store does not hold: skipped
+        after = sink.export().points
+        assert after.keys() == before.keys() and sink.count() == len(points)
+        assert after[point_id(C["A0"])] == {**before[point_id(C["A0"])], "communities": ["c0-aaaa0001", "c1-bbbb0002"]}
+        assert "communities" not in after[point_id(C["A1"])]
+        probe = np.asarray(points[0].vector)
+        found = sink.search(probe, VectorFilter(communities=("c0-aaaa0001",)), ALL)
+        assert {h.payload["chunk_id"] for h in found} == {C["A0"], C["W2"]}
+        found = sink.search(probe, VectorFilter(communities=("c1-bbbb0002", "c0-cccc0003")), ALL)
+        assert {h.payload["chunk_id"] for h in found} == {C["A0"], C["B0"]}
+        both = VectorFilter(entity_keys=("COMPANY:apple",), communities=("c0-aaaa0001", "c0-cccc0003"))
+        assert {h.payload["chunk_id"] for h in sink.search(probe, both, ALL)} == {C["A0"], C["B0"]}
+        assert all(both.matches(h.payload) for h in sink.search(probe, both, ALL))
+        # changed and cleared: other fields and vectors untouched
+        sink.set_chunk_communities({C["A0"]: [], C["W2"]: ["c0-dddd0004"]})
+        again = sink.export().points
+        assert again[point_id(C["A0"])]["communities"] == [] and again[point_id(C["W2"])]["communities"] == ["c0-dddd0004"]
+        assert sink.search(probe, VectorFilter(communities=("c0-aaaa0001",)), ALL) == []
+        top = sink.search(np.asarray(points[3].vector), None, 1)[0]
+        assert top.point_id == points[3].id and top.score == pytest.approx(1.0, abs=2e-2)
+
+    def test_communities_payload_index(self, open_sink):
+        sink = open_sink()
+        sink.set_chunk_communities({})  # nothing to do
+        assert sink.search([1.0] + [0.0] * (DIM - 1), VectorFilter(communities=("c0-x",)), 5) == []

@@ -1,0 +1,254 @@
+"""From the stored retrieval graph and chunk payloads to communities with extractive summaries (no LLM).
+
+**Which chunks belong to a community.** A chunk's weight for an entity is the retrieval graph's chunk-entity
+confidence times the entity's specificity; its score for a community is the sum of those weights over the
+members it mentions. At each level a chunk belongs to its best-scoring community and to every other whose score
+reaches half of the best (at most three): "the communities of the entities it mentions most strongly". A chunk
+that mentions no member of any community at a level (it names nothing, only its title, or only entities with
+no edge) gets its document's dominant community at that level (the one its document's chunks score highest
+for), so a ``--community`` filter finds every passage of a document that is about it. These ids, every level
+together, are the chunk's ``communities`` payload field.
+
+**Summary.** Top entities: members by weighted degree inside the community (``detect.inner_degree``), with
+their types. Representative chunks: by ``score^2 / total`` (how much of the community the chunk names, times the
+share of the chunk's own weight that falls in the community: a focused passage beats a list of names).
+Key terms: c-TF-IDF (BERTopic's class-based TF-IDF, ``tf(t, c) * log(1 + A / f(t))`` with ``A`` the average
+words per community and ``f(t)`` the term's frequency over all communities of the level) of the texts of the
+community's chunks against the other communities of its level, words of three letters or more, English stop
+words removed (bm25s's tokenizer and list, as the BM25 channel). Labels: per classification task, the documents
+of the community with each document-level label. Documents: by their summed chunk scores. Title: the first three
+entity names and two terms that are not part of them.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from kgbuild.communities.detect import CommunityParams, EntityWeights, community_ids, detect_clusters, entity_weights, inner_degree
+from kgbuild.communities.model import Community, CommunityEntity, CommunityIndex, RepresentativeChunk
+from kgbuild.retrieve.graph_matrix import RetrievalGraph, doc_of
+
+TOP_ENTITIES = 10
+TOP_TERMS = 8
+TOP_CHUNKS = 3
+SNIPPET = 300
+SECOND_BEST = 0.5  # a chunk joins every community scoring at least this share of its best one
+MAX_PER_LEVEL = 3
+
+
+def build_communities(graph: RetrievalGraph, payloads: Mapping[str, Mapping[str, Any]],
+                      params: CommunityParams = CommunityParams()) -> CommunityIndex:
+    """The communities of a retrieval graph, summarised; ``payloads``: chunk id -> vector payload (the chunk table)."""
+    from scipy import sparse
+
+    weights = entity_weights(graph, params)
+    entity_ids = [graph.entities[i].id for i in weights.entities]
+    clusters = detect_clusters(weights, params)
+    community_ids(clusters, weights, entity_ids)
+    n_chunks = len(graph.chunk_ids)
+    # chunk x kept-entity weights: confidence x specificity
+    chunk_weights = (graph.chunk_entity[:, weights.entities] @ sparse.diags(weights.specificity)).tocsr() if len(entity_ids) \
+        else sparse.csr_matrix((n_chunks, 0))
+    totals = np.asarray(chunk_weights.sum(axis=1)).ravel()
+    doc_index: dict[str, int] = {}
+    chunk_doc = np.array([doc_index.setdefault(doc_of(c), len(doc_index)) for c in graph.chunk_ids], dtype=np.int64)
+    to_doc = sparse.csr_matrix((np.ones(n_chunks), (chunk_doc, np.arange(n_chunks))), shape=(len(doc_index), n_chunks))
+    doc_names = list(doc_index)  # by position
+    terms = _TermCounts(graph.chunk_ids, payloads)
+
+    assigned: dict[str, list[str]] = {}
+    communities: list[Community] = []
+    for level in sorted({c.level for c in clusters}):
+        at = [c for c in clusters if c.level == level]
+        rows = np.concatenate([c.members for c in at])
+        cols = np.concatenate([np.full(len(c.members), j) for j, c in enumerate(at)])
+        membership = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(entity_ids), len(at)))
+        scores = (chunk_weights @ membership).tocsr()  # chunks x communities of the level (sparse: 100k x 10k)
+        chosen = _assign(scores, to_doc, chunk_doc)
+        by_community = scores.tocsc()
+        for chunk_pos, picks in enumerate(chosen):
+            for j in picks:
+                assigned.setdefault(graph.chunk_ids[chunk_pos], []).append(at[j].id)
+        assignment = sparse.csr_matrix(
+            (np.ones(sum(len(p) for p in chosen)), ([j for p in chosen for j in p], [i for i, p in enumerate(chosen) for _ in p])),
+            shape=(len(at), n_chunks))
+        level_terms = terms.top_terms(assignment)
+        for j, cluster in enumerate(at):
+            communities.append(_summarise(cluster, j, graph, weights, entity_ids, by_community, totals, assignment, chunk_doc,
+                                          doc_names, payloads, level_terms[j]))
+    communities.sort(key=lambda c: (c.level, c.id))
+    chunk_communities = {c: sorted(ids) for c, ids in sorted(assigned.items())}
+    return CommunityIndex(communities, chunk_communities, graph.signature, params.to_dict())
+
+
+def _best(indices: np.ndarray, data: np.ndarray) -> list[tuple[int, float]]:
+    """(column, score) of a sparse row's positive entries, best first (ties: the smaller column)."""
+    order = np.lexsort((indices, -data))
+    return [(int(indices[k]), float(data[k])) for k in order if data[k] > 0]
+
+
+def _assign(scores: Any, to_doc: Any, chunk_doc: np.ndarray) -> list[list[int]]:
+    """Each chunk's communities at one level (positions into the level's list); see the module's docstring."""
+    out: list[list[int]] = []
+    doc_scores = (to_doc @ scores).tocsr()
+    doc_best = []
+    for d in range(doc_scores.shape[0]):
+        ranked = _best(doc_scores.indices[doc_scores.indptr[d]:doc_scores.indptr[d + 1]],
+                       doc_scores.data[doc_scores.indptr[d]:doc_scores.indptr[d + 1]])
+        doc_best.append(ranked[0][0] if ranked else -1)
+    for i in range(scores.shape[0]):
+        ranked = _best(scores.indices[scores.indptr[i]:scores.indptr[i + 1]], scores.data[scores.indptr[i]:scores.indptr[i + 1]])
+        if ranked:
+            top = ranked[0][1]
+            out.append(sorted(j for j, v in ranked[:MAX_PER_LEVEL] if v >= SECOND_BEST * top))
+        elif doc_best[chunk_doc[i]] >= 0:
+            out.append([doc_best[chunk_doc[i]]])
+        else:
+            out.append([])
+    return out
+
+
+def _summarise(cluster: Any, j: int, graph: RetrievalGraph, weights: EntityWeights, entity_ids: Sequence[str],
+               by_community: Any, totals: np.ndarray, assignment: Any, chunk_doc: np.ndarray, doc_names: Sequence[str],
+               payloads: Mapping[str, Mapping[str, Any]], terms: list[str]) -> Community:
+    degree = np.round(inner_degree(weights, cluster.members), 6)  # rounded as stored: float noise orders nothing
+    order = sorted(range(len(cluster.members)), key=lambda k: (-degree[k], entity_ids[cluster.members[k]]))
+    top = []
+    for k in order[:TOP_ENTITIES]:
+        node = graph.entities[int(weights.entities[cluster.members[k]])]
+        top.append(CommunityEntity(node.id, node.key, node.type, node.name, round(float(degree[k]), 6)))
+    start, end = by_community.indptr[j], by_community.indptr[j + 1]
+    column = dict(zip(by_community.indices[start:end].tolist(), by_community.data[start:end].tolist()))
+    own = assignment.getrow(j).indices
+    candidates = sorted(i for i, v in column.items() if v > 0)
+    focus = {i: column[i] / totals[i] if totals[i] > 0 else 0.0 for i in candidates}
+    ranked = sorted(candidates, key=lambda i: (-(column[i] * focus[i]), graph.chunk_ids[i]))[:TOP_CHUNKS]
+    chunks = []
+    for i in ranked:
+        chunk = graph.chunk_ids[i]
+        p = payloads.get(chunk) or {}
+        text = " ".join(str(p.get("text") or "").split())
+        chunks.append(RepresentativeChunk(chunk, str(p.get("doc_id") or doc_of(chunk)), str(p.get("path") or ""),
+                                          str(p.get("title") or ""), round(float(column[i] * focus[i]), 6), text[:SNIPPET]))
+    in_docs = own if len(own) else candidates
+    doc_weight: dict[int, float] = {}
+    for i in in_docs:
+        doc_weight[int(chunk_doc[i])] = doc_weight.get(int(chunk_doc[i]), 0.0) + float(column.get(int(i), 0.0))
+    docs_by_position = doc_names
+    paths: dict[str, str] = {}
+    labels: dict[str, dict[str, int]] = {}
+    first_chunk: dict[str, str] = {}
+    for i in in_docs:
+        first_chunk.setdefault(docs_by_position[int(chunk_doc[i])], graph.chunk_ids[i])
+    documents = []
+    for position, _ in sorted(doc_weight.items(), key=lambda kv: (-kv[1], docs_by_position[kv[0]])):
+        doc_id = docs_by_position[position]
+        p = payloads.get(first_chunk[doc_id]) or {}
+        paths[doc_id] = str(p.get("path") or "")
+        documents.append((doc_id, paths[doc_id]))
+        for task, values in sorted((p.get("doc_class") or {}).items()):
+            for label in sorted(set(values or ())):
+                labels.setdefault(task, {})
+                labels[task][label] = labels[task].get(label, 0) + 1
+    labels = {task: dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))) for task, counts in sorted(labels.items())}
+    return Community(cluster.id, cluster.level, _title(top, terms), cluster.parent, list(cluster.children),
+                     sorted(entity_ids[m] for m in cluster.members), top, terms, chunks, documents, labels, int(len(own)))
+
+
+def _title(top: Sequence[CommunityEntity], terms: Sequence[str]) -> str:
+    names = [e.name for e in top[:3]]
+    words = {w for name in names for w in name.casefold().replace("-", " ").split()}
+    extra = [t for t in terms if t.casefold() not in words][:2]
+    return ", ".join(names) + (" · " + ", ".join(extra) if extra else "")
+
+
+class _TermCounts:
+    """Chunk x term counts of the chunks' texts (bm25s's tokenizer, English stop words out), for c-TF-IDF."""
+
+    def __init__(self, chunk_ids: Sequence[str], payloads: Mapping[str, Mapping[str, Any]]):
+        from scipy import sparse
+
+        from kgbuild.retrieve.vector import payload_text
+
+        texts = [payload_text(payloads[c]) if c in payloads else "" for c in chunk_ids]
+        self.vocab: list[str] = []
+        self.counts = sparse.csr_matrix((len(texts), 0))
+        if not any(texts):
+            return
+        import bm25s
+
+        tokens = bm25s.tokenize(texts, stopwords="en", show_progress=False, return_ids=True)
+        by_id = sorted(tokens.vocab.items(), key=lambda kv: kv[1])
+        words = [w for w, _ in by_id]
+        keep = np.array([len(w) >= 3 and w.isalpha() for w in words], dtype=bool)
+        rows = np.concatenate([np.full(len(t), i) for i, t in enumerate(tokens.ids)]) if tokens.ids else np.zeros(0)
+        cols = np.concatenate([np.asarray(t, dtype=np.int64) for t in tokens.ids]) if tokens.ids else np.zeros(0)
+        counts = sparse.csr_matrix((np.ones(len(rows)), (rows.astype(np.int64), cols.astype(np.int64))),
+                                   shape=(len(texts), len(words)))
+        # vocabulary in alphabetical order: the same terms tie the same way whatever order the tokenizer met them in
+        alphabetical = sorted(np.flatnonzero(keep), key=lambda k: words[k])
+        self.vocab = [words[k] for k in alphabetical]
+        self.counts = counts[:, alphabetical].tocsr()
+
+    def top_terms(self, assignment: Any, k: int = TOP_TERMS) -> list[list[str]]:
+        """The ``k`` best terms of each community (rows of ``assignment``: communities x chunks) by c-TF-IDF."""
+        n = assignment.shape[0]
+        if not self.vocab or n == 0:
+            return [[] for _ in range(n)]
+        per = (assignment @ self.counts).tocsr()  # communities x terms
+        words = np.asarray(per.sum(axis=1)).ravel()
+        frequency = np.asarray(per.sum(axis=0)).ravel()
+        idf = np.log1p(words.mean() / np.where(frequency > 0, frequency, 1.0))
+        out = []
+        for r in range(n):
+            cols = per.indices[per.indptr[r]:per.indptr[r + 1]]
+            score = per.data[per.indptr[r]:per.indptr[r + 1]] / max(words[r], 1.0) * idf[cols]
+            order = np.lexsort((cols, -np.round(score, 12)))[:k]
+            out.append([self.vocab[int(cols[t])] for t in order if score[t] > 0])
+        return out
+
+
+def summary_vectors(index: CommunityIndex, embedder: Any, previous: CommunityIndex | None = None,
+                    batch: int = 64) -> None:
+    """Embed each community's summary text with the index's embedder (in place), reusing the vectors of summaries
+    that did not change (same text, same embedding model). Without an embedder, reused vectors only; the rest are
+    rows of zeros (global retrieval embeds those when it runs)."""
+    texts = [c.summary_text() for c in index.communities]
+    model = getattr(embedder, "name", "") if embedder is not None else (previous.embedding_model if previous else "")
+    known: dict[str, np.ndarray] = {}
+    if previous is not None and previous.vectors is not None and previous.embedding_model == model:
+        for c, v in zip(previous.communities, previous.vectors):
+            if v.any():
+                known[c.summary_text()] = v
+    todo = sorted({t for t in texts if t not in known})
+    if embedder is not None:
+        for start in range(0, len(todo), batch):
+            part = todo[start:start + batch]
+            for text, vector in zip(part, embedder.embed(part)):
+                known[text] = np.asarray(vector, dtype=np.float32)
+    dim = next((len(v) for v in known.values()), 0)
+    if not texts or dim == 0:
+        index.vectors, index.embedding_model = None, model
+        return
+    out = np.stack([known.get(t, np.zeros(dim, np.float32)) for t in texts]).astype(np.float32)
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    out /= np.where(norms == 0, 1.0, norms)
+    index.vectors, index.embedding_model = out, model
+
+
+def nmi(labels_a: Sequence[Any], labels_b: Sequence[Any]) -> float:
+    """Normalised mutual information (arithmetic mean normalisation, as scikit-learn's default)."""
+    from collections import Counter
+
+    n = len(labels_a)
+    if n == 0:
+        return 0.0
+    joint = Counter(zip(labels_a, labels_b))
+    a, b = Counter(labels_a), Counter(labels_b)
+    mi = sum(c / n * math.log((c / n) / ((a[x] / n) * (b[y] / n))) for (x, y), c in joint.items())
+    ha = -sum(c / n * math.log(c / n) for c in a.values())
+    hb = -sum(c / n * math.log(c / n) for c in b.values())
+    return 0.0 if ha + hb == 0 else 2 * mi / (ha + hb)

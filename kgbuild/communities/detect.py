@@ -1,0 +1,173 @@
+"""Communities of the entity graph: its weights, hierarchical Leiden, and the communities' ids.
+
+The entity graph is built from the stored retrieval graph (``kgbuild.retrieve.graph_matrix``), entities only,
+undirected:
+
+- **relations**: ``relation_weight`` (1.0) per relation between two entities (either direction);
+- **co-mention**: two entities mentioned in the same chunk, ``s_i * s_j / (n_c - 1)`` per shared chunk, where
+  ``s`` is the entity's specificity (an IDF over documents, ``RetrievalGraph.specificity``: 1 for an entity of
+  one document, small for "2011" that half the corpus mentions) and ``n_c`` the entities the chunk mentions
+  (Newman's weighting of a bipartite projection: a chunk naming 30 entities does not tie each pair as tightly
+  as one naming two). Hubs thus glue little, and every pair that shares a chunk counts (the retrieval graph's
+  co-occurrence part keeps only pairs sharing two chunks, which is right for a walk, too sparse here).
+
+``TITLE`` entities (documents' titles, which the retrieval graph adds) are left out: they are not extracted
+entities, each is linked from every chunk of its document (a hub by construction) and usually duplicates the
+entity the document is about, which co-mention already ties to the rest of the document.
+
+Detection is graspologic-native's ``hierarchical_leiden`` (the Rust implementation Microsoft GraphRAG uses):
+Leiden (modularity) on the whole graph gives level 0; every community larger than ``max_cluster_size`` is
+split again by Leiden on its own subgraph, giving level 1, and so on, coarse to fine. A community that is
+small enough has no children. Input is sorted (edges by entity id order) and the seed fixed, so the same
+retrieval graph gives the same communities in every process. Entities with no edge belong to no community.
+
+Ids (``community_ids``): ``c<level>-<hash>`` where the hash is of the community's **anchor**, its member with
+the highest weighted degree inside the community (ties: the smaller entity id). At one level every entity is
+in one community, so anchors never collide; a hash collision (8 hex digits) takes a longer hash, deciding in
+anchor order. The id is thus a pure function of the communities, which is what makes an updated index equal
+a fresh ingest, and it survives re-ingest whenever the community keeps its most central entity: the share
+of communities that do is measured by ``python -m bench.communities`` (BENCHMARKS.md, "communities").
+A dissolved community's id comes back only for a community around the same entity at the same level.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from scipy import sparse
+
+    from kgbuild.retrieve.graph_matrix import RetrievalGraph
+
+
+@dataclass(frozen=True, slots=True)
+class CommunityParams:
+    """How communities are detected; stored with them (another value recomputes them)."""
+
+    resolution: float = 1.0  # Leiden's modularity resolution: higher, more and smaller communities
+    max_cluster_size: int = 10  # a community larger than this is split at the next level (GraphRAG's default)
+    relation_weight: float = 1.0
+    seed: int = 20261130
+    randomness: float = 0.001
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class Cluster:
+    """One community as detected: positions into ``EntityWeights.entities``."""
+
+    level: int
+    key: int  # the detector's cluster number
+    parent_key: int | None
+    members: np.ndarray  # entity positions (into the weights' entity list), sorted
+    anchor: int = -1  # position of its most central member
+    id: str = ""
+    parent: str = ""
+    children: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class EntityWeights:
+    """The weighted entity graph communities are detected on (``entity_weights``)."""
+
+    entities: np.ndarray  # positions into RetrievalGraph.entities of the entities kept (TITLE left out)
+    weights: sparse.csr_matrix  # kept x kept, symmetric, zero diagonal
+    specificity: np.ndarray  # per kept entity
+
+
+def entity_weights(graph: RetrievalGraph, params: CommunityParams = CommunityParams()) -> EntityWeights:
+    """Relations plus specificity-weighted co-mention (see the module's docstring) over the non-TITLE entities."""
+    from scipy import sparse
+
+    from kgbuild.retrieve.graph_matrix import TITLE
+
+    keep = np.array([i for i, e in enumerate(graph.entities) if e.type != TITLE], dtype=np.int64)
+    spec = graph.specificity()[keep] if len(keep) else np.zeros(0, np.float32)
+    n = len(keep)
+    if n == 0:
+        return EntityWeights(keep, sparse.csr_matrix((0, 0), dtype=np.float64), spec.astype(np.float64))
+    mentions = graph.chunk_entity[:, keep].tocsr()
+    mentions.data[:] = 1.0
+    mentions.eliminate_zeros()
+    per_chunk = np.asarray(mentions.sum(axis=1)).ravel()
+    share = np.where(per_chunk > 1, 1.0 / np.maximum(per_chunk - 1, 1), 0.0)
+    co = (mentions.T @ sparse.diags(share) @ mentions).tocsr()
+    co.setdiag(0)
+    co.eliminate_zeros()
+    s = sparse.diags(spec.astype(np.float64))
+    co = (s @ co @ s).tocsr()
+    relations = graph.relations[keep][:, keep].tocsr().astype(np.float64) * params.relation_weight
+    weights = (co + relations).tocsr()
+    weights.setdiag(0)
+    weights.eliminate_zeros()
+    weights.sort_indices()
+    return EntityWeights(keep, weights, spec.astype(np.float64))
+
+
+def detect_clusters(weights: EntityWeights, params: CommunityParams = CommunityParams()) -> list[Cluster]:
+    """Hierarchical Leiden over the weighted entity graph; clusters sorted by (level, smallest member)."""
+    upper = _upper(weights.weights)
+    if not len(upper[0]):
+        return []
+    import graspologic_native as gn
+
+    # node names are positions: entity order is id order, so the input is the same for the same graph
+    edges = [(str(i), str(j), float(w)) for i, j, w in zip(*upper)]
+    found = gn.hierarchical_leiden(edges, resolution=params.resolution, randomness=params.randomness, iterations=1,
+                                   use_modularity=True, max_cluster_size=params.max_cluster_size, seed=params.seed)
+    members: dict[tuple[int, int], list[int]] = {}
+    parents: dict[tuple[int, int], int | None] = {}
+    for entry in found:
+        key = (int(entry.level), int(entry.cluster))
+        members.setdefault(key, []).append(int(entry.node))
+        parents[key] = None if entry.parent_cluster is None else int(entry.parent_cluster)
+    clusters = [Cluster(level, key, parents[(level, key)], np.array(sorted(nodes), dtype=np.int64))
+                for (level, key), nodes in members.items()]
+    clusters.sort(key=lambda c: (c.level, int(c.members[0])))
+    return clusters
+
+
+def _upper(m: sparse.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    coo = m.tocoo()
+    keep = coo.row < coo.col
+    order = np.lexsort((coo.col[keep], coo.row[keep]))
+    return coo.row[keep][order], coo.col[keep][order], coo.data[keep][order]
+
+
+def inner_degree(weights: EntityWeights, members: np.ndarray) -> np.ndarray:
+    """Weighted degree of each member inside its community (the sum of its edges to the other members)."""
+    sub = weights.weights[members][:, members]
+    return np.asarray(sub.sum(axis=1)).ravel()
+
+
+def community_ids(clusters: Sequence[Cluster], weights: EntityWeights, entity_ids: Sequence[str]) -> None:
+    """Give each cluster its anchor, id, parent id and children ids (in place); see the module's docstring."""
+    for c in clusters:
+        degree = np.round(inner_degree(weights, c.members), 6)  # as the summary ranks them
+        best = degree.max() if len(degree) else 0.0
+        # the smallest entity id among the most central: members are positions in id order
+        c.anchor = int(c.members[int(np.flatnonzero(degree >= best)[0])]) if len(degree) else int(c.members[0])
+    used: set[str] = set()
+    for c in sorted(clusters, key=lambda c: (c.level, entity_ids[c.anchor])):
+        digest = hashlib.blake2b(entity_ids[c.anchor].encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+        for length in range(8, len(digest) + 1, 4):
+            candidate = f"c{c.level}-{digest[:length]}"
+            if candidate not in used:
+                break
+        used.add(candidate)
+        c.id = candidate
+    by_key = {(c.level, c.key): c for c in clusters}
+    for c in clusters:
+        if c.parent_key is not None and c.level > 0:
+            parent = by_key.get((c.level - 1, c.parent_key))
+            if parent is not None:
+                c.parent = parent.id
+                parent.children.append(c.id)
+    for c in clusters:
+        c.children.sort()
