@@ -109,7 +109,9 @@ class HybridRetriever:
     (``GraphChannelSettings``) and ``weights`` (per channel, for the fusion of a query that names a document's
     title; ``weights_without_title`` for one that names none, ``weights`` too when only they are given)
     override the tuned defaults;
-    ``retrieval_graph`` replaces the stored graph (benchmarks, tests).
+    ``retrieval_graph`` replaces the stored graph (benchmarks, tests). ``community_context`` gives each hit the id,
+    level, title, top entities and terms of its communities (``QueryHit.community_context``; ``kgbuild.communities``),
+    and ``retrieve(..., communities=[id])`` keeps chunks of those communities only.
     """
 
     def __init__(
@@ -131,6 +133,7 @@ class HybridRetriever:
         graph_settings: GraphChannelSettings | None = None,
         weights: Mapping[str, float] | None = None,
         weights_without_title: Mapping[str, float] | None = None,
+        community_context: bool = False,
     ):
         if not (vector or graph or bm25):
             raise ConfigError("hybrid retrieval needs at least one channel: vector, graph or bm25")
@@ -155,6 +158,7 @@ class HybridRetriever:
             weights_without_title = WITHOUT_TITLE_WEIGHTS if weights is None else weights
         self.weights_without_title = dict(weights_without_title)
         self.fusion_weights: dict[str, float] = {}  # the weights the last retrieve() fused with
+        self.community_context = community_context  # each hit with the titles and top entities of its communities
         self.graph_channel: GraphChannel | None = None
         self.timings: dict[str, float] = {}  # seconds of the last retrieve() per channel (benchmarks)
         self._open = False
@@ -172,6 +176,9 @@ class HybridRetriever:
         from kgbuild.entities import EntityKeyResolver
 
         self.resolve_entity = EntityKeyResolver(self.index)  # --entity filters, resolved as ingest resolves names
+        from kgbuild.communities import community_resolver
+
+        self.resolve_community = community_resolver(self.index.out_dir)  # --community filters
         self.schema = ExtractionSchema.model_validate(self.manifest.schema_definition or {"name": "unknown"})
         self._vector_sink = self.index.vector_sink()
         # held until close(): opening an embedded store costs far more than a query, and it admits one
@@ -223,9 +230,11 @@ class HybridRetriever:
         if table is None:
             self._build_stored(folder, signature)
             return
-        self._by_chunk = table
+        from kgbuild.communities.model import WithCurrentCommunities
+
+        self._by_chunk = WithCurrentCommunities(table, self.index.out_dir)  # the table's own `communities` lags an ingest
         if self.enabled["bm25"]:
-            self._bm25 = BM25ChunkIndex.load(folder / BM25_DIR, PayloadList(table))
+            self._bm25 = BM25ChunkIndex.load(folder / BM25_DIR, PayloadList(self._by_chunk))  # type: ignore[arg-type]
         if self.enabled["graph"] and self._retrieval_graph is None:
             self._stored_graph = RetrievalGraph.load(folder)
 
@@ -321,6 +330,7 @@ class HybridRetriever:
         docs: Sequence[str] = (),
         doc_ids: Sequence[str] = (),
         query_filter: VectorFilter | None = None,
+        communities: Sequence[str] = (),
     ) -> list[QueryHit]:
         """The ``k`` best chunks by weighted reciprocal rank fusion of the enabled channels."""
         if k < 1:
@@ -333,7 +343,8 @@ class HybridRetriever:
 
             docs = documents_as_stored(self.state, docs)
             query_filter = build_filter(self.manifest, entities=entities, types=types, classes=classes, docs=docs, doc_ids=doc_ids,
-                                        resolve_entity=self.resolve_entity)
+                                        resolve_entity=self.resolve_entity, communities=communities,
+                                        resolve_community=self.resolve_community)
         limit = max(self.candidates, k)
         rankings: dict[str, list[str]] = {}
         reasons: dict[str, list[RetrievalReason]] = {}
@@ -406,6 +417,10 @@ class HybridRetriever:
         if graph_ranking is not None:
             timings["graph"] += self._explain_s
         self.timings = timings
+        if self.community_context:
+            from kgbuild.communities.model import add_community_context
+
+            add_community_context(hits, self.index.out_dir)
         return hits
 
     def _explained(self, reason: RetrievalReason, chunk_id: str, ranking: Any) -> RetrievalReason:
@@ -434,8 +449,10 @@ def hybrid_query(
     classes: Sequence[str] | Mapping[str, str] = (),
     docs: Sequence[str] = (),
     extractor: Extractor | None = None,
+    communities: Sequence[str] = (),
+    community_context: bool = False,
 ) -> list[QueryHit]:
     """One hybrid query (``kgbuild query --hybrid``); see ``HybridRetriever`` to run many."""
     with HybridRetriever(settings, vector=vector, graph=graph, bm25=bm25, hops=hops, model=model, query_model=query_model,
-                         extractor=extractor) as retriever:
-        return retriever.retrieve(text, k=k, entities=entities, types=types, classes=classes, docs=docs)
+                         extractor=extractor, community_context=community_context) as retriever:
+        return retriever.retrieve(text, k=k, entities=entities, types=types, classes=classes, docs=docs, communities=communities)
