@@ -85,6 +85,11 @@ Docs = Annotated[list[str], typer.Option(
     "--doc", help="Only this document (repeatable): a path absolute, relative to here, or as stored in the index.")]
 SchemaFile = Annotated[str, typer.Argument(help="Schema YAML file or bundled name.")]
 # the channel names are hybrid.CHANNELS (not imported here: `kgbuild --help` stays light; a test keeps them equal)
+Adapter = Annotated[Optional[str], typer.Option(
+    "--adapter", help="A LoRA adapter directory (written by `kgbuild train --lora`) applied to --model.")]
+RelationDecoding = Annotated[Optional[str], typer.Option(
+    "--relation-decoding", metavar="plain|constrained",
+    help="constrained: decode relations with the schema's constraints (gliner2's joint decoder); default plain.")]
 Channels = Annotated[Optional[str], typer.Option(
     "--channels", metavar="vector,graph,bm25",
     help="Hybrid channels to fuse, comma-separated: vector, graph, bm25 (default all three; implies --hybrid).")]
@@ -233,6 +238,8 @@ def ingest(
     title_field: Optional[str] = typer.Option(None, "--title-field", help="JSON/JSONL field holding the title."),
     csv_text_column: Optional[str] = typer.Option(None, "--csv-text-column", help="CSV column holding the text."),
     prune: Optional[bool] = typer.Option(None, "--prune/--no-prune", help="Remove documents deleted from the folder."),
+    adapter: Adapter = None,
+    relation_decoding: RelationDecoding = None,
     as_json: AsJson = False,
     *,
     stores: StoreFlags,
@@ -240,6 +247,7 @@ def ingest(
     """Read, chunk, extract, reconcile and write a folder of documents."""
     settings = _store_settings(
         stores, schema_path=schema, model=model, threshold=threshold, batch_size=batch_size, device=device,
+        adapter=adapter, relation_decoding=relation_decoding,
         chunk_size=chunk_size, chunk_overlap=chunk_overlap, embedding_model=embedding_model, text_field=text_field,
         id_field=id_field, title_field=title_field, csv_text_column=csv_text_column, prune=prune, precision=precision,
         fast_attention=fast_attention,
@@ -752,6 +760,186 @@ def communities_show(
         lines.append(f"    ... and {len(c.documents) - 20} more (--json lists them all)")
     for line in lines:
         out.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
+# -- eval, train, labels (kgbuild.train) -------------------------------------------------------------------------
+
+labels_app = typer.Typer(no_args_is_help=True, help="Labelled data: convert from annotation tools, check, export the index's.")
+app.add_typer(labels_app, name="labels")
+LabelSchema = Annotated[str, typer.Option("--schema", help="Schema YAML file or bundled name (default business-news).")]
+Device = Annotated[str, typer.Option("--device", help="cpu, cuda or auto.")]
+
+
+def _example_progress(total: int, what: str) -> Any:
+    return Progress(SpinnerColumn(), TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TextColumn("ETA"), TimeRemainingColumn(), console=err, transient=True)
+
+
+@app.command("eval")
+def eval_command(
+    gold: Path = typer.Argument(..., help="Labelled examples: gliner2 JSONL (kgbuild labels convert makes it from other formats)."),
+    schema: LabelSchema = "business-news",
+    model: Optional[str] = typer.Option(None, "--model", help="GLiNER2 hub id or local checkpoint directory."),
+    adapter: Adapter = None,
+    relation_decoding: RelationDecoding = None,
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Confidence threshold, overrides the schema's."),
+    device: Device = "auto",
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Texts per model forward pass."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N examples."),
+    top_errors: int = typer.Option(10, "--errors", min=0, help="How many of the commonest errors to list."),
+    as_json: AsJson = False,
+) -> None:
+    """Precision, recall and F1 of a model on labelled examples: entities, relations, classifications."""
+    from kgbuild.settings import DEFAULT_MODEL
+    from kgbuild.train.evaluate import evaluate
+    from kgbuild.train.gold import load_gold
+    from kgbuild.schema import load_schema
+
+    loaded = _run(lambda: load_schema(schema).with_threshold(threshold))
+    examples = _run(lambda: load_gold(gold, loaded, limit=limit))  # checked before any model loads
+    run = functools.partial(evaluate, examples, loaded, model or os.environ.get("KGBUILD_MODEL") or DEFAULT_MODEL,
+                            adapter=adapter, relation_decoding=relation_decoding, device=device, batch_size=batch_size)
+    if not as_json and err.is_terminal:
+        with _example_progress(len(examples), "evaluating") as progress:
+            task = progress.add_task("examples", total=len(examples))
+            report = _run(lambda: run(on_done=lambda n: progress.advance(task, n)))
+    else:
+        report = _run(run)
+    report.source = str(gold)
+    if as_json:
+        print(json.dumps(report.to_dict(top_errors), ensure_ascii=False))
+        return
+    from kgbuild.train.tables import errors_table, per_label_table, summary_table
+
+    out.print(summary_table(report))
+    out.print(per_label_table(report.scores))
+    errors = errors_table(report.scores, top_errors)
+    if errors is not None and top_errors:
+        out.print(errors)
+    out.print(f"{report.scores.examples} examples in {report.seconds:.1f} s ({report.examples_per_second:.2f} examples/s)",
+              highlight=False)
+    for failure in report.failed:
+        err.print(Text.assemble(("warning: ", "bold yellow"), f"the model failed on {failure}"), highlight=False)
+
+
+@app.command("train")
+def train_command(
+    data: Path = typer.Argument(..., help="Labelled examples: gliner2 JSONL, checked against the schema first."),
+    schema: LabelSchema = "business-news",
+    base: str = typer.Option(..., "--base", help="The GLiNER2 checkpoint to start from (hub id or directory)."),
+    out_dir: Path = typer.Option(..., "--out", help="A new folder for the result: a checkpoint, or with --lora an adapter."),
+    lora: bool = typer.Option(False, "--lora", help="Train a LoRA adapter (a few MB) instead of the whole model."),
+    epochs: int = typer.Option(3, "--epochs", min=1, help="Passes over the training examples (at most)."),
+    eval_split: float = typer.Option(0.1, "--eval-split", min=0.0, max=0.9,
+                                     help="Share held out for validation loss, early stopping and the before/after table."),
+    device: Device = "auto",
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Examples per training step."),
+    learning_rate: Optional[float] = typer.Option(None, "--learning-rate", help="Task heads (and LoRA) learning rate (default 5e-4)."),
+    lora_rank: int = typer.Option(8, "--lora-rank", min=1, help="LoRA rank."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", min=1, help="Stop after this many steps."),
+    patience: int = typer.Option(2, "--patience", min=1, help="Epochs without a better validation loss before stopping."),
+    compare: bool = typer.Option(True, "--compare/--no-compare", help="Evaluate the base and the result (before/after table)."),
+    as_json: AsJson = False,
+) -> None:
+    """Fine-tune a GLiNER2 checkpoint on labelled examples (full, or a LoRA adapter)."""
+    from kgbuild.train.finetune import train
+
+    run = functools.partial(train, data, schema, base, out_dir, lora=lora, epochs=epochs, eval_split=eval_split,
+                            device=device, batch_size=batch_size, learning_rate=learning_rate, lora_rank=lora_rank,
+                            max_steps=max_steps, patience=patience, compare=compare)
+    if not as_json and err.is_terminal:
+        columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("steps · loss {task.fields[loss]} · val {task.fields[val]}"), TimeElapsedColumn(),
+                   TextColumn("ETA"), TimeRemainingColumn()]
+        with Progress(*columns, console=err, transient=True) as progress:
+            task = progress.add_task("loading model", total=None, loss="-", val="-")
+
+            def on_step(p: Any) -> None:
+                progress.update(task, description="training", total=p.total_steps or None, completed=p.step,
+                                loss=f"{p.loss:.3f}", val="-" if p.eval_loss is None else f"{p.eval_loss:.3f}")
+
+            report = _run(lambda: run(on_step=on_step, on_phase=lambda phase: progress.update(task, description=phase)))
+    else:
+        report = _run(run)
+    if as_json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False))
+        return
+    kind = f"LoRA adapter ({report.size_mb:.1f} MB)" if report.kind == "lora" else f"checkpoint ({report.size_mb:.0f} MB)"
+    first = report.losses[0][1] if report.losses else float("nan")
+    last = report.losses[-1][1] if report.losses else float("nan")
+    out.print(f"trained {report.steps} steps ({report.epochs} epochs{', stopped early' if report.stopped_early else ''})"
+              f" on {report.train_examples} examples in {report.seconds:.1f} s ({report.examples_per_second:.2f} examples/s);"
+              f" loss {first:.3f} -> {last:.3f}"
+              + (f", best validation loss {report.best_eval_loss:.3f}" if report.best_eval_loss is not None else ""),
+              highlight=False, soft_wrap=True)
+    if report.before is not None and report.after is not None:
+        from kgbuild.train.tables import before_after_table
+
+        out.print(before_after_table(report.before, report.after, report.compared_on))
+    use = (f"--model {report.base} --adapter {report.out_dir}" if report.kind == "lora" else f"--model {report.out_dir}")
+    out.print(f"{kind} in {report.out_dir}; use it with: kgbuild ingest PATH {use}", highlight=False, soft_wrap=True)
+
+
+@labels_app.command("export")
+def labels_export(
+    out_file: Path = typer.Option(..., "--out", help="The JSONL file to write (gliner2 training format)."),
+    index_dir: Optional[Path] = typer.Option(None, "--index", help="Index directory (default ./.kgbuild, or KGBUILD_OUT_DIR)."),
+    doc: Docs = [],
+    per_chunk: bool = typer.Option(False, "--per-chunk", help="One record per chunk instead of per document."),
+    as_json: AsJson = False,
+) -> None:
+    """Write what the index extracted (spans, types, relations, classes) as labelled examples to correct and train on."""
+    settings = _settings(out_dir=index_dir)
+    from kgbuild.train.export import export_labels
+
+    report = _run(lambda: export_labels(settings, out_file, docs=doc, per_chunk=per_chunk))
+    if as_json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False))
+        return
+    out.print(f"{out_file}: {report.records} records from {report.documents} documents, {report.entities} entity spans,"
+              f" {report.relations} relations", highlight=False, markup=False, soft_wrap=True)
+    if report.missing:
+        err.print(f"note: {len(report.missing)} document(s) have no cached extraction (run `kgbuild ingest` on them again):"
+                  f" {', '.join(report.missing[:5])}", highlight=False, markup=False, soft_wrap=True)
+
+
+@labels_app.command("convert")
+def labels_convert(
+    source: Path = typer.Argument(..., help="An export of an annotation tool, or a CoNLL / Re-DocRED file."),
+    fmt: str = typer.Option(..., "--from", metavar="labelstudio|doccano|conll|redocred", help="The format of SOURCE."),
+    out_file: Path = typer.Option(..., "--out", help="The JSONL file to write (gliner2 training format)."),
+    schema: Optional[str] = typer.Option(None, "--schema", help="Check every record against this schema first."),
+    label_map: list[str] = typer.Option([], "--map", metavar="FROM=TO", help="Rename a label, e.g. PER=PERSON (repeatable)."),
+    text_field: str = typer.Option("text", "--text-field", help="Label Studio / doccano: the field holding the text."),
+    task: Optional[str] = typer.Option(None, "--task", help="The classification task that document labels belong to."),
+) -> None:
+    """Convert labelled data from Label Studio, doccano, CoNLL BIO or Re-DocRED into gliner2's training format."""
+    from kgbuild.schema import load_schema
+    from kgbuild.train.convert import convert_labels, parse_label_map
+
+    mapping = _run(lambda: parse_label_map(label_map))
+    loaded = _run(lambda: load_schema(schema)) if schema else None
+    count = _run(lambda: convert_labels(source, fmt, out_file, schema=loaded, label_map=mapping, text_field=text_field,
+                                        classification_task=task))
+    out.print(f"{out_file}: {count} records from {source} ({fmt})", highlight=False, markup=False, soft_wrap=True)
+
+
+@labels_app.command("validate")
+def labels_validate(
+    data: Path = typer.Argument(..., help="Labelled examples: gliner2 JSONL."),
+    schema: LabelSchema = "business-news",
+) -> None:
+    """Check labelled data against a schema: one line per problem, naming the line and the field."""
+    from kgbuild.schema import load_schema
+    from kgbuild.train.gold import load_gold
+
+    loaded = _run(lambda: load_schema(schema))
+    examples = _run(lambda: load_gold(data, loaded))
+    entities = sum(len(e.entities) for e in examples)
+    relations = sum(len(e.relations) for e in examples)
+    classes = sum(len(e.classifications) for e in examples)
+    out.print(f"{data}: {len(examples)} valid examples for schema '{loaded.name}': {entities} entity spans,"
+              f" {relations} relations, {classes} classifications", highlight=False, markup=False, soft_wrap=True)
 
 
 def main() -> None:

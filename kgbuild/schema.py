@@ -62,6 +62,10 @@ class RelationType(_Strict):
     target: list[str] = Field(min_length=1)
     threshold: float | None = Threshold
     prompt: str | None = None
+    # constraints for constrained relation decoding (kgbuild.extract.constrained); plain decoding ignores them
+    symmetric: bool = False  # A r B means B r A (spouse, sibling); source and target must list the same types
+    inverse_of: str | None = None  # the relation that says the same thing the other way round (PARENT_OF / CHILD_OF)
+    max_per_head: int | None = Field(default=None, ge=1)  # at most this many per head entity (CEO_OF: 1)
 
 
 class ClassificationTask(_Strict):
@@ -153,6 +157,8 @@ class ExtractionSchema(_Strict):
                             f"relations.{rel_name}.{end}: unknown entity type {entity_type!r}"
                             f" (defined: {', '.join(self.entities) or 'none'})"
                         )
+        for rel_name, rel in self.relations.items():
+            _check_relation_constraints(rel_name, rel, self.relations)
         prompts: dict[str, str] = {}
         for kind, items in (("entities", self.entities), ("relations", self.relations)):
             for label, item in items.items():
@@ -191,6 +197,28 @@ class ExtractionSchema(_Strict):
         if not 0.0 <= threshold <= 1.0:
             raise SchemaError(f"threshold must be between 0 and 1, got {threshold}")
         return self.model_copy(update={"threshold": threshold})
+
+
+def _check_relation_constraints(name: str, rel: RelationType, relations: dict[str, RelationType]) -> None:
+    """``symmetric`` and ``inverse_of`` must describe a relation that can hold both ways round."""
+    if rel.symmetric and rel.inverse_of:
+        raise ValueError(f"relations.{name}: symmetric and inverse_of exclude each other (a symmetric relation is its own inverse)")
+    if rel.symmetric and set(rel.source) != set(rel.target):
+        raise ValueError(f"relations.{name}.symmetric: source {rel.source} and target {rel.target} must list the same"
+                         " entity types (B r A must be allowed wherever A r B is)")
+    if rel.inverse_of is None:
+        return
+    other = relations.get(rel.inverse_of)
+    if other is None:
+        raise ValueError(f"relations.{name}.inverse_of: unknown relation type {rel.inverse_of!r}"
+                         f" (defined: {', '.join(relations)})")
+    if rel.inverse_of == name:
+        raise ValueError(f"relations.{name}.inverse_of: a relation cannot be its own inverse (use symmetric: true)")
+    if set(rel.source) != set(other.target) or set(rel.target) != set(other.source):
+        raise ValueError(f"relations.{name}.inverse_of: {name} goes {rel.source} -> {rel.target}, so its inverse"
+                         f" {rel.inverse_of} must go {rel.target} -> {rel.source}, not {other.source} -> {other.target}")
+    if other.inverse_of not in (None, name):
+        raise ValueError(f"relations.{name}.inverse_of: {rel.inverse_of} declares inverse_of {other.inverse_of!r}, not {name!r}")
 
 
 def default_prompt(label: str) -> str:

@@ -42,6 +42,7 @@ class RawRelation:
     label: str
     head: RawSpan  # head/tail labels are unused: their types come from linked mentions
     tail: RawSpan
+    confidence: float | None = None  # the decoder's own (constrained decoding); None: the weaker end's
 
 
 @dataclass(slots=True)
@@ -158,7 +159,7 @@ def without_header(raw: RawExtraction, header_length: int, text: str = "") -> Ra
     for relation in raw.relations:
         head, tail = shifted(relation.head), shifted(relation.tail)
         if head is not None and tail is not None:
-            relations.append(RawRelation(relation.label, head, tail))
+            relations.append(RawRelation(relation.label, head, tail, relation.confidence))
     return RawExtraction(entities, relations, raw.classifications, raw.structures)
 
 
@@ -195,7 +196,8 @@ def link_extraction(chunk: Chunk, raw: RawExtraction, schema: ExtractionSchema) 
         if rel.label not in schema.relations:
             dropped[DROP_UNKNOWN_LABEL] += 1
             continue
-        confidence = stored_confidence(min(rel.head.confidence, rel.tail.confidence))
+        confidence = stored_confidence(
+            min(rel.head.confidence, rel.tail.confidence) if rel.confidence is None else rel.confidence)
         if confidence < schema.relation_threshold(rel.label):
             dropped[DROP_BELOW_THRESHOLD] += 1
             continue

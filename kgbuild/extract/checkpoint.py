@@ -41,6 +41,21 @@ class CheckpointIdentity:
     def load_from(self) -> str:
         return self.local_dir or self.location
 
+    def with_adapter(self, adapter: str, known_hashes: dict[str, Any] | None = None) -> CheckpointIdentity:
+        """This checkpoint with a LoRA adapter directory on top: another model, by the adapter's content too."""
+        path = Path(adapter).expanduser()
+        if not path.is_dir():
+            raise ModelLoadError(f"adapter '{adapter}': no such directory (pass the directory kgbuild train --lora wrote)")
+        directory = path.resolve()
+        return self.with_part("adapter", fingerprint_directory(directory, known_hashes), shown=f"adapter {directory}")
+
+    def with_part(self, name: str, value: str, shown: str | None = None) -> CheckpointIdentity:
+        """This identity with something else that decides the model's output (an adapter, a decoding); ``shown``
+        is how the location names it (default ``name value``)."""
+        combined = hashlib.sha256(f"{self.fingerprint}\n{name}\n{value}".encode()).hexdigest()
+        return CheckpointIdentity(f"{self.location} + {shown or f'{name} {value}'}", f"sha256:{combined}",
+                                  self.local_dir or self.location)
+
     def describe(self) -> str:
         if self.fingerprint.startswith("sha256:"):
             return f"{self.location} ({self.fingerprint[:19]})"

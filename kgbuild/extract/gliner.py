@@ -13,10 +13,14 @@ from kgbuild.chunk import TokenSpans, split_word_spans
 from kgbuild.extract.runtime import bound_onednn_cache, resolve_device, resolve_precision
 from kgbuild.errors import ConfigError, ModelLoadError
 from kgbuild.extract.base import RawExtraction, RawRelation, RawSpan
+from kgbuild.extract.constrained import RELATION_DECODINGS
 from kgbuild.schema import ExtractionSchema
 from kgbuild.types import LabelScore, StructureInstance
 
 log = logging.getLogger(__name__)
+
+# Chosen on the held-out Re-DocRED windows (BENCHMARKS.md, "relations-eval"): the decoding with the better relation F1.
+DEFAULT_RELATION_DECODING = "plain"
 
 # Tokens kept free beside schema + text: the encoder's [CLS]/[SEP], and the "." that
 # gliner2 appends to a text that does not end with punctuation.
@@ -48,11 +52,19 @@ class GLiNER2Extractor:
         torch_threads: int | None = None,
         precision: str = "auto",
         fast_attention: bool = True,
+        adapter: str | Path | None = None,
+        relation_decoding: str = DEFAULT_RELATION_DECODING,
     ):
         if precision not in ("auto", "fp32", "bf16"):
             raise ConfigError(f"precision must be auto, fp32 or bf16, got {precision!r}")
+        if relation_decoding not in RELATION_DECODINGS:
+            raise ConfigError(f"relation decoding must be {' or '.join(RELATION_DECODINGS)}, got {relation_decoding!r}")
         self.schema = schema
         self._model_ref = model
+        self.adapter = str(adapter) if adapter else None  # a LoRA adapter directory (kgbuild train --lora)
+        self.relation_decoding = relation_decoding
+        self._joint: Any = None  # JointDecoder, for constrained relation decoding
+        self._rest_schema: Any = None  # the multi-task schema without entities and relations, beside the joint decoder
         self.device = device
         self.batch_size = batch_size
         self.torch_threads = torch_threads
@@ -79,16 +91,23 @@ class GLiNER2Extractor:
         """The checkpoint's identity (``kgbuild.extract.checkpoint``), resolved without loading the model.
 
         A hub id that is neither cached nor reachable fails here at once. A model object passed in
-        directly is identified by its class name.
+        directly is identified by its class name. The identity covers what else decides the output: the
+        LoRA adapter (its directory's content) and constrained relation decoding, so an index extracted
+        with another adapter, or decoded the other way, is extracted again.
         """
         from kgbuild.extract.checkpoint import CheckpointIdentity, resolve_checkpoint
 
         if self._identity is None:
             if isinstance(self._model_ref, (str, Path)):
-                self._identity = resolve_checkpoint(str(self._model_ref), known_hashes)
+                identity = resolve_checkpoint(str(self._model_ref), known_hashes)
             else:
                 name = type(self._model_ref).__name__
-                self._identity = CheckpointIdentity(name, name)
+                identity = CheckpointIdentity(name, name)
+            if self.adapter:
+                identity = identity.with_adapter(self.adapter, known_hashes)
+            if self.relation_decoding != "plain" and self.schema.relations:
+                identity = identity.with_part("relations", self.relation_decoding, shown=f"{self.relation_decoding} relation decoding")
+            self._identity = identity
         return self._identity
 
     def warm_up(self) -> None:
@@ -103,6 +122,8 @@ class GLiNER2Extractor:
             model = load_gliner2(self._identity.load_from if self._identity is not None else str(self._model_ref))
         else:
             model = self._model_ref
+        if self.adapter:
+            model = apply_adapter(model, self.adapter)
         device = resolve_device(self.device)
         model = model.to(device)
         model.eval()
@@ -112,6 +133,13 @@ class GLiNER2Extractor:
         self._model = model
         self._gliner_schema = build_gliner_schema(model, self.schema)
         self._schema_tokens = self._count_schema_tokens()
+        if self.relation_decoding == "constrained" and self.schema.relations:
+            from kgbuild.extract.constrained import JointDecoder
+
+            self._joint = JointDecoder(model, self.schema, batch_size=self.batch_size)
+            # classifications and structures still come from the multi-task pass, without entities and relations
+            rest = self.schema.model_copy(update={"entities": {}, "relations": {}})
+            self._rest_schema = build_gliner_schema(model, rest) if rest.classifications or rest.structures else None
 
     @property
     def model(self) -> Any:
@@ -153,17 +181,27 @@ class GLiNER2Extractor:
         )
         # similar lengths share a batch (less padding); results go back in the caller's order
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        ordered = [texts[i] for i in order]
         with self._autocast():
-            outputs = model.batch_extract(
-                [texts[i] for i in order],
-                self._gliner_schema,
-                batch_size=self.batch_size,
-                threshold=threshold,
-                include_confidence=True,
-                include_spans=True,
-            )
-        by_position = {position: parse_gliner_output(output, self.schema) for position, output in zip(order, outputs)}
+            if self._joint is not None:
+                raws = self._extract_constrained(model, ordered, threshold)
+            else:
+                outputs = model.batch_extract(ordered, self._gliner_schema, batch_size=self.batch_size,
+                                              threshold=threshold, include_confidence=True, include_spans=True)
+                raws = [parse_gliner_output(output, self.schema) for output in outputs]
+        by_position = dict(zip(order, raws))
         return [by_position[i] for i in range(len(texts))]
+
+    def _extract_constrained(self, model: Any, texts: list[str], threshold: float) -> list[RawExtraction]:
+        """Entities and relations from the joint decoder; classifications and structures from a pass without them."""
+        raws = [RawExtraction() for _ in texts]
+        if self._rest_schema is not None:
+            outputs = model.batch_extract(texts, self._rest_schema, batch_size=self.batch_size, threshold=threshold,
+                                          include_confidence=True, include_spans=True)
+            raws = [parse_gliner_output(output, self.schema) for output in outputs]
+        for raw, (entities, relations) in zip(raws, self._joint.decode(texts)):
+            raw.entities, raw.relations = entities, relations
+        return raws
 
     @property
     def runtime(self) -> dict[str, str]:
@@ -237,6 +275,22 @@ def _encoder_window(model: Any) -> int:
     if isinstance(tokenizer_limit, int) and 0 < tokenizer_limit < window:
         window = tokenizer_limit
     return int(window)
+
+
+def apply_adapter(model: Any, adapter: str) -> Any:
+    """The model with a LoRA adapter (a PEFT adapter directory, as ``kgbuild train --lora`` writes) merged in."""
+    directory = Path(adapter).expanduser()
+    if not (directory / "adapter_config.json").is_file():
+        raise ModelLoadError(f"adapter '{adapter}': not a LoRA adapter directory (no adapter_config.json);"
+                             " pass the directory kgbuild train --lora wrote")
+    try:
+        from peft import PeftModel
+    except ImportError:
+        raise ModelLoadError("a LoRA adapter needs the peft package (pip install peft)") from None
+    try:
+        return PeftModel.from_pretrained(model, str(directory)).merge_and_unload()
+    except Exception as exc:  # peft raises many kinds on an adapter made for another model
+        raise ModelLoadError(f"adapter '{adapter}': cannot be applied to this model ({type(exc).__name__}: {exc})") from None
 
 
 def load_gliner2(model: str) -> Any:

@@ -32,6 +32,8 @@ def build_extractor(settings: Settings, schema: ExtractionSchema) -> Extractor:
         torch_threads=settings.torch_threads,
         precision=settings.precision,
         fast_attention=settings.fast_attention,
+        adapter=settings.adapter,
+        relation_decoding=settings.relation_decoding,
     )
 
 
