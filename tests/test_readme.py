@@ -82,9 +82,9 @@ def test_readme_marks_the_quick_start_and_library_examples():
 def run_shell_block(block: Block, env: dict[str, str]) -> None:
     """Run the block's commands in one shell, stopping at the first failure; check each one's commented output."""
     commands = shell_commands(block)
-    script = ["set -eo pipefail"]
+    script = ["set -eo pipefail", "trap 'kill $(jobs -p) 2>/dev/null || true' EXIT"]  # a server started with & stops too
     for i, command in enumerate(commands):
-        script += [f"echo '@@command {i}'", command.text]
+        script += [f"echo; echo '@@command {i}'", command.text]  # on a line of its own after output with no newline
     result = subprocess.run(["bash", "-c", "\n".join(script)], cwd=REPO, env=env, capture_output=True,
                             text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -131,3 +131,35 @@ def test_the_override_file_shown_in_readme_is_valid():
     overrides = parse_overrides(yaml_text, "README.md")
     assert [(a.text, b.text) for a, b in overrides.merge] == [("PERSON:Blair", "PERSON:Tony Blair")]
     assert overrides.never_merge
+
+
+def test_serve_block_runs_as_written(readme_env, tmp_path):
+    """"Serve it": ingest, `kgbuild serve` in the background, curl its API (in an index of its own, with the kgbuild
+    of the quick start's environment on the PATH)."""
+    block = next(b for b in find_tested_blocks(README.read_text(encoding="utf-8"))
+                 if any(line.startswith("kgbuild serve") for line in b.lines))
+    env = {**readme_env, "KGBUILD_OUT_DIR": str(tmp_path / "served-index"),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{readme_env.get('PATH', '')}"}
+    env.pop("KGBUILD_API_TOKEN", None)
+    run_shell_block(block, env)
+    assert not (tmp_path / "served-index" / ".serve").exists()  # the server removed its snapshot when it stopped
+
+
+def test_the_mcp_configuration_shown_in_readme_starts_the_stdio_server():
+    import json
+
+    section = README.read_text(encoding="utf-8").split("### Serve it", 1)[1]
+    config = json.loads(section.split("```json\n", 1)[1].split("```", 1)[0])["mcpServers"]["kgbuild"]
+    assert config["command"] == "kgbuild"
+    assert config["args"][:4] == ["serve", "--mcp", "--transport", "stdio"] and config["args"][4] == "--out"
+
+
+def test_communities_block_runs_as_written(readme_env, tmp_path):
+    """"Communities: a map of the corpus": ingest the news example, list, --global, show, --community (in an index of
+    its own, with the kgbuild of the quick start's environment on the PATH)."""
+    block = next(b for b in find_tested_blocks(README.read_text(encoding="utf-8"))
+                 if any(line.startswith("kgbuild communities show") for line in b.lines))
+    env = {**readme_env, "KGBUILD_OUT_DIR": str(tmp_path / "communities-index"),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{readme_env.get('PATH', '')}"}
+    run_shell_block(block, env)
+    assert (tmp_path / "communities-index" / "communities" / "communities.json").exists()

@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from kgbuild.errors import ConfigError, KgbuildError, TransientError
 from kgbuild.serve import models as m
-from kgbuild.serve.snapshot import NotReady, index_signature, lock_held, remove_stale_snapshots, take_snapshot
+from kgbuild.serve.snapshot import SNAPSHOT_DIR, NotReady, index_signature, lock_held, remove_stale_snapshots, take_snapshot
 from kgbuild.settings import Settings
 from kgbuild.types import Entity, QueryHit, VectorFilter
 
@@ -275,6 +275,8 @@ class IndexService:
             current, self._current = self._current, None
         if current is not None:
             self._retire(current)
+        with contextlib.suppress(OSError):  # the snapshots' folder, once no other server has one in it
+            (self.snapshot_root or self.out_dir / SNAPSHOT_DIR).rmdir()
 
     def __enter__(self) -> IndexService:
         return self.start()

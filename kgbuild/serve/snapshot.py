@@ -160,8 +160,40 @@ def _freeze(source: Path, target: Path, *, link: bool) -> int:
             return 0
         except OSError:
             pass
-    shutil.copyfile(source, target)
-    return target.stat().st_size
+    return _copy_sparse(source, target)
+
+
+def _copy_sparse(source: Path, target: Path) -> int:
+    """Copy the data of ``source`` and leave its holes holes: the engine preallocates its files (a 3-point shard
+    is 208 MB long and 0.7 MB on disk), so a plain copy would write hundreds of megabytes of zeros. Bytes copied."""
+    copied = 0
+    with open(source, "rb") as src, open(target, "wb") as dst:
+        fd, size = src.fileno(), os.fstat(src.fileno()).st_size
+        dst.truncate(size)
+        offset = 0
+        while offset < size:
+            try:
+                start = os.lseek(fd, offset, os.SEEK_DATA)
+            except OSError as exc:
+                if exc.errno == errno.ENXIO:  # nothing but a hole up to the end
+                    break
+                src.seek(0)  # a file system without SEEK_DATA: every byte
+                dst.seek(0)
+                shutil.copyfileobj(src, dst, 1 << 20)
+                return size
+            end = os.lseek(fd, start, os.SEEK_HOLE)
+            src.seek(start)
+            dst.seek(start)
+            left = end - start
+            while left:
+                block = src.read(min(left, 1 << 20))
+                if not block:
+                    break
+                dst.write(block)
+                left -= len(block)
+            copied += end - start
+            offset = end
+    return copied
 
 
 def remove_stale_snapshots(out_dir: Path) -> None:
