@@ -132,7 +132,7 @@ def _entity(node: str, data: dict[str, Any]) -> Entity:
                   data.get("mention_count", 0), data.get("confidence", 0.0), dict(data.get("alias_counts") or {}))
 
 
-def read_entity_graph(path: Path) -> EntityGraphData:
+def read_entity_graph(path: Path, mentions: bool = True) -> EntityGraphData:
     """``entity_graph()`` of a graph file not loaded yet, read as plain JSON: building the whole MultiDiGraph
     first (``nx.node_link_graph``) cost more than everything else a hybrid query does on open.
 
@@ -157,15 +157,16 @@ def read_entity_graph(path: Path) -> EntityGraphData:
         by_source.setdefault(head, {}).setdefault(tail, []).append(edge.get("type"))
     edges = ((head, tail, edge_type) for head in nodes
              for tail, edge_types in by_source.get(head, {}).items() for edge_type in edge_types)
-    return _add_edges(out, edges)
+    return _add_edges(out, edges, mentions)
 
 
-def _add_edges(out: EntityGraphData, edges: Iterable[tuple[str, str, str | None]]) -> EntityGraphData:
-    """(head, tail, type) edges in the graph's order: one mention pair per chunk and entity, and the relations."""
+def _add_edges(out: EntityGraphData, edges: Iterable[tuple[str, str, str | None]], mentions: bool = True) -> EntityGraphData:
+    """(head, tail, type) edges in the graph's order: one mention pair per chunk and entity (``mentions``), and the
+    relations."""
     seen: set[tuple[str, str]] = set()
     for head, tail, edge_type in edges:
         if edge_type == "MENTIONS":
-            if (head, tail) not in seen:
+            if mentions and (head, tail) not in seen:
                 seen.add((head, tail))
                 out.mentions.append((head, tail))
         elif edge_type not in STRUCTURAL_EDGES:
@@ -379,15 +380,15 @@ class NetworkXGraphSink:
                                            d.get("summary", "")))
         return sorted(out, key=lambda c: (c.level, c.id))
 
-    def entity_graph(self) -> EntityGraphData:
+    def entity_graph(self, *, mentions: bool = True) -> EntityGraphData:
         if self.graph is None:
-            return read_entity_graph(self.path)
+            return read_entity_graph(self.path, mentions)
         g = self.graph
         out = EntityGraphData()
         for node, data in g.nodes(data=True):
             if data.get("kind") == "Entity":
                 out.entities[node] = _entity(node, data)
-        return _add_edges(out, ((head, tail, data.get("type")) for head, tail, data in g.edges(data=True)))
+        return _add_edges(out, ((head, tail, data.get("type")) for head, tail, data in g.edges(data=True)), mentions)
 
     def stats(self) -> IndexStats:
         g = self._g()

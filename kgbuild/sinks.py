@@ -51,9 +51,10 @@ class GraphSink(Protocol):
         """Counts of documents, chunks, mentions, entities and relations (by type)."""
         ...
 
-    def entity_graph(self) -> EntityGraphData:
+    def entity_graph(self, *, mentions: bool = True) -> EntityGraphData:
         """Entities (name, aliases, counts), chunk-to-entity mention pairs and relation edges: the graph
-        that graph retrieval walks."""
+        that graph retrieval walks. ``mentions=False`` leaves the mention pairs out (an empty list): the
+        retrieval graph takes them from the chunk payloads, and there are ~20 per chunk."""
         ...
 
     def export(self) -> GraphExport:

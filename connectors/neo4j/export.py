@@ -136,12 +136,13 @@ def read_entity_mentions(read: ReadRecords, entity_ids: list[str]) -> list[Menti
     return [mention_record(row["chunk"], row["entity"], decode_properties(row["props"])) for row in rows]
 
 
-def read_entity_graph(read: ReadRecords) -> EntityGraphData:
-    """Entities with names and aliases, chunk-entity pairs and relation edges, in three reads."""
+def read_entity_graph(read: ReadRecords, mentions: bool = True) -> EntityGraphData:
+    """Entities with names and aliases, chunk-entity pairs (``mentions``) and relation edges, in three reads."""
     out = EntityGraphData()
     out.entities = read_entities(read)
-    for record in read("MATCH (c:Chunk)-[:MENTIONS]->(e:Entity) RETURN DISTINCT c.id AS chunk, e.id AS entity"):
-        out.mentions.append((record["chunk"], record["entity"]))
+    if mentions:
+        for record in read("MATCH (c:Chunk)-[:MENTIONS]->(e:Entity) RETURN DISTINCT c.id AS chunk, e.id AS entity"):
+            out.mentions.append((record["chunk"], record["entity"]))
     for record in read(
         "MATCH (h:Entity)-[r]->(t:Entity) WHERE NOT type(r) IN $structural RETURN h.id AS head, type(r) AS label, t.id AS tail",
         structural=sorted(STRUCTURAL_EDGES),

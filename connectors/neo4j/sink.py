@@ -212,9 +212,9 @@ class Neo4jGraphSink:
         """The whole database in the store-independent export form (see :func:`export_graph`)."""
         return export_graph(self.run_read)
 
-    def entity_graph(self) -> EntityGraphData:
-        """Entities with names and aliases, chunk-entity pairs and relation edges, in three reads."""
-        return read_entity_graph(self.run_read)
+    def entity_graph(self, *, mentions: bool = True) -> EntityGraphData:
+        """Entities with names and aliases, chunk-entity pairs (``mentions``) and relation edges, in three reads."""
+        return read_entity_graph(self.run_read, mentions)
 
     def entities(self) -> dict[str, Entity]:
         return read_entities(self.run_read)

@@ -182,11 +182,24 @@ class HybridRetriever:
         self.schema = ExtractionSchema.model_validate(self.manifest.schema_definition or {"name": "unknown"})
         self._vector_sink = self.index.vector_sink()
         # held until close(): opening an embedded store costs far more than a query, and it admits one
-        # process at a time, so close the retriever before ingesting into the same index
-        self._vector_sink.open()
+        # process at a time, so close the retriever before ingesting into the same index. It opens in a thread
+        # while the retrieval folder is read: at 100,000 chunks each takes a second or more, and qdrant-edge's
+        # load releases the GIL (BENCHMARKS.md, "graph-latency")
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1, thread_name_prefix="kgbuild-open") as pool:
+            opening = pool.submit(self._vector_sink.open)
+            try:
+                stored = self._read_stored()
+            finally:
+                try:
+                    opening.result()
+                except BaseException:
+                    self._vector_sink.close()
+                    raise
         self._open = True
         try:
-            self._open_stored()
+            self._open_stored(stored)
         except BaseException:
             self.close()
             raise
@@ -208,35 +221,49 @@ class HybridRetriever:
                                                for e in graph.entities})
         return self
 
-    def _open_stored(self) -> None:
-        """The chunk payloads, BM25 index and retrieval graph that ingest stored under ``<out>/retrieval/``
-        (opened in milliseconds: payloads are read on demand, BM25 is memory-mapped); where there are none, or
+    def _read_stored(self) -> tuple[Any, Any, Any] | None:
+        """(chunk table, BM25 index, retrieval graph) that ingest stored under ``<out>/retrieval/`` where they
+        describe the index's documents (opened in milliseconds: payloads are read on demand, BM25 is
+        memory-mapped); None where there are none, or they describe other documents. Needs no open store, so it
+        runs while the vector store opens; ``_open_stored`` then checks the vector count too."""
+        from kgbuild.retrieve.graph_matrix import BM25_DIR, RetrievalGraph, retrieval_dir, same_documents, state_signature
+
+        if not (self.enabled["bm25"] or self.enabled["graph"]):
+            return None
+        from kgbuild.retrieve.chunk_table import ChunkTable, PayloadList
+        from kgbuild.retrieve.lexical import BM25ChunkIndex
+
+        folder = retrieval_dir(self.index.out_dir)
+        if not same_documents(RetrievalGraph.stored_signature(folder), state_signature(self.state, 0)):
+            return None
+        table = ChunkTable.open(folder)
+        if table is None:
+            return None
+        from kgbuild.communities.model import WithCurrentCommunities
+
+        table = WithCurrentCommunities(table, self.index.out_dir)  # the table's own `communities` lags an ingest
+        bm25 = BM25ChunkIndex.load(folder / BM25_DIR, PayloadList(table)) if self.enabled["bm25"] else None
+        graph = RetrievalGraph.load(folder) if self.enabled["graph"] and self._retrieval_graph is None else None
+        return table, bm25, graph
+
+    def _open_stored(self, stored: tuple[Any, Any, Any] | None) -> None:
+        """The chunk payloads, BM25 index and retrieval graph ``_read_stored`` read; where there were none, or
         they describe another state of the index (built before they were stored, or changed since by
         ``kgbuild remove`` or a LlamaIndex writer), built now from the stores, and saved unless another process
         is writing the index. The vector channel alone needs none of it."""
-        from kgbuild.retrieve.graph_matrix import BM25_DIR, RetrievalGraph, retrieval_dir, state_signature
+        from kgbuild.retrieve.graph_matrix import RetrievalGraph, retrieval_dir, state_signature
 
         self._by_chunk: Mapping[str, dict[str, Any]] = {}
         self._bm25 = None
         self._stored_graph: RetrievalGraph | None = None
         if not (self.enabled["bm25"] or self.enabled["graph"]):
             return
-        from kgbuild.retrieve.chunk_table import ChunkTable, PayloadList
-        from kgbuild.retrieve.lexical import BM25ChunkIndex
-
         folder = retrieval_dir(self.index.out_dir)
         signature = state_signature(self.state, self._vector_sink.count())
-        table = ChunkTable.open(folder) if RetrievalGraph.stored_signature(folder) == signature else None
-        if table is None:
+        if stored is None or RetrievalGraph.stored_signature(folder) != signature:
             self._build_stored(folder, signature)
             return
-        from kgbuild.communities.model import WithCurrentCommunities
-
-        self._by_chunk = WithCurrentCommunities(table, self.index.out_dir)  # the table's own `communities` lags an ingest
-        if self.enabled["bm25"]:
-            self._bm25 = BM25ChunkIndex.load(folder / BM25_DIR, PayloadList(self._by_chunk))  # type: ignore[arg-type]
-        if self.enabled["graph"] and self._retrieval_graph is None:
-            self._stored_graph = RetrievalGraph.load(folder)
+        self._by_chunk, self._bm25, self._stored_graph = stored
 
     def _build_stored(self, folder: Any, signature: str) -> None:
         from kgbuild.errors import KgbuildError

@@ -228,6 +228,8 @@ class GraphSinkConformance:
         graph as plain data. ``entity_graph()`` is asked first: a sink may read its storage another way
         before anything has loaded it (the NetworkX sink reads its file without building the graph)."""
         graph = sink.entity_graph()
+        without = sink.entity_graph(mentions=False)
+        assert without.mentions == [] and without.entities == graph.entities and without.relations == graph.relations
         stats = sink.stats()
         entities = sink.entities()
         export = self.export(sink)

@@ -187,11 +187,11 @@ class MemoryGraphSink:
         wanted = set(entity_ids)
         return copy.deepcopy([m for m in self.store.mentions.values() if m["entity_id"] in wanted])
 
-    def entity_graph(self) -> EntityGraphData:
+    def entity_graph(self, *, mentions: bool = True) -> EntityGraphData:
         store = self.store
         return EntityGraphData(
             entities=self.entities(),
-            mentions=list(dict.fromkeys((m["chunk_id"], m["entity_id"]) for m in store.mentions.values())),
+            mentions=list(dict.fromkeys((m["chunk_id"], m["entity_id"]) for m in store.mentions.values())) if mentions else [],
             relations=list(store.relations),
         )
 
