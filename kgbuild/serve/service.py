@@ -89,6 +89,7 @@ class Generation:
         self._hybrid_lock = threading.Lock()  # HybridRetriever keeps per-query state on itself
         self._graph_lock = threading.Lock()  # a NetworkX graph is loaded on its first full read
         self._adjacency: dict[str, list[tuple[str, str, str]]] | None = None
+        self._entities: dict[str, Entity] | None = None
         self._stats: Any = None
         self.retriever: Any = None
         self.searcher: Any = None
@@ -114,16 +115,15 @@ class Generation:
             self.live_vectors = not _backend_embedded("vector", self.manifest.vectors.kind if self.manifest.vectors else "")
             self.graph = self.index.graph_sink()
             self.graph.open()
-            self.entities: dict[str, Entity] = self.graph.entities()
-            self.by_key = {e.key: e for e in self.entities.values()}
             self.overrides = self.index.overrides()
-
-            def resolve(value: str) -> list[str]:
-                return entity_filter_keys(self.entities, value, self.overrides)
-
-            self.resolve_entity = resolve
             # all channels open; a request chooses among them (HybridRetriever.enabled, under _hybrid_lock)
             self.retriever = HybridRetriever(self.settings, embedder=self.embedder, vector_sink=shared).open()
+            named = self._named_entities()
+
+            def resolve(value: str) -> list[str]:
+                return entity_filter_keys(named() if callable(named) else named, value, self.overrides)
+
+            self.resolve_entity = resolve
             self.retriever.resolve_entity = resolve
             # a second sink on the same shard shares its handle (kgbuild.connectors.qdrant_edge)
             self.searcher = VectorSearcher(self.settings, embedder=self.embedder, vector_sink=shared).open()
@@ -131,14 +131,47 @@ class Generation:
             self.chunks = ChunkTable.open(retrieval_dir(self.folder))
             self.documents = self.state.all_documents()
             self.by_path = {doc.path: doc_id for doc_id, doc in self.documents.items()}
-            # the query model, the channels' lazy imports and caches load here, not in the first request
-            self.retriever.retrieve("warm up", k=1)
-            self.searcher.query("warm up", k=1)
+            self._warm_up()
         except BaseException:
             self.close()
             raise
         self.loaded_at = time.time()
         return self
+
+    @property
+    def entities(self) -> dict[str, Entity]:
+        """Every entity of the graph store with its counts (``GraphSink.entities()``), read on first use: on NetworkX
+        that parses the whole graph file (7 s and some hundred MB at 10k chunks), which a query needs not wait for."""
+        with self._graph_lock:
+            if self._entities is None:
+                self._entities = self.graph.entities()
+            return self._entities
+
+    def preload(self) -> None:
+        try:
+            if not self.closed:
+                self.entities  # noqa: B018  (read now, kept)
+        except Exception as exc:  # closed meanwhile, say: the first request that needs them reads them again
+            log.debug("preloading the entities of generation %d: %s", self.number, exc)
+
+    def _named_entities(self) -> Any:
+        """What ``--entity`` filters are resolved against: the retrieval graph's entities (names, aliases; in memory
+        already), as the retriever's own entity matcher takes them; the graph store's where there is no such graph."""
+        channel = self.retriever.graph_channel
+        if channel is None:
+            return lambda: self.entities
+        from kgbuild.retrieve.graph_matrix import TITLE
+
+        return {e.id: Entity(e.id, e.type, e.key, e.name, list(e.aliases), e.df, e.confidence)
+                for e in channel.graph.entities if e.type != TITLE}
+
+    def _warm_up(self) -> None:
+        """The query model, the channels' lazy imports and caches load here, not in the first request."""
+        try:
+            self.retriever.retrieve("warm up", k=1)
+            self.searcher.query("warm up", k=1)
+        except Exception as exc:  # an empty index, say: the requests will say what is wrong
+            log.debug("warming up generation %d: %s", self.number, exc)
 
     def describe(self) -> m.GenerationModel:
         return m.GenerationModel(number=self.number, loaded_at=round(self.loaded_at, 3), documents=len(self.documents),
@@ -247,7 +280,7 @@ class IndexService:
         self._refresh_lock = threading.Lock()  # one refresh at a time
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
-        self._numbers = 0
+        self._attempts = 0  # snapshots taken or tried: each gets a folder name of its own
         self._name = secrets.token_hex(3)  # snapshot folders of two services in one process never meet
         self._journal: tuple[Any, frozenset[str]] = (None, frozenset())
         self.status = ServiceStatus()
@@ -303,8 +336,8 @@ class IndexService:
                 self._swap(None)
                 self.status.reason = f"no kgbuild index in {self.out_dir} any more"
             started = time.perf_counter()
-            self._numbers += 1
-            name = f"{os.getpid()}-{self._name}-{self._numbers}"
+            self._attempts += 1
+            name = f"{os.getpid()}-{self._name}-{self._attempts}"
             try:
                 snapshot = take_snapshot(self.out_dir, name, self.snapshot_root)
             except NotReady as exc:
@@ -321,7 +354,7 @@ class IndexService:
                     return False
                 return self._failed(f"taking a snapshot of {self.out_dir}: {exc}", raise_errors)
             try:
-                generation = Generation(self._numbers, snapshot.folder, snapshot.signature, self.settings,
+                generation = Generation(self.status.reloads + 1, snapshot.folder, snapshot.signature, self.settings,
                                         self._embedder_for(snapshot.folder), self._vector_sink).open()
             except Exception as exc:
                 import shutil
@@ -330,6 +363,8 @@ class IndexService:
                 return self._failed(str(exc) if isinstance(exc, KgbuildError) else f"{type(exc).__name__}: {exc}",
                                     raise_errors, exc)
             self._swap(generation)
+            # the entity look-ups' data, read beside the requests (they wait for it only if they need it first)
+            threading.Thread(target=generation.preload, name="kgbuild-serve-entities", daemon=True).start()
             self.status.writing = False
             self.status.reason = self.status.last_error = ""
             self.status.reloads += 1
