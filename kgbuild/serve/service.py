@@ -151,6 +151,7 @@ class Generation:
         try:
             if not self.closed:
                 self.entities  # noqa: B018  (read now, kept)
+                release_freed_memory()  # what parsing the graph file left
         except Exception as exc:  # closed meanwhile, say: the first request that needs them reads them again
             log.debug("preloading the entities of generation %d: %s", self.number, exc)
 
@@ -190,6 +191,7 @@ class Generation:
         import shutil
 
         shutil.rmtree(self.folder, ignore_errors=True)
+        release_freed_memory()
 
     # -- reads that need the graph store -------------------------------------------------------------
 
@@ -233,6 +235,20 @@ class _Held:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sink, name)
+
+
+def release_freed_memory() -> None:
+    """Collect, then give the heap that a closed generation (or a parse) freed back to the system. glibc keeps freed
+    memory in its arenas otherwise: measured at 10k chunks, each swap left the server 70-90 MB larger, reload after
+    reload; with the trim it levels off after the first. Nothing happens where there is no glibc."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL(None).malloc_trim(0)  # the process's own symbols: libc's where it is glibc
+    except (OSError, AttributeError):
+        pass
 
 
 def _backend_embedded(kind: str, name: str) -> bool:
