@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from kgbuild import __version__
 from kgbuild.errors import ConfigError, IndexNotFoundError
@@ -273,33 +273,42 @@ class Index:
         self.state.save()
         journal.clear()
 
-    def refresh_retrieval_graph(self, stores: Stores, embedder: Any = None) -> Any:
-        """Rebuild ``<out>/retrieval/`` (the graph channel's sparse chunk+entity matrix, entity-name vectors, the
-        chunk payloads and BM25 index) from the graph store's ``entity_graph()`` and the vector store's payloads,
-        where the state changed since it was built; returns the
-        ``RetrievalGraph`` built, or None when the stored one still describes the state.
+    def refresh_retrieval_graph(self, stores: Stores, embedder: Any = None,
+                                written: Mapping[str, Sequence[Mapping[str, Any]]] | None = None) -> Any:
+        """Bring ``<out>/retrieval/`` (the graph channel's sparse chunk+entity matrix, entity-name vectors, the
+        chunk payloads and BM25 index) up to date with the stores, where the state changed since it was built;
+        returns the ``RetrievalGraph`` made, or None when the stored one still describes the state.
 
-        Called at the end of each ingest that changed anything (under the lock). Names already embedded
-        are reused from the stored vectors, so only new entity names are embedded (``embedder``: the
-        index's; None leaves synonym edges and embedding seeds out).
+        Called at the end of each ingest that changed anything (under the lock). ``written``: the chunk payloads
+        of every document this run wrote (doc id -> payloads); where they account for every change, the stored
+        graph is updated with them (``update_retrieval_graph``: only the changed documents' chunks are read and
+        normalised), else (a first ingest, a run after a crash, ``kgbuild remove``) built from the stores. Either
+        way it equals a fresh build. Names already embedded are reused from the stored vectors, so only new
+        entity names are embedded (``embedder``: the index's; None leaves synonym edges and embedding seeds out).
         """
         from kgbuild.retrieve.graph_matrix import (
-            RetrievalGraph, build_retrieval_graph, retrieval_dir, same_documents, state_chunk_ids, state_signature,
+            RetrievalGraph, build_retrieval_graph, document_signatures, extraction_signature, retrieval_dir, same_documents,
+            state_chunk_ids, state_signature, update_retrieval_graph,
         )
-        from kgbuild.retrieve.vector import indexed_text
-
         folder = retrieval_dir(self.out_dir)
         stored = RetrievalGraph.stored_signature(folder)
         if not stores.is_open and same_documents(stored, state_signature(self.state, 0)):
             return None  # this run wrote nothing, and the documents are those the graph describes
         stores.open()
-        signature = state_signature(self.state, stores.vectors.count())
+        points = stores.vectors.count()
+        signature = state_signature(self.state, points)
         if stored == signature:
             return None
-        payloads = {str(p["chunk_id"]): p for p in stores.vectors.export().points.values() if p.get("chunk_id")}
-        graph = build_retrieval_graph(stores.graph.entity_graph(), embedder=embedder, chunk_ids=state_chunk_ids(self.state),
-                                      signature=signature, reuse_from=folder, payloads=payloads)
-        graph.save(folder, payloads, indexed_text)  # with the chunk table and the BM25 index
+        data = stores.graph.entity_graph(mentions=False)  # the mention pairs come with the chunk payloads
+        graph = None
+        if written is not None:
+            graph = update_retrieval_graph(folder, data, written, document_signatures(self.state), extraction_signature(self.state),
+                                           points, embedder=embedder, chunk_ids=state_chunk_ids(self.state), signature=signature)
+        if graph is None:
+            payloads = {str(p["chunk_id"]): p for p in stores.vectors.export().points.values() if p.get("chunk_id")}
+            graph = build_retrieval_graph(data, embedder=embedder, chunk_ids=state_chunk_ids(self.state), signature=signature,
+                                          reuse_from=folder, payloads=payloads)
+        graph.save(folder, state=self.state)  # with the chunk table and the BM25 index
         return graph
 
     # -- the commands ------------------------------------------------------------------------------

@@ -86,6 +86,7 @@ class _Silent:
 
 # Chunk text kept in memory between counting and extracting; beyond it files are read a second time.
 PREPARED_TEXT_BUDGET = 64 * 1024 * 1024
+WRITTEN_LIMIT = 20_000  # chunk payloads a run keeps to update the retrieval graph with (IngestPipeline.written)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +178,11 @@ class IngestPipeline:
         self.cache = ExtractionCache(settings.out_dir)  # what the model found per document (opened on first use)
         self.fingerprint = ""  # the run's extraction fingerprint, from run() on
         self.relinked = 0  # documents the run wrote again for their links across documents
+        # the chunk payloads this run wrote, per document: what the retrieval graph is updated with at the end
+        # (``Index.refresh_retrieval_graph``); None where there is no stored graph to update, or the run wrote
+        # more than WRITTEN_LIMIT chunks (a build from the stores then costs about as much, in bounded memory)
+        self.written: dict[str, list[dict[str, Any]]] | None = None
+        self._written_chunks = 0
 
     def _phase(self, phase: str) -> None:
         on_phase = getattr(self.progress, "on_phase", None)  # listeners written before phases existed lack it
@@ -198,6 +204,9 @@ class IngestPipeline:
             # the run's context, for every step below: what it journals, reports and times
             self.journal = journal
             self.report = IngestReport(root=root, out_dir=str(out_dir))
+            from kgbuild.retrieve.graph_matrix import DOCUMENTS, retrieval_dir
+
+            self.written = {} if (retrieval_dir(out_dir) / DOCUMENTS).exists() else None
             self.timer = StageTimer(self.report.stage_seconds)
             self.checkpoints = Interval(self.settings.checkpoint_seconds)
             try:
@@ -474,8 +483,17 @@ class IngestPipeline:
         with self.timer("vector write"):
             # a changed document may now have fewer chunks: drop all of its old points first
             self.stores.vectors.delete_documents(doc_ids)
-            self.stores.vectors.upsert(build_chunk_points(graph, vectors))
+            points = build_chunk_points(graph, vectors)
+            self.stores.vectors.upsert(points)
         reached("vectors-written")
+        if self.written is not None:
+            by_document: dict[str, list[dict[str, Any]]] = {}
+            for point in points:
+                by_document.setdefault(str(point.payload["doc_id"]), []).append(point.payload)
+            self.written.update(by_document)  # a document written again (links across documents): its last payloads
+            self._written_chunks += len(points)
+            if self._written_chunks > WRITTEN_LIMIT:
+                self.written = None
 
     # -- 4. commit -------------------------------------------------------------------------
 
@@ -640,7 +658,8 @@ class IngestPipeline:
     def _finish(self) -> None:
         report = self.report
         stores_changed = report.documents_recovered or report.documents_read or report.documents_removed or self.relinked
-        graph = self.index.refresh_retrieval_graph(self.stores, self.embedder)  # the graph channel's matrix, where the state changed
+        # the graph channel's matrix, where the state changed
+        graph = self.index.refresh_retrieval_graph(self.stores, self.embedder, self.written)
         from kgbuild.communities import refresh_communities
 
         refresh_communities(self.index, self.stores, graph, embedder=self.embedder)  # where the retrieval graph changed

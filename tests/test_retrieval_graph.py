@@ -195,7 +195,8 @@ def fresh_build(corpus, tmp_path, business_schema, embedder) -> RetrievalGraph:
     return RetrievalGraph.load(retrieval_dir(settings.out_dir))
 
 
-def test_ingest_stores_the_retrieval_graph_and_it_equals_a_fresh_build_after_change_delete_add(tmp_path, business_schema, embedder):
+def test_ingest_stores_the_retrieval_graph_and_it_equals_a_fresh_build_after_change_delete_add(tmp_path, business_schema, embedder,
+                                                                                               monkeypatch):
     from kgbuild.pipeline import ingest
 
     corpus = corpus_folder(tmp_path / "corpus")
@@ -211,13 +212,63 @@ def test_ingest_stores_the_retrieval_graph_and_it_equals_a_fresh_build_after_cha
     report = ingest(corpus, settings, extractor=gazetteer(business_schema), embedder=embedder)
     assert report.documents_read >= 2
     updated = RetrievalGraph.load(retrieval_dir(settings.out_dir))
+    assert updated.updated and not stored.updated  # brought up to date with what the run wrote, not built again
     assert not updated.equals(stored)
     fresh = fresh_build(corpus, tmp_path, business_schema, embedder)
     assert updated.equals(fresh)
+    # a new document whose two-word title an unchanged passage names: the update links that passage to it
+    (corpus / "new.jsonl").write_text('{"id": "n1", "title": "Halden Foods", "text": "A profile of a company."}\n',
+                                      encoding="utf-8")
+    ingest(corpus, settings, extractor=gazetteer(business_schema), embedder=embedder)
+    updated = RetrievalGraph.load(retrieval_dir(settings.out_dir))
+    title = next(i for i, e in enumerate(updated.entities) if e.key == "TITLE:halden foods")
+    linked = {updated.chunk_ids[c] for c in updated.chunk_entity[:, title].nonzero()[0]}
+    assert len(linked) > 1 and updated.updated
+    assert updated.equals(fresh_build(corpus, tmp_path / "2", business_schema, embedder))
+    # a file removed (kgbuild remove), then an ingest that writes nothing: updated with the removal alone
+    from kgbuild.index import Index
+
+    Index(settings).remove([corpus / "new.jsonl"])
+    (corpus / "new.jsonl").unlink()
+    ingest(corpus, settings, extractor=gazetteer(business_schema), embedder=embedder)
+    updated = RetrievalGraph.load(retrieval_dir(settings.out_dir))
+    assert updated.updated and updated.equals(fresh)
+    # a run that writes more chunks than it keeps payloads of builds the graph from the stores
+    monkeypatch.setattr("kgbuild.pipeline.WRITTEN_LIMIT", 0)
+    (corpus / "new.jsonl").write_text('{"id": "n2", "title": "Crispo", "text": "An oat cracker."}\n', encoding="utf-8")
+    ingest(corpus, settings, extractor=gazetteer(business_schema), embedder=embedder)
+    built = RetrievalGraph.load(retrieval_dir(settings.out_dir))
+    assert not built.updated and len(built.chunk_ids) == len(fresh.chunk_ids) + 1
+    (corpus / "new.jsonl").unlink()
+    ingest(corpus, settings, extractor=gazetteer(business_schema), embedder=embedder)
+    assert RetrievalGraph.load(retrieval_dir(settings.out_dir)).equals(fresh)
     # nothing changed: the stored graph is kept as it is
     before = (retrieval_dir(settings.out_dir) / "meta.json").stat().st_mtime_ns
     ingest(corpus, settings, extractor=gazetteer(business_schema), embedder=embedder)
     assert (retrieval_dir(settings.out_dir) / "meta.json").stat().st_mtime_ns == before
+
+
+def test_an_update_that_cannot_account_for_every_change_gives_way_to_a_build(corpus_index):
+    """A changed document the run did not write (it crashed after writing it), or points in the vector store that
+    no document accounts for (a LlamaIndex writer): no update, the caller builds from the stores."""
+    from kgbuild.index import Index
+    from kgbuild.retrieve.graph_matrix import document_signatures, extraction_signature, update_retrieval_graph
+
+    _, settings = corpus_index
+    index = Index.open_existing(settings)
+    folder = retrieval_dir(settings.out_dir)
+    stored = RetrievalGraph.load(folder)
+    documents = document_signatures(index.state)
+    extraction = extraction_signature(index.state)
+    with index.stores() as stores:
+        data = stores.graph.entity_graph(mentions=False)
+        points = stores.vectors.count()
+    same = update_retrieval_graph(folder, data, {}, documents, extraction, points, chunk_ids=stored.chunk_ids)
+    assert same is not None and same.chunk_ids == stored.chunk_ids and (same.chunk_entity != stored.chunk_entity).nnz == 0
+    first = sorted(documents)[0]
+    assert update_retrieval_graph(folder, data, {}, {**documents, first: "another"}, extraction, points) is None
+    assert update_retrieval_graph(folder, data, {}, documents, extraction, points + 1) is None
+    assert update_retrieval_graph(folder, data, {}, documents, "another extraction", points) is None
 
 
 def test_names_already_embedded_are_not_embedded_again(corpus_index):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import mmap
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -25,16 +25,31 @@ OFFSETS = "payload_offsets.npy"
 IDS = "payload_ids.json"
 
 
+def payload_line(payload: Mapping[str, Any]) -> bytes:
+    """A payload as the table stores it: one line of JSON."""
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode("utf-8") + b"\n"
+
+
 def write_chunk_table(folder: Path, payloads: Mapping[str, dict[str, Any]]) -> None:
     ids = sorted(payloads)
-    offsets = [0]
+    write_chunk_lines(folder, ids, [payload_line(payloads[c]) for c in ids])
+
+
+def write_chunk_lines(folder: Path, ids: Sequence[str], lines: Sequence[bytes]) -> None:
+    """The table of ``ids`` (in id order) and their payload lines (``payload_line``)."""
+    offsets = np.zeros(len(ids) + 1, dtype=np.int64)
     with open(folder / PAYLOADS, "wb") as fh:
-        for chunk in ids:
-            line = json.dumps(payloads[chunk], ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode("utf-8") + b"\n"
+        for i, line in enumerate(lines):
             fh.write(line)
-            offsets.append(offsets[-1] + len(line))
-    np.save(folder / OFFSETS, np.array(offsets, dtype=np.int64))
-    (folder / IDS).write_text(json.dumps(ids), encoding="utf-8")
+            offsets[i + 1] = offsets[i] + len(line)
+    np.save(folder / OFFSETS, offsets)
+    (folder / IDS).write_text(json.dumps(list(ids)), encoding="utf-8")
+
+
+def raw_lines(table: ChunkTable) -> list[bytes]:
+    """Every payload line of a table, unparsed (what an update copies for the chunks it keeps)."""
+    data, offsets = table._data, table._offsets
+    return [bytes(data[int(offsets[i]):int(offsets[i + 1])]) for i in range(len(table.ids))]
 
 
 class ChunkTable(Mapping[str, dict[str, Any]]):

@@ -30,13 +30,18 @@ at the end of each ingest that changed anything, ``Index.refresh_retrieval_graph
     seed_names.*       the seed matcher's names (an Aho-Corasick automaton) and their entities
     transition.npz     the adjacency under the default channel settings (``PPRGraph.save``)
     payloads.jsonl ... the chunk payloads, read on demand (``kgbuild.retrieve.chunk_table``)
-    bm25/              the BM25 index over the chunks (``BM25ChunkIndex.save``)
+    plain.txt          per chunk: its text's plain words (what title links match on)
+    tokens.txt         per chunk: its BM25 tokens
+    bm25/              the BM25 index over the chunks (``lexical.save_index``)
+    documents.json     each document's signature and each chunk's title: what an update compares and reuses
 
 The parts are kept raw (no specificity, no channel weights) so that the query side can switch each off
-(``GraphChannelSettings``) without a rebuild. The build is a pure function of the store's entity graph
-(sorted by id), so the stored matrix after any sequence of ingests equals a fresh build of the same
-corpus; entity names already embedded are reused from the stored vectors, so a rebuild embeds only the
-names that are new.
+(``GraphChannelSettings``) without a rebuild. The build is a pure function of the store's entities and relations
+(sorted by id) and the chunk payloads (the entities each chunk names, its title and text), so the stored matrix
+after any sequence of ingests equals a fresh build of the same corpus. An ingest that changed a few documents
+updates it (``update_retrieval_graph``): the unchanged chunks keep their rows, mention pairs, plain words and
+tokens, and only the written chunks are read and processed, before the same assembly; entity names already
+embedded are reused from the stored vectors, so only new names are embedded.
 """
 
 from __future__ import annotations
@@ -65,6 +70,9 @@ if TYPE_CHECKING:  # pragma: no cover
 FORMAT = 3  # 2: with the chunk table and the BM25 index; 3: title entities
 RETRIEVAL_DIR = "retrieval"
 BM25_DIR = "bm25"
+PLAIN_TEXTS = "plain.txt"  # per chunk, in chunk table order: its text's plain words (title links)
+TOKENS = "tokens.txt"  # per chunk, in chunk table order: its BM25 tokens
+DOCUMENTS = "documents.json"  # the documents' signatures and the chunks' titles (``update_retrieval_graph``)
 TITLE = "TITLE"  # the type of the entities that document titles make
 SYNONYM_THRESHOLD = 0.9
 MIN_COOCCURRENCE = 2  # chunks two entities must share for a co-occurrence edge
@@ -75,18 +83,30 @@ def retrieval_dir(out_dir: str | Path) -> Path:
     return Path(out_dir) / RETRIEVAL_DIR
 
 
+def document_signatures(state: IngestState) -> dict[str, str]:
+    """Per document: its content hash, chunks and links across documents (a links pass moves mentions between
+    entities without a new content hash), in document id order."""
+    docs = state.all_documents()
+    out: dict[str, str] = {}
+    for doc_id in sorted(docs):
+        d = docs[doc_id]
+        links = json.dumps(d.cross_links, separators=(",", ":")) if d.cross_links else ""
+        out[doc_id] = f"{d.content_hash}\x1f{d.chunks}\x1f{links}"
+    return out
+
+
+def extraction_signature(state: IngestState) -> str:
+    return hashlib.sha256(json.dumps(state.manifest.extraction or {}, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def state_signature(state: IngestState, vector_points: int) -> str:
-    """What the retrieval graph must describe: the documents (id, content hash, chunks, links across documents) and the extraction
+    """What the retrieval graph must describe: the documents (``document_signatures``) and the extraction
     fingerprint of the ingest state, and the number of points in the vector store (which a LlamaIndex writer
     changes without file records). Another value at open means the stores changed since the graph was built
     (``kgbuild remove``, a LlamaIndex writer, an index built before the graph was stored)."""
-    docs = state.all_documents()
     digest = hashlib.sha256()
-    for doc_id in sorted(docs):
-        d = docs[doc_id]
-        # the links across documents too: a links pass moves mentions between entities without a new content hash
-        links = json.dumps(d.cross_links, separators=(",", ":")) if d.cross_links else ""
-        digest.update(f"{doc_id}\x1f{d.content_hash}\x1f{d.chunks}\x1f{links}\n".encode())
+    for doc_id, signature in document_signatures(state).items():
+        digest.update(f"{doc_id}\x1f{signature}\n".encode())
     extraction = json.dumps(state.manifest.extraction or {}, sort_keys=True, default=str)
     digest.update(extraction.encode())
     return f"{digest.hexdigest()[:32]}:{vector_points}"
@@ -147,6 +167,8 @@ class RetrievalGraph:
     signature: str = ""
     built_s: float = 0.0
     folder: Path | None = None  # where it was loaded from (the seed automaton and default transition are there)
+    rows: ChunkRows | None = field(default=None, repr=False)  # the chunk rows it was built from (``save`` stores them)
+    updated: bool = False  # made by ``update_retrieval_graph`` (not a build over the stores)
     _chunk_index: dict[str, int] | None = field(default=None, repr=False)
 
     @property
@@ -163,20 +185,30 @@ class RetrievalGraph:
 
     # -- storage -----------------------------------------------------------------------------------
 
-    def save(self, folder: Path, payloads: Mapping[str, dict[str, Any]] | None = None, text_of: Any = None) -> None:
+    def save(self, folder: Path, payloads: Mapping[str, dict[str, Any]] | None = None, *,
+             state: IngestState | None = None) -> None:
         """Written to a sibling folder and renamed into place: a reader sees the old graph or the new one.
-        ``payloads`` (chunk id -> vector-store payload): the chunk table and the BM25 index over ``text_of``
-        of each, stored with it (``kgbuild.retrieve.chunk_table``, ``BM25ChunkIndex.save``)."""
+        The chunk rows (``rows``, else ``payloads``: chunk id -> vector-store payload) are stored with it: the chunk
+        table, their plain texts and BM25 tokens, and the BM25 index (``kgbuild.retrieve.chunk_table``,
+        ``lexical.save_index``); with the ``state`` it describes, the documents' signatures, which
+        ``update_retrieval_graph`` compares to find what changed."""
         folder = Path(folder)
         tmp = folder.with_name(folder.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        if payloads is not None:
-            from kgbuild.retrieve.chunk_table import write_chunk_table
-            from kgbuild.retrieve.lexical import BM25ChunkIndex
+        rows = self.rows if self.rows is not None else ChunkRows.from_payloads(payloads) if payloads is not None else None
+        if rows is not None:
+            from kgbuild.retrieve.chunk_table import write_chunk_lines
+            from kgbuild.retrieve.lexical import save_index
 
-            write_chunk_table(tmp, payloads)
-            BM25ChunkIndex([payloads[c] for c in sorted(payloads)], text_of).save(tmp / BM25_DIR)
+            write_chunk_lines(tmp, rows.ids, rows.lines)
+            (tmp / PLAIN_TEXTS).write_text("\n".join(rows.plain), encoding="utf-8")
+            (tmp / TOKENS).write_text("\n".join(rows.tokens), encoding="utf-8")
+            save_index(tmp / BM25_DIR, [t.split() for t in rows.tokens])
+            if state is not None:
+                documents = {"extraction": extraction_signature(state), "signatures": document_signatures(state),
+                             "titles": rows.titles}
+                (tmp / DOCUMENTS).write_text(json.dumps(documents, ensure_ascii=False, separators=(",", ":")), encoding="utf-8")
         arrays: dict[str, np.ndarray] = {}
         for part in _PARTS:
             m = getattr(self, part)
@@ -194,7 +226,8 @@ class RetrievalGraph:
                  "entities": [[e.id, e.key, e.type, e.name, list(e.aliases), e.df, e.confidence] for e in self.entities]}
         (tmp / "nodes.json").write_text(json.dumps(nodes, ensure_ascii=False, separators=(",", ":")), encoding="utf-8")
         meta = {"format": FORMAT, "signature": self.signature, "documents": self.documents, "chunks": len(self.chunk_ids),
-                "entities": len(self.entities), "embedding_model": self.embedding_model, "built_s": round(self.built_s, 3)}
+                "entities": len(self.entities), "embedding_model": self.embedding_model, "built_s": round(self.built_s, 3),
+                "updated": self.updated}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
         old = folder.with_name(folder.name + ".old")
         shutil.rmtree(old, ignore_errors=True)
@@ -224,7 +257,8 @@ class RetrievalGraph:
         entities = [EntityNode(i, k, t, n, tuple(a), int(df), float(c)) for i, k, t, n, a, df, c in nodes["entities"]]
         return cls(nodes["chunks"], entities, int(meta["documents"]), labels=nodes["labels"],
                    name_vectors=np.load(folder / "name_vectors.npy"), embedding_model=meta.get("embedding_model", ""),
-                   signature=meta.get("signature", ""), built_s=float(meta.get("built_s", 0.0)), folder=folder, **parts)
+                   signature=meta.get("signature", ""), built_s=float(meta.get("built_s", 0.0)), folder=folder,
+                   updated=bool(meta.get("updated")), **parts)
 
     @staticmethod
     def stored_signature(folder: Path) -> str | None:
@@ -316,10 +350,35 @@ def _plain(text: str) -> str:
     return " ".join(_NON_WORD.sub(" ", text.casefold()).split())
 
 
-def title_entities(payloads: Mapping[str, Mapping[str, Any]]) -> tuple[dict[str, Entity], list[tuple[str, str]]]:
+@dataclass(slots=True)
+class ChunkRows:
+    """The chunk payloads a retrieval graph describes, in chunk id order: each as the chunk table stores it (one
+    JSON line), with what a rebuild needs of it without parsing it again: its title and its text's plain words
+    (``_plain``, what title links match on; stored as ``plain.txt``). An update reuses the rows of the
+    documents it did not write (``update_retrieval_graph``)."""
+
+    ids: list[str]
+    lines: list[bytes]
+    titles: list[str]
+    plain: list[str]
+    tokens: list[str]  # the BM25 tokens of its indexed text (``lexical.tokenize``), joined by spaces
+
+    @classmethod
+    def from_payloads(cls, payloads: Mapping[str, Mapping[str, Any]]) -> ChunkRows:
+        from kgbuild.retrieve.chunk_table import payload_line
+        from kgbuild.retrieve.lexical import tokenize
+        from kgbuild.retrieve.vector import indexed_text
+
+        ids = sorted(payloads)
+        return cls(ids, [payload_line(payloads[c]) for c in ids], [str(payloads[c].get("title") or "") for c in ids],
+                   [_plain(str(payloads[c].get("text") or "")) for c in ids],
+                   [" ".join(t) for t in tokenize([indexed_text(payloads[c]) for c in ids])])
+
+
+def title_links(rows: ChunkRows) -> tuple[dict[str, Entity], list[tuple[str, str]]]:
     """Document titles as entities of type ``TITLE``, and the chunks that mention each: the chunks of its
     documents, and every chunk whose text holds a title of two words or more (word boundaries, casefolded;
-    one Aho-Corasick pass over the texts). On an encyclopaedia a title is the subject's name ("Norman
+    one Aho-Corasick automaton over the plain texts). On an encyclopaedia a title is the subject's name ("Norman
     Taurog"), and a passage that names another article's subject is one step from it even where the
     extractor missed the name."""
     import ahocorasick
@@ -330,49 +389,169 @@ def title_entities(payloads: Mapping[str, Mapping[str, Any]]) -> tuple[dict[str,
     entities: dict[str, Entity] = {}
     mentions: set[tuple[str, str]] = set()
     by_plain: dict[str, str] = {}
-    for chunk in sorted(payloads):
-        title = _PARENTHETICAL.sub("", str(payloads[chunk].get("title") or "")).strip()
-        name = normalize_name(title) if title else ""
-        if not name:
-            continue
-        eid = stable_id("ent", TITLE, name)
-        if eid not in entities:
-            entities[eid] = Entity(eid, TITLE, f"{TITLE}:{name}", title, [], 0, 1.0)
-            plain = _plain(title)
-            if plain.count(" ") >= 1:
-                by_plain.setdefault(plain, eid)
-        mentions.add((chunk, eid))
+    entity_of_title: dict[str, str | None] = {}
+    for chunk, raw in zip(rows.ids, rows.titles):
+        if raw not in entity_of_title:
+            title = _PARENTHETICAL.sub("", raw).strip()
+            name = normalize_name(title) if title else ""
+            eid = stable_id("ent", TITLE, name) if name else None
+            entity_of_title[raw] = eid
+            if eid is not None and eid not in entities:
+                entities[eid] = Entity(eid, TITLE, f"{TITLE}:{name}", title, [], 0, 1.0)
+                plain = _plain(title)
+                if plain.count(" ") >= 1:
+                    by_plain.setdefault(plain, eid)
+        eid = entity_of_title[raw]
+        if eid is not None:
+            mentions.add((chunk, eid))
     if by_plain:
         automaton = ahocorasick.Automaton()
         for plain, eid in by_plain.items():
             automaton.add_word(f" {plain} ", eid)
         automaton.make_automaton()
-        for chunk in sorted(payloads):
-            line = f" {_plain(str(payloads[chunk].get('text') or ''))} "
-            for _, eid in automaton.iter(line):
+        for chunk, plain in zip(rows.ids, rows.plain):
+            for _, eid in automaton.iter(f" {plain} "):
                 mentions.add((chunk, eid))
     return entities, sorted(mentions)
+
+
+def title_entities(payloads: Mapping[str, Mapping[str, Any]]) -> tuple[dict[str, Entity], list[tuple[str, str]]]:
+    """``title_links`` of chunk payloads (chunk id -> payload)."""
+    return title_links(ChunkRows.from_payloads(payloads))
+
+
+def payload_mentions(payloads: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str]]:
+    """(chunk id, entity id) for every entity a chunk payload names (``entity_ids``: one per entity the chunk
+    mentions, as the graph store's MENTIONS have it): the retrieval graph's mention pairs, read with the payloads
+    instead of as ~20 pairs per chunk from the graph store."""
+    return [(chunk, str(e)) for chunk, p in payloads.items() for e in (p.get("entity_ids") or ())]
 
 
 def build_retrieval_graph(data: EntityGraphData, *, embedder: Embedder | None = None, chunk_ids: Iterable[str] = (),
                           signature: str = "", reuse_from: Path | None = None,
                           synonym_threshold: float = SYNONYM_THRESHOLD,
                           payloads: Mapping[str, Mapping[str, Any]] | None = None) -> RetrievalGraph:
-    """The retrieval graph of a store's entity graph (``GraphSink.entity_graph()``).
+    """The retrieval graph of a store's entity graph (``GraphSink.entity_graph()``; its mention pairs may be left
+    out, ``mentions=False``, where ``payloads`` name them).
 
     ``chunk_ids``: chunks to include beyond those that mention an entity (the ingest state's, so that a
     passage the dense channel seeds is a node even when it names nothing). ``payloads`` (chunk id -> the
-    vector store's payload): adds the documents' titles as ``TITLE`` entities (``title_entities``). ``embedder``: embeds the entity
-    names (synonym edges, embedding seeds); None leaves both out. ``reuse_from``: a stored graph whose
-    name vectors are reused where the embedder is the same.
+    vector store's payload): add the entities each chunk names (``payload_mentions``) and the documents'
+    titles as ``TITLE`` entities (``title_links``); the rows are kept on the graph (``rows``) for ``save``.
+    ``embedder``: embeds the entity names (synonym edges, embedding seeds); None leaves both out.
+    ``reuse_from``: a stored graph whose name vectors are reused where the embedder is the same.
     """
     started = time.perf_counter()
-    if payloads:
-        titles, title_mentions = title_entities(payloads)
-        data = EntityGraphData({**data.entities, **titles}, [*data.mentions, *title_mentions], data.relations)
-    entity_ids = sorted(data.entities)
+    rows = ChunkRows.from_payloads(payloads) if payloads else None
+    mentions = [*data.mentions, *payload_mentions(payloads)] if payloads else list(data.mentions)
+    graph = _assemble(data.entities, data.relations, mentions, rows, embedder=embedder, chunk_ids=chunk_ids,
+                      reuse_from=reuse_from, synonym_threshold=synonym_threshold)
+    graph.signature, graph.built_s = signature, time.perf_counter() - started
+    return graph
+
+
+def update_retrieval_graph(folder: Path, data: EntityGraphData, written: Mapping[str, Sequence[Mapping[str, Any]]],
+                           documents: Mapping[str, str], extraction: str, vector_points: int, *,
+                           embedder: Embedder | None = None, chunk_ids: Iterable[str] = (), signature: str = "",
+                           synonym_threshold: float = SYNONYM_THRESHOLD) -> RetrievalGraph | None:
+    """The stored retrieval graph brought up to date with what one ingest wrote, or None where it cannot be.
+
+    ``written``: the chunk payloads of every document the run wrote (doc id -> payloads); ``documents``: every
+    document's signature now (``document_signatures``); ``data``: the graph store's entities and relations
+    (``entity_graph(mentions=False)``: entity names, aliases and confidences are the store's). The chunks of the
+    documents neither written nor removed keep their rows (payload line, title, plain text) and their mention
+    pairs (their rows of the stored chunk x entity matrix); the written ones come from ``written``. Title links
+    and the matrices are then assembled as a fresh build assembles them (``_assemble``), so the result equals
+    ``build_retrieval_graph`` over the stores, with none of the per-chunk work (reading every payload and every
+    mention from the stores, normalising every text) for the chunks that did not change.
+
+    None (the caller builds from the stores) where nothing is stored, it was built under another extraction, a
+    changed document is not in ``written`` (a run that crashed after writing it), or the vector store holds
+    other points than the stored rows and the written ones (a LlamaIndex writer).
+    """
+    from scipy import sparse
+
+    from kgbuild.retrieve.chunk_table import ChunkTable, raw_lines
+
+    started = time.perf_counter()
+    stored = _stored_documents(folder)
+    if stored is None or stored.get("extraction") != extraction:
+        return None
+    old = RetrievalGraph.load(folder)
+    table = ChunkTable.open(folder)
+    try:
+        plain = (folder / PLAIN_TEXTS).read_text(encoding="utf-8").split("\n")
+        tokens = (folder / TOKENS).read_text(encoding="utf-8").split("\n")
+    except OSError:
+        return None
+    if old is None or table is None:
+        return None
+    before: dict[str, str] = stored["signatures"]
+    changed = {d for d, sig in documents.items() if before.get(d) != sig}
+    if not changed <= set(written):
+        return None
+    gone = changed | set(written) | (set(before) - set(documents))
+    keep = [i for i, c in enumerate(table.ids) if doc_of(c) not in gone]
+    new_rows = ChunkRows.from_payloads({str(p["chunk_id"]): p for ps in written.values() for p in ps
+                                        if doc_of(str(p["chunk_id"])) in documents})
+    if len(keep) + len(new_rows.ids) != vector_points:
+        return None
+    if not table.ids:
+        plain, tokens = [], []
+    titles: list[str] = stored["titles"]
+    if not len(plain) == len(tokens) == len(titles) == len(table.ids):
+        return None
+    lines = raw_lines(table)
+    kept = ChunkRows([table.ids[i] for i in keep], [lines[i] for i in keep], [titles[i] for i in keep], [plain[i] for i in keep],
+                     [tokens[i] for i in keep])
+    rows = _merge_rows(kept, new_rows)
+
+    # the mention pairs of the kept chunks: their rows of the stored matrix, without the title links (made again)
+    old_rows = np.array([old.chunk_index[c] for c in kept.ids if c in old.chunk_index], dtype=np.int64)
+    mentions: list[tuple[str, str]] = []
+    if old_rows.size:
+        part = sparse.csr_matrix(old.chunk_entity[old_rows])
+        coo = part.tocoo()
+        not_title = np.array([e.type != TITLE for e in old.entities], dtype=bool)
+        keep_pair = not_title[coo.col]
+        chunk_names = [old.chunk_ids[i] for i in old_rows]
+        mentions = [(chunk_names[r], old.entities[c].id) for r, c in zip(coo.row[keep_pair], coo.col[keep_pair])]
+    mentions += payload_mentions({str(p["chunk_id"]): p for ps in written.values() for p in ps})
+    graph = _assemble(data.entities, data.relations, mentions, rows, embedder=embedder, chunk_ids=chunk_ids,
+                      reuse_from=folder, synonym_threshold=synonym_threshold)
+    graph.signature, graph.built_s = signature, time.perf_counter() - started
+    graph.updated = True
+    return graph
+
+
+def _merge_rows(a: ChunkRows, b: ChunkRows) -> ChunkRows:
+    """Two sets of rows (no chunk in both) as one, in chunk id order."""
+    order = sorted(range(len(a.ids) + len(b.ids)), key=lambda i: a.ids[i] if i < len(a.ids) else b.ids[i - len(a.ids)])
+    pick = [(a, i) if i < len(a.ids) else (b, i - len(a.ids)) for i in order]
+    return ChunkRows([r.ids[i] for r, i in pick], [r.lines[i] for r, i in pick], [r.titles[i] for r, i in pick],
+                     [r.plain[i] for r, i in pick], [r.tokens[i] for r, i in pick])
+
+
+def _stored_documents(folder: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((folder / DOCUMENTS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _assemble(entities_by_id: Mapping[str, Entity], relation_triples: Iterable[tuple[str, str, str]],
+              mention_pairs: Iterable[tuple[str, str]], rows: ChunkRows | None, *, embedder: Embedder | None,
+              chunk_ids: Iterable[str], reuse_from: Path | None, synonym_threshold: float) -> RetrievalGraph:
+    """The graph of the entities, relations and (chunk, entity) pairs, with the title links of ``rows``."""
+    all_entities = dict(entities_by_id)
+    pairs_in: set[tuple[str, str]] = set(mention_pairs)
+    if rows is not None:
+        titles, title_mentions = title_links(rows)
+        all_entities.update(titles)
+        pairs_in.update(title_mentions)
+    entity_ids = sorted(all_entities)
     e_index = {e: i for i, e in enumerate(entity_ids)}
-    pairs = sorted({(c, e) for c, e in data.mentions if e in e_index})
+    pairs = sorted((c, e) for c, e in pairs_in if e in e_index)
     chunks = sorted({c for c, _ in pairs} | set(chunk_ids))
     c_index = {c: i for i, c in enumerate(chunks)}
     docs_of_entity: list[set[str]] = [set() for _ in entity_ids]
@@ -381,17 +560,18 @@ def build_retrieval_graph(data: EntityGraphData, *, embedder: Embedder | None = 
     documents = len({doc_of(c) for c in chunks})
     entities: list[EntityNode] = []
     for i, eid in enumerate(entity_ids):
-        ent: Entity = data.entities[eid]
+        ent: Entity = all_entities[eid]
         entities.append(EntityNode(eid, ent.key, ent.type, ent.name, tuple(sorted(set(ent.aliases))), len(docs_of_entity[i]),
                                    round(float(ent.confidence or 1.0), 6)))
     n_e, n_c = len(entities), len(chunks)
     ce = _csr([c_index[c] for c, _ in pairs], [e_index[e] for _, e in pairs],
               [entities[e_index[e]].confidence for _, e in pairs], (n_c, n_e))
 
-    labels = sorted({label for _, label, _ in data.relations})
+    triples = sorted(set(relation_triples))
+    labels = sorted({label for _, label, _ in triples})
     l_index = {label: i + 1 for i, label in enumerate(labels)}
     rel_rows, rel_cols, rel_labels = [], [], {}
-    for head, label, tail in sorted(set(data.relations)):
+    for head, label, tail in triples:
         if head in e_index and tail in e_index and head != tail:
             a, b = e_index[head], e_index[tail]
             rel_rows += [a, b]
@@ -419,4 +599,4 @@ def build_retrieval_graph(data: EntityGraphData, *, embedder: Embedder | None = 
     si, sj, ss = synonym_pairs(vectors, [e.type for e in entities], synonym_threshold)
     synonyms = _csr(np.concatenate([si, sj]), np.concatenate([sj, si]), np.concatenate([ss, ss]), (n_e, n_e))
     return RetrievalGraph(chunks, entities, documents, ce, relations, relation_labels, labels, cooc, synonyms, vectors,
-                          embedding_model=model, signature=signature, built_s=time.perf_counter() - started)
+                          embedding_model=model, rows=rows)

@@ -282,7 +282,7 @@ class HybridRetriever:
         sink = self.index.graph_sink()
         sink.open()
         try:
-            data = sink.entity_graph()
+            data = sink.entity_graph(mentions=False)  # the mention pairs come with the payloads
         finally:
             sink.close()
         graph = build_retrieval_graph(data, embedder=self._embedder, chunk_ids=state_chunk_ids(self.state), signature=signature,
@@ -295,7 +295,7 @@ class HybridRetriever:
             saved = "not saved: the index is being written"
         else:
             try:
-                graph.save(folder, payloads, indexed_text)
+                graph.save(folder, state=self.state)
                 saved = f"saved in {folder}"
             except OSError as exc:
                 saved = f"not saved ({exc})"

@@ -16,6 +16,28 @@ import numpy as np
 from kgbuild.types import VectorFilter
 
 
+def tokenize(texts: Sequence[str]) -> list[list[str]]:
+    """Each text's words as BM25 indexes them: lower-cased, English stop words out (bm25s's tokenizer)."""
+    import bm25s
+
+    if not texts:
+        return []
+    return bm25s.tokenize(list(texts), stopwords="en", return_ids=False, show_progress=False)
+
+
+def save_index(folder: Path, tokens: Sequence[Sequence[str]]) -> None:
+    """The BM25 index of already tokenized chunks (``tokenize``), in bm25s's files under ``folder``: what
+    ``BM25ChunkIndex.load`` opens. Kept tokens are what lets an update of the retrieval graph index again
+    without reading and tokenizing every chunk's text."""
+    import bm25s
+
+    folder.mkdir(parents=True, exist_ok=True)
+    if len(tokens):
+        retriever = bm25s.BM25()
+        retriever.index([list(t) for t in tokens], show_progress=False)
+        retriever.save(str(folder), show_progress=False)
+
+
 class BM25ChunkIndex:
     """
     >>> index = BM25ChunkIndex([{"chunk_id": "c1", "text": "Acme builds rockets"}])
@@ -31,10 +53,9 @@ class BM25ChunkIndex:
         self._retriever: Any = None
         self._vocab: set[str] = set()
         if self.payloads:
-            tokens = bm25s.tokenize([self._text_of(p) for p in self.payloads], stopwords="en", show_progress=False)
             self._retriever = bm25s.BM25()
-            self._retriever.index(tokens, show_progress=False)
-            self._vocab = set(tokens.vocab)
+            self._retriever.index(tokenize([self._text_of(p) for p in self.payloads]), show_progress=False)
+            self._vocab = set(self._retriever.vocab_dict)
 
     def chunk_id(self, index: int) -> str:
         """The chunk id of a search result's payload index (without parsing a stored payload)."""
