@@ -177,6 +177,20 @@ class QdrantEdgeVectorSink:
         )
         return [VectorHit(str(p.id), float(p.score), dict(p.payload or {})) for p in self._s().query(request)]
 
+    def chunk_communities(self, batch_size: int = 5000) -> dict[str, list[str]]:
+        q = _edge()
+        out: dict[str, list[str]] = {}
+        offset = None
+        fields = q.PayloadSelector.Include(["chunk_id", COMMUNITIES_FIELD])
+        while True:
+            records, offset = self._s().scroll(q.ScrollRequest(offset=offset, limit=batch_size, with_payload=fields))
+            for r in records:
+                payload = r.payload or {}
+                if payload.get("chunk_id"):
+                    out[str(payload["chunk_id"])] = list(payload.get(COMMUNITIES_FIELD) or [])
+            if offset is None:
+                return out
+
     def export(self, batch_size: int = 1000) -> VectorExport:
         """Every point's payload by point id (for checks, exports and checksums)."""
         q = _edge()

@@ -200,6 +200,20 @@ class QdrantServerVectorSink:
         )
         return [VectorHit(str(p.id), float(p.score), dict(p.payload or {})) for p in response.points]
 
+    def chunk_communities(self, batch_size: int = 2000) -> dict[str, list[str]]:
+        client = self._connect()
+        out: dict[str, list[str]] = {}
+        offset = None
+        while True:
+            records, offset = self._call("scroll", client.scroll, self.collection, limit=batch_size, offset=offset,
+                                         with_payload=["chunk_id", COMMUNITIES_FIELD])
+            for r in records:
+                payload = r.payload or {}
+                if payload.get("chunk_id"):
+                    out[str(payload["chunk_id"])] = list(payload.get(COMMUNITIES_FIELD) or [])
+            if offset is None:
+                return out
+
     def export(self, batch_size: int = 1000) -> VectorExport:
         """Every point's payload by point id (for checks, exports and checksums)."""
         client = self._connect()

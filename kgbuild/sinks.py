@@ -114,3 +114,8 @@ class VectorSink(Protocol):
     def export(self) -> VectorExport:
         """Every point's payload by point id."""
         ...
+
+    def chunk_communities(self) -> dict[str, list[str]]:
+        """Every point's ``communities`` field by chunk id (missing: an empty list), reading only that field and
+        the chunk id: what ``kgbuild.communities`` compares with before it sets the ones that changed."""
+        ...

@@ -37,9 +37,9 @@ __all__ = [
 
 
 def load_communities(settings: Settings | None = None) -> CommunityIndex:
-    """The communities of the index under ``settings.out_dir``; ``ConfigError`` (one line, with the command to run)
-    where it has none. ``CommunityIndex.stale`` is not tracked: the ids describe the index as of its last ingest or
-    ``kgbuild remove``."""
+    """The communities of the index under ``settings.out_dir``, as its last ingest (or ``kgbuild remove``, or
+    LlamaIndex ``KgbuildWriter`` call) computed them; ``ConfigError`` (one line, with the command to run) where it has
+    none."""
     from kgbuild.index import Index
     from kgbuild.settings import Settings
 

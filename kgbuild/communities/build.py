@@ -9,8 +9,8 @@ no edge) gets its document's dominant community at that level (the one its docum
 for), so a ``--community`` filter finds every passage of a document that is about it. These ids, every level
 together, are the chunk's ``communities`` payload field.
 
-**Summary.** Top entities: members by weighted degree inside the community (``detect.inner_degree``), with
-their types. Representative chunks: by ``score^2 / total`` (how much of the community the chunk names, times the
+**Summary.** Top entities: members by weighted degree inside the community (``detect.inner_degrees``), with
+their types. Representative chunks: among the chunks that mention a member, by ``score^2 / total`` (how much of the community the chunk names, times the
 share of the chunk's own weight that falls in the community: a focused passage beats a list of names).
 Key terms: c-TF-IDF (BERTopic's class-based TF-IDF, ``tf(t, c) * log(1 + A / f(t))`` with ``A`` the average
 words per community and ``f(t)`` the term's frequency over all communities of the level) of the texts of the
@@ -27,7 +27,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from kgbuild.communities.detect import CommunityParams, EntityWeights, community_ids, detect_clusters, entity_weights, inner_degree
+from kgbuild.communities.detect import CommunityParams, EntityWeights, community_ids, detect_clusters, entity_weights
 from kgbuild.communities.model import Community, CommunityEntity, CommunityIndex, RepresentativeChunk
 from kgbuild.retrieve.graph_matrix import RetrievalGraph, doc_of
 
@@ -35,6 +35,15 @@ TOP_ENTITIES = 10
 TOP_TERMS = 8
 TOP_CHUNKS = 3
 SNIPPET = 300
+# function words bm25s's English list lets through, which c-TF-IDF would otherwise offer as key terms
+EXTRA_STOPWORDS = frozenset(
+    "about above across after again against also although among another any anyone became because become been before"
+    " being below between both could did does doing down during each either else ever every few from further had has"
+    " have having her hers herself him himself his how however into its itself just later least less many may might"
+    " more most much must near neither never next nor now often once only other others our ours over own per perhaps"
+    " rather said same says several she should since some still such than their theirs them themselves then there"
+    " these they this those though through thus too toward towards under until upon very via was were what whatever"
+    " when where whether which while who whom whose why will with within without would yet you your".split())
 SECOND_BEST = 0.5  # a chunk joins every community scoring at least this share of its best one
 MAX_PER_LEVEL = 3
 
@@ -69,6 +78,7 @@ def build_communities(graph: RetrievalGraph, payloads: Mapping[str, Mapping[str,
         scores = (chunk_weights @ membership).tocsr()  # chunks x communities of the level (sparse: 100k x 10k)
         chosen = _assign(scores, to_doc, chunk_doc)
         by_community = scores.tocsc()
+        by_community.sort_indices()
         for chunk_pos, picks in enumerate(chosen):
             for j in picks:
                 assigned.setdefault(graph.chunk_ids[chunk_pos], []).append(at[j].id)
@@ -84,71 +94,75 @@ def build_communities(graph: RetrievalGraph, payloads: Mapping[str, Mapping[str,
     return CommunityIndex(communities, chunk_communities, graph.signature, params.to_dict())
 
 
-def _best(indices: np.ndarray, data: np.ndarray) -> list[tuple[int, float]]:
-    """(column, score) of a sparse row's positive entries, best first (ties: the smaller column)."""
-    order = np.lexsort((indices, -data))
-    return [(int(indices[k]), float(data[k])) for k in order if data[k] > 0]
+def _ranked_rows(m: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The positive entries of a CSR matrix as (row, column, value, rank within the row), each row best first
+    (ties: the smaller column)."""
+    m = m.tocsr()
+    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+    keep = m.data > 0
+    rows, cols, data = rows[keep], m.indices[keep], m.data[keep]
+    order = np.lexsort((cols, -data, rows))
+    rows, cols, data = rows[order], cols[order], data[order]
+    first = np.searchsorted(rows, rows)  # where each row's entries start
+    return rows, cols, data, np.arange(len(rows)) - first
 
 
 def _assign(scores: Any, to_doc: Any, chunk_doc: np.ndarray) -> list[list[int]]:
     """Each chunk's communities at one level (positions into the level's list); see the module's docstring."""
-    out: list[list[int]] = []
-    doc_scores = (to_doc @ scores).tocsr()
-    doc_best = []
-    for d in range(doc_scores.shape[0]):
-        ranked = _best(doc_scores.indices[doc_scores.indptr[d]:doc_scores.indptr[d + 1]],
-                       doc_scores.data[doc_scores.indptr[d]:doc_scores.indptr[d + 1]])
-        doc_best.append(ranked[0][0] if ranked else -1)
-    for i in range(scores.shape[0]):
-        ranked = _best(scores.indices[scores.indptr[i]:scores.indptr[i + 1]], scores.data[scores.indptr[i]:scores.indptr[i + 1]])
-        if ranked:
-            top = ranked[0][1]
-            out.append(sorted(j for j, v in ranked[:MAX_PER_LEVEL] if v >= SECOND_BEST * top))
+    n = scores.shape[0]
+    drows, dcols, _, drank = _ranked_rows(to_doc @ scores)
+    doc_best = np.full(to_doc.shape[0], -1, dtype=np.int64)
+    doc_best[drows[drank == 0]] = dcols[drank == 0]
+    rows, cols, data, rank = _ranked_rows(scores)
+    best = np.zeros(n)
+    best[rows[rank == 0]] = data[rank == 0]
+    keep = (rank < MAX_PER_LEVEL) & (data >= SECOND_BEST * best[rows])
+    out: list[list[int]] = [[] for _ in range(n)]
+    for i, j in zip(rows[keep].tolist(), cols[keep].tolist()):
+        out[i].append(j)
+    for i in range(n):
+        if out[i]:
+            out[i].sort()
         elif doc_best[chunk_doc[i]] >= 0:
-            out.append([doc_best[chunk_doc[i]]])
-        else:
-            out.append([])
+            out[i].append(int(doc_best[chunk_doc[i]]))
     return out
 
 
 def _summarise(cluster: Any, j: int, graph: RetrievalGraph, weights: EntityWeights, entity_ids: Sequence[str],
                by_community: Any, totals: np.ndarray, assignment: Any, chunk_doc: np.ndarray, doc_names: Sequence[str],
                payloads: Mapping[str, Mapping[str, Any]], terms: list[str]) -> Community:
-    degree = np.round(inner_degree(weights, cluster.members), 6)  # rounded as stored: float noise orders nothing
-    order = sorted(range(len(cluster.members)), key=lambda k: (-degree[k], entity_ids[cluster.members[k]]))
+    degree = cluster.degree  # inside the community, rounded (detect.inner_degrees)
+    order = np.lexsort((cluster.members, -degree))  # members are positions in entity-id order: ties by id
     top = []
     for k in order[:TOP_ENTITIES]:
         node = graph.entities[int(weights.entities[cluster.members[k]])]
         top.append(CommunityEntity(node.id, node.key, node.type, node.name, round(float(degree[k]), 6)))
     start, end = by_community.indptr[j], by_community.indptr[j + 1]
-    column = dict(zip(by_community.indices[start:end].tolist(), by_community.data[start:end].tolist()))
-    own = assignment.getrow(j).indices
-    candidates = sorted(i for i, v in column.items() if v > 0)
-    focus = {i: column[i] / totals[i] if totals[i] > 0 else 0.0 for i in candidates}
-    ranked = sorted(candidates, key=lambda i: (-(column[i] * focus[i]), graph.chunk_ids[i]))[:TOP_CHUNKS]
+    candidates, column = by_community.indices[start:end], by_community.data[start:end]
+    positive = column > 0
+    candidates, column = candidates[positive], column[positive]
+    # how much of the community the chunk names x the share of the chunk's weight in the community
+    score = np.round(column * column / np.where(totals[candidates] > 0, totals[candidates], 1.0), 6)
     chunks = []
-    for i in ranked:
-        chunk = graph.chunk_ids[i]
+    for k in np.lexsort((candidates, -score))[:TOP_CHUNKS]:  # chunk positions are in id order
+        chunk = graph.chunk_ids[int(candidates[k])]
         p = payloads.get(chunk) or {}
         text = " ".join(str(p.get("text") or "").split())
         chunks.append(RepresentativeChunk(chunk, str(p.get("doc_id") or doc_of(chunk)), str(p.get("path") or ""),
-                                          str(p.get("title") or ""), round(float(column[i] * focus[i]), 6), text[:SNIPPET]))
-    in_docs = own if len(own) else candidates
-    doc_weight: dict[int, float] = {}
-    for i in in_docs:
-        doc_weight[int(chunk_doc[i])] = doc_weight.get(int(chunk_doc[i]), 0.0) + float(column.get(int(i), 0.0))
-    docs_by_position = doc_names
-    paths: dict[str, str] = {}
+                                          str(p.get("title") or ""), float(score[k]), text[:SNIPPET]))
+    own = assignment.indices[assignment.indptr[j]:assignment.indptr[j + 1]]
+    in_docs = np.isin(candidates, own) if len(own) else np.ones(len(candidates), dtype=bool)
+    positions, inverse = np.unique(chunk_doc[candidates[in_docs]], return_inverse=True)
+    doc_weight = np.round(np.bincount(inverse, weights=column[in_docs], minlength=len(positions)), 9)
+    first_chunk = {}
+    for i in candidates[in_docs].tolist():
+        first_chunk.setdefault(int(chunk_doc[i]), graph.chunk_ids[i])
     labels: dict[str, dict[str, int]] = {}
-    first_chunk: dict[str, str] = {}
-    for i in in_docs:
-        first_chunk.setdefault(docs_by_position[int(chunk_doc[i])], graph.chunk_ids[i])
     documents = []
-    for position, _ in sorted(doc_weight.items(), key=lambda kv: (-kv[1], docs_by_position[kv[0]])):
-        doc_id = docs_by_position[position]
-        p = payloads.get(first_chunk[doc_id]) or {}
-        paths[doc_id] = str(p.get("path") or "")
-        documents.append((doc_id, paths[doc_id]))
+    for k in np.lexsort((positions, -doc_weight)):  # doc positions are in id order
+        position = int(positions[k])
+        p = payloads.get(first_chunk[position]) or {}
+        documents.append((doc_names[position], str(p.get("path") or "")))
         for task, values in sorted((p.get("doc_class") or {}).items()):
             for label in sorted(set(values or ())):
                 labels.setdefault(task, {})
@@ -159,7 +173,9 @@ def _summarise(cluster: Any, j: int, graph: RetrievalGraph, weights: EntityWeigh
 
 
 def _title(top: Sequence[CommunityEntity], terms: Sequence[str]) -> str:
-    names = [e.name for e in top[:3]]
+    """The first three top entities, names before values (a date or an amount says little about a topic), and two
+    terms that are not words of those names."""
+    names = [e.name for e in sorted(top, key=lambda e: any(ch.isdigit() for ch in e.name))[:3]]
     words = {w for name in names for w in name.casefold().replace("-", " ").split()}
     extra = [t for t in terms if t.casefold() not in words][:2]
     return ", ".join(names) + (" · " + ", ".join(extra) if extra else "")
@@ -183,7 +199,7 @@ class _TermCounts:
         tokens = bm25s.tokenize(texts, stopwords="en", show_progress=False, return_ids=True)
         by_id = sorted(tokens.vocab.items(), key=lambda kv: kv[1])
         words = [w for w, _ in by_id]
-        keep = np.array([len(w) >= 3 and w.isalpha() for w in words], dtype=bool)
+        keep = np.array([len(w) >= 3 and w.isalpha() and w not in EXTRA_STOPWORDS for w in words], dtype=bool)
         rows = np.concatenate([np.full(len(t), i) for i, t in enumerate(tokens.ids)]) if tokens.ids else np.zeros(0)
         cols = np.concatenate([np.asarray(t, dtype=np.int64) for t in tokens.ids]) if tokens.ids else np.zeros(0)
         counts = sparse.csr_matrix((np.ones(len(rows)), (rows.astype(np.int64), cols.astype(np.int64))),

@@ -66,6 +66,7 @@ class Cluster:
     key: int  # the detector's cluster number
     parent_key: int | None
     members: np.ndarray  # entity positions (into the weights' entity list), sorted
+    degree: np.ndarray | None = None  # weighted degree of each member inside the community (``inner_degrees``)
     anchor: int = -1  # position of its most central member
     id: str = ""
     parent: str = ""
@@ -118,7 +119,8 @@ def detect_clusters(weights: EntityWeights, params: CommunityParams = CommunityP
     import graspologic_native as gn
 
     # node names are positions: entity order is id order, so the input is the same for the same graph
-    edges = [(str(i), str(j), float(w)) for i, j, w in zip(*upper)]
+    names = [str(i) for i in range(weights.weights.shape[0])]
+    edges = [(names[i], names[j], w) for i, j, w in zip(upper[0].tolist(), upper[1].tolist(), upper[2].tolist())]
     found = gn.hierarchical_leiden(edges, resolution=params.resolution, randomness=params.randomness, iterations=1,
                                    use_modularity=True, max_cluster_size=params.max_cluster_size, seed=params.seed)
     members: dict[tuple[int, int], list[int]] = {}
@@ -140,16 +142,27 @@ def _upper(m: sparse.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return coo.row[keep][order], coo.col[keep][order], coo.data[keep][order]
 
 
-def inner_degree(weights: EntityWeights, members: np.ndarray) -> np.ndarray:
-    """Weighted degree of each member inside its community (the sum of its edges to the other members)."""
-    sub = weights.weights[members][:, members]
-    return np.asarray(sub.sum(axis=1)).ravel()
+def inner_degrees(weights: EntityWeights, clusters: Sequence[Cluster]) -> None:
+    """Set each cluster's ``degree``: the weighted degree of each member inside its community (the sum of its edges
+    to the other members), rounded to 6 digits so that float noise orders nothing; one pass over the edges per level."""
+    coo = weights.weights.tocoo()
+    n = weights.weights.shape[0]
+    for level in sorted({c.level for c in clusters}):
+        labels = np.full(n, -1, dtype=np.int64)
+        at = [c for c in clusters if c.level == level]
+        for j, c in enumerate(at):
+            labels[c.members] = j
+        inside = (labels[coo.row] >= 0) & (labels[coo.row] == labels[coo.col])
+        degree = np.round(np.bincount(coo.row[inside], weights=coo.data[inside], minlength=n), 6)
+        for c in at:
+            c.degree = degree[c.members]
 
 
 def community_ids(clusters: Sequence[Cluster], weights: EntityWeights, entity_ids: Sequence[str]) -> None:
     """Give each cluster its anchor, id, parent id and children ids (in place); see the module's docstring."""
+    inner_degrees(weights, clusters)
     for c in clusters:
-        degree = np.round(inner_degree(weights, c.members), 6)  # as the summary ranks them
+        degree = c.degree if c.degree is not None else np.zeros(len(c.members))
         best = degree.max() if len(degree) else 0.0
         # the smallest entity id among the most central: members are positions in id order
         c.anchor = int(c.members[int(np.flatnonzero(degree >= best)[0])]) if len(degree) else int(c.members[0])

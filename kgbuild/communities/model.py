@@ -154,6 +154,19 @@ class CommunityIndex:
             raise ConfigError(f"no community {community_id!r}{where} (`kgbuild communities` lists them)")
         return found
 
+    def document_communities(self, level: int = 0) -> dict[str, str]:
+        """Each document's dominant community at a level: the one most of its chunks belong to (a chunk in several
+        counts 1/n for each; ties: the smaller id). Documents with no community at that level are left out."""
+        ids = {c.id for c in self.communities if c.level == level}
+        votes: dict[str, dict[str, float]] = {}
+        for chunk, found in self.chunk_communities.items():
+            mine = [c for c in found if c in ids]
+            doc = chunk.rsplit(":", 1)[0]
+            for c in mine:
+                votes.setdefault(doc, {})
+                votes[doc][c] = votes[doc].get(c, 0.0) + 1.0 / len(mine)
+        return {doc: min(v, key=lambda c: (-v[c], c)) for doc, v in sorted(votes.items())}
+
     def of_entity(self, entity_id: str) -> list[Community]:
         """The communities an entity is in, coarse to fine."""
         return [c for c in self.communities if entity_id in set(c.members)]

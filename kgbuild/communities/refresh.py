@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any, Mapping
 from kgbuild.communities.build import build_communities, summary_vectors
 from kgbuild.communities.detect import CommunityParams
 from kgbuild.communities.model import CommunityIndex, communities_dir, stored_meta
-from kgbuild.types import COMMUNITIES_FIELD
 
 if TYPE_CHECKING:  # pragma: no cover
     from kgbuild.index import Index, Stores
@@ -34,9 +33,9 @@ def refresh_communities(index: Index, stores: Stores, graph: RetrievalGraph | No
     or None when the stored ones still describe it (or there is no retrieval graph to build from).
 
     ``graph``: the retrieval graph just built (else the stored one is loaded when needed); ``payloads``: the chunk
-    payloads it was built from (else its chunk table), which are also what the vector store holds, so only chunks
-    whose ``communities`` differ are updated; ``embedder``: embeds the summaries that changed (None: reused
-    vectors only, see ``summary_vectors``).
+    payloads it was built from (else its chunk table: texts, paths, labels for the summaries); ``embedder``: embeds
+    the summaries that changed (None: reused vectors only, see ``summary_vectors``). Only the chunks whose
+    ``communities`` field differs from what the vector store holds (``VectorSink.chunk_communities``) are updated.
     """
     from kgbuild.retrieve.graph_matrix import RetrievalGraph, retrieval_dir
 
@@ -62,8 +61,11 @@ def refresh_communities(index: Index, stores: Stores, graph: RetrievalGraph | No
     summary_vectors(built, embedder, previous)
     stores.open()
     stores.graph.replace_communities([c.record() for c in built.communities])
-    changed = {chunk: built.chunk_communities.get(chunk, []) for chunk in payloads
-               if list(payloads[chunk].get(COMMUNITIES_FIELD) or []) != built.chunk_communities.get(chunk, [])}
+    # what the vector store holds now, read from it (that field alone): after a crash part-way through an earlier
+    # refresh, or documents written since, nothing else says which chunks hold what
+    held = stores.vectors.chunk_communities()
+    changed = {chunk: built.chunk_communities.get(chunk, []) for chunk in sorted(held)
+               if held[chunk] != built.chunk_communities.get(chunk, [])}
     if changed:
         stores.vectors.set_chunk_communities(changed)
     stores.flush()

@@ -92,6 +92,10 @@ class KgbuildWriter(TransformComponent):
                 index.record_build(schema=self._schema, model=str(nodes[0].metadata.get("extraction_model") or ""),
                                    embedding_model=getattr(self._embedder, "name", self._settings.embedding_model))
                 index.record_totals(stores.counts())
+                # as at the end of an ingest: the retrieval graph, then the communities (Community nodes, payloads)
+                from kgbuild.communities import refresh_communities
+
+                refresh_communities(index, stores, index.refresh_retrieval_graph(stores, self._embedder), embedder=self._embedder)
                 index.checkpoint(stores, journal)
         return nodes
 

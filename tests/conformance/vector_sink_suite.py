@@ -445,3 +445,10 @@ class VectorSinkConformance:
         sink = open_sink()
         sink.set_chunk_communities({})  # nothing to do
         assert sink.search([1.0] + [0.0] * (DIM - 1), VectorFilter(communities=("c0-x",)), 5) == []
+
+    def test_chunk_communities_reads_the_field_of_every_point(self, loaded):
+        sink, points = loaded
+        assert sink.chunk_communities() == {p.chunk_id: [] for p in points}
+        sink.set_chunk_communities({C["A0"]: ["c0-aaaa0001"], C["W2"]: ["c0-aaaa0001", "c1-bbbb0002"]})
+        assert sink.chunk_communities() == {p.chunk_id: [] for p in points} | {C["A0"]: ["c0-aaaa0001"],
+                                                                               C["W2"]: ["c0-aaaa0001", "c1-bbbb0002"]}
