@@ -46,6 +46,7 @@ TARGETS_MS = {"vector": 25.0, "hybrid": 80.0}
 CLIENTS = 8
 THROUGHPUT_S = 10.0
 ADDED_DOCUMENTS = 200
+SETTLE_S = 20.0  # the load run goes on this long after the new state answers
 
 
 class MiniLMNamedHashEmbedder(HashEmbedder):
@@ -278,7 +279,7 @@ def load_run(index_dir: Path, corpus: Path, documents: int, questions: list[str]
         ingest_started = time.perf_counter()
         ingest = subprocess.Popen([sys.executable, "-m", "bench.serve", "--ingest", str(index_dir), str(corpus)], cwd=REPO,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        ingest_s = None
+        ingest_s = seen_new = None
         while runner.is_alive():
             rss.append(served.rss_mib())
             if ingest_s is None and ingest.poll() is not None:
@@ -287,7 +288,9 @@ def load_run(index_dir: Path, corpus: Path, documents: int, questions: list[str]
                     swapped.set()
                     raise RuntimeError(ingest.stderr.read()[-3000:] if ingest.stderr else "the ingest failed")
             if ingest_s is not None and any(docs not in (None, before) for _, _, docs in log[-CLIENTS:]):
-                swapped.set()
+                seen_new = seen_new or time.perf_counter()
+                if time.perf_counter() - seen_new >= SETTLE_S:  # the end RSS once the old state is gone
+                    swapped.set()
             if time.perf_counter() - started > 10 * seconds:
                 swapped.set()  # never picked up: reported below
             time.sleep(1.0)
@@ -385,9 +388,11 @@ def render(r: dict[str, Any], command: str) -> str:
         f" until the new state answered): {load['ok']:,} answers ({load['per_s']:g}/s), {load['failed']} failed"
         f" (statuses other than 200: {load['non_200'] or 'none'}), {load['half_written']} from a generation that was neither"
         f" the state before nor after the ingest; the server answered from the new state"
-        f" {load['picked_up_s']} s into the run (a snapshot taken and opened after the ingest ended, while the old state"
-        f" kept answering). Server RSS {load['rss_start']} MiB at the start, {load['rss_end']} MiB at the end (peak"
-        f" {load['rss_peak']} MiB: two states open during the swap); {r['rss_idle']} MiB idle after the latency runs.",
+        f" {load['picked_up_s']} s into the run, {load['picked_up_s'] - load['ingest_started_s'] - load['ingest_s']:.1f} s"
+        f" after the ingest ended (a snapshot taken and opened while the old state kept answering). Server RSS"
+        f" {load['rss_start']} MiB at the start, {load['rss_end']} MiB at the end, {SETTLE_S:g} s after the swap (peak"
+        f" {load['rss_peak']} MiB: two states open during the swap, and the new one's entities read from graph.json);"
+        f" {r['rss_idle']} MiB idle after the latency runs.",
         "",
         *targets,
         "",
