@@ -558,24 +558,39 @@ def schema_show(file: SchemaFile, as_json: AsJson = False) -> None:
 @_store_options
 def graph_view(
     html_file: Path = typer.Option(..., "--html", help="Write the interactive view to this HTML file."),
-    entity: Optional[str] = typer.Option(None, "--entity", help="TYPE:NAME; show only the graph around this entity."),
-    hops: int = typer.Option(1, "--hops", min=0, help="With --entity: how many relation steps away to show."),
-    chunks: bool = typer.Option(False, "--chunks", help="Also show the chunks and documents that mention the entities."),
-    max_nodes: int = typer.Option(2000, "--max-nodes", min=1, help="Keep at most this many nodes (highest degree first)."),
+    entity: Optional[str] = typer.Option(None, "--entity", help="TYPE:NAME; show the entities around this one."),
+    hops: int = typer.Option(1, "--hops", min=0, help="With --entity: how many steps (relation or co-mention) away to show."),
+    chunks: bool = typer.Option(False, "--chunks", help="Draw the graph store as it is: also the chunks and documents that mention the entities."),
+    max_nodes: Optional[int] = typer.Option(None, "--max-nodes", min=1,
+                                            help="Draw at most this many nodes (default 300; 200 with --entity; 2000 with --chunks or --doc)."),
+    labels: int = typer.Option(150, "--labels", min=0, help="Name this many nodes, the best connected (the others on hover)."),
+    communities: int = typer.Option(12, "--communities", min=1, help="Draw this many communities, the largest, as clusters."),
+    level: int = typer.Option(0, "--level", min=0, help="The community level to cluster and colour by (0: the coarsest)."),
+    colour: str = typer.Option("community", "--colour", help="Colour nodes by 'community' or 'type' at first (the page switches)."),
     doc: Docs = [],
     *,
     stores: StoreFlags,
 ) -> None:
-    """Write a self-contained interactive HTML view of the entity graph (opens offline in any browser)."""
+    """Write a self-contained interactive HTML view of the entity graph (opens offline in any browser): the largest
+    communities as labelled clusters, relations and co-mentions, a legend, a search box, click to expand."""
     settings = _store_settings(stores)
-    from kgbuild.explore import view_index
+    if chunks or doc:
+        from kgbuild.explore import view_index
 
-    summary = _run(lambda: view_index(settings, html_file, entity_key=entity, hops=hops, include_chunks=chunks,
-                                      max_nodes=max_nodes, docs=doc))
-    out.print(summary.describe(), highlight=False, markup=False)
-    if summary.truncated:
-        err.print(f"note: the view holds the {summary.nodes} highest-degree of {summary.total_nodes} nodes;"
-                  " use --entity or a larger --max-nodes", highlight=False, markup=False)
+        summary = _run(lambda: view_index(settings, html_file, entity_key=entity, hops=hops, include_chunks=chunks,
+                                          max_nodes=max_nodes or 2000, docs=doc))
+        out.print(summary.describe(), highlight=False, markup=False)
+        if summary.truncated:
+            err.print(f"note: the view holds the {summary.nodes} highest-degree of {summary.total_nodes} nodes;"
+                      " use --entity or a larger --max-nodes", highlight=False, markup=False)
+        return
+    from kgbuild.explore import map_index
+
+    summary = _run(lambda: map_index(settings, html_file, entity_key=entity, hops=hops, level=level,
+                                     top_communities=communities, max_nodes=max_nodes, labels=labels, colour_by=colour))
+    out.print(summary.describe(), highlight=False, markup=False, soft_wrap=True)
+    if summary.note:
+        err.print(f"note: {summary.note}", highlight=False, markup=False)
 
 
 EntityName = Annotated[str, typer.Argument(metavar="TYPE:NAME", help="An entity: its key, its name or one of its aliases.")]

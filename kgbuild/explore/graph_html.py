@@ -31,7 +31,7 @@ import tempfile
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence, TypeVar
 
 import networkx as nx
 
@@ -53,6 +53,8 @@ EXTERNAL_REFERENCE = re.compile(
     r"""<(?:script|link|img|iframe)\b[^>]*?\b(?:src|href)\s*=\s*["']?\s*(?:https?:)?//|@import\s+(?:url\()?\s*["']?\s*(?:https?:)?//""",
     re.IGNORECASE,
 )
+T = TypeVar("T")
+
 _CDN_TAG = re.compile(
     r"""<link\b[^>]*?\bhref\s*=\s*["']?\s*(?:https?:)?//[^>]*>|<script\b[^>]*?\bsrc\s*=\s*["']?\s*(?:https?:)?//[^>]*>\s*</script>""",
     re.IGNORECASE | re.DOTALL,
@@ -167,13 +169,19 @@ def write_graph_html(
 
 
 def _find_entity(graph: nx.MultiDiGraph, entities: set[str], value: str) -> tuple[str, str]:
+    by_key: dict[str, str] = {}
+    for n in sorted(entities, key=str):
+        by_key.setdefault(graph.nodes[n].get("key", ""), n)
+    return find_entity_key(by_key, value)
+
+
+def find_entity_key(by_key: Mapping[str, T], value: str) -> tuple[T, str]:
+    """The node of the entity ``value`` (TYPE:NAME) names, and its key, from ``by_key`` (entity key -> node);
+    ``ConfigError`` with the closest keys where there is none."""
     try:
         entity_type, key = parse_entity_filter(value)
     except ValueError as exc:
         raise ConfigError(f"--entity: {exc}") from None
-    by_key: dict[str, str] = {}
-    for n in entities:
-        by_key.setdefault(graph.nodes[n].get("key", ""), n)
     types = {k.split(":", 1)[0] for k in by_key}
     if entity_type not in types:  # "company:apple" for "COMPANY:apple", when that is unambiguous
         folded = [t for t in types if t.casefold() == entity_type.casefold()]
@@ -248,16 +256,31 @@ def _view_edges(graph: nx.MultiDiGraph, nodes: set[str], include_chunks: bool) -
 
 
 def type_colors(types: Iterable[str]) -> dict[str, str]:
-    """A colour per entity type: the palette in sorted order, then hues hashed from the name."""
+    """A colour per entity type, the same in every view: the Neo4j Browser style's (``kgbuild.grass``) for the types
+    it styles, then the palette in sorted order for the others, then hues hashed from the name."""
+    from kgbuild.connectors.neo4j.browser import grass_rules
+
+    styled = {selector.split(".", 1)[1]: rule["color"] for selector, rule in grass_rules().items()
+              if selector.startswith("node.") and "color" in rule}
     colors: dict[str, str] = {}
-    for i, entity_type in enumerate(sorted(set(types))):
-        if i < len(PALETTE):
-            colors[entity_type] = PALETTE[i]
+    others = [t for t in sorted(set(types)) if t not in styled or t in _NOT_TYPES]
+    for entity_type in sorted(set(types)):
+        if entity_type in styled and entity_type not in _NOT_TYPES:
+            colors[entity_type] = styled[entity_type].lower()
+    taken = set(colors.values())
+    spare = [c for c in PALETTE if c not in taken]
+    for i, entity_type in enumerate(others):
+        if i < len(spare):
+            colors[entity_type] = spare[i]
         else:
             hue = int.from_bytes(hashlib.blake2b(entity_type.encode("utf-8", "surrogatepass"), digest_size=2).digest(), "big") / 65536
             r, g, b = colorsys.hls_to_rgb(hue, 0.5, 0.55)
             colors[entity_type] = f"#{int(r * 255):02x}{int(g * 255):02x}{int(b * 255):02x}"
-    return colors
+    return dict(sorted(colors.items()))
+
+
+# labels of the style that are not entity types
+_NOT_TYPES = frozenset({"Entity", "Document", "Chunk", "Community"})
 
 
 def _text(value: Any, limit: int = 300) -> str:
