@@ -262,9 +262,10 @@ def type_colors(types: Iterable[str]) -> dict[str, str]:
 
     styled = {selector.split(".", 1)[1]: rule["color"] for selector, rule in grass_rules().items()
               if selector.startswith("node.") and "color" in rule}
+    types = sorted(set(types))
     colors: dict[str, str] = {}
-    others = [t for t in sorted(set(types)) if t not in styled or t in _NOT_TYPES]
-    for entity_type in sorted(set(types)):
+    others = [t for t in types if t not in styled or t in _NOT_TYPES]
+    for entity_type in types:
         if entity_type in styled and entity_type not in _NOT_TYPES:
             colors[entity_type] = styled[entity_type].lower()
     taken = set(colors.values())
