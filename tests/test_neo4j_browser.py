@@ -120,6 +120,9 @@ def test_grass_styles_every_schema_type():
     assert rules["node.Document"]["caption"] == "{title}"
     assert "{position}" in rules["node.Chunk"]["caption"]
     assert rules["relationship"]["caption"] == "<type>"
+    assert rules["node.Community"]["caption"] == "{title}"
+    assert rules["node.Community"]["color"].upper() not in colours.values()
+    assert {"relationship.IN_COMMUNITY", "relationship.SUBCOMMUNITY_OF"} <= set(rules)
     # rules for several labels of one node apply in file order: the entity rule must come first
     assert list(rules).index("node.Entity") < min(list(rules).index(f"node.{label}") for label in types)
 
@@ -142,7 +145,8 @@ def test_starter_queries_parse():
     queries = starter_queries()
     titles = [title for title, _ in queries]
     assert len(titles) == len(set(titles)) >= 5
-    for title in ("Entities of a type", "Entities of a document", "Evidence behind a relation", "Neighbourhood of an entity"):
+    for title in ("Entities of a type", "Entities of a document", "Evidence behind a relation", "Neighbourhood of an entity",
+                  "The communities of an entity", "The members of a community", "The largest communities at level 0"):
         assert title in titles
     for title, cypher in queries:
         assert cypher.strip() and not cypher.rstrip().endswith(";"), title
@@ -169,11 +173,40 @@ def loaded_graph(neo4j_server):
         sink.close()
 
 
-def test_starter_queries_run_on_a_kgbuild_graph(loaded_graph):
+@pytest.fixture
+def graph_with_communities(loaded_graph):
+    """The graph above with its communities, computed by kgbuild.communities from the store's entity graph and
+    written through the GraphSink Protocol (as an ingest does)."""
+    from kgbuild.communities.build import build_communities
+    from kgbuild.retrieve.graph_matrix import build_retrieval_graph
+
+    built = build_communities(build_retrieval_graph(loaded_graph.entity_graph()), {})
+    assert built.communities
+    loaded_graph.replace_communities([c.record() for c in built.communities])
+    loaded_graph.flush()
+    return loaded_graph, built
+
+
+def test_starter_queries_run_on_a_kgbuild_graph(graph_with_communities):
+    loaded_graph, built = graph_with_communities
+    focus = next(e.id for e in loaded_graph.entity_graph(mentions=False).entities.values() if e.name == FOCUS)
+    home = next(c for c in built.communities if c.level == 0 and focus in c.members)
+    params_all = {**PARAMS, "community": home.id}
     for title, cypher in starter_queries():
-        params = {name: PARAMS[name] for name in re.findall(r"\$(\w+)", cypher)}
+        params = {name: params_all[name] for name in re.findall(r"\$(\w+)", cypher)}
         rows = loaded_graph.run_read(cypher, **params)
         assert rows, f"starter query {title!r} found nothing"
+    # the community queries: what kgbuild.communities computed
+    largest = loaded_graph.run_read(starter_query("The largest communities at level 0"))
+    assert [(r["id"], r["size"]) for r in largest] == [(c.id, c.size) for c in built.at_level(0)]
+    assert largest[0]["title"] == built.at_level(0)[0].title
+    mine = loaded_graph.run_read(starter_query("The communities of an entity"), name=FOCUS)
+    assert {r["c"]["id"] for r in mine} == {c.id for c in built.of_entity(focus)}
+    members = loaded_graph.run_read(starter_query("The members of a community"), community=home.id)
+    assert {r["e"]["id"] for r in members} == set(home.members)
+    assert any(r["r"] is not None for r in members)  # Tim Cook CEO_OF Apple Inc. inside the community
+    by_doc = loaded_graph.run_read(starter_query("The communities of a document"), path="news/apple.txt")
+    assert home.id in {r["id"] for r in by_doc}
     evidence = loaded_graph.run_read(starter_query("Evidence behind a relation"), **{k: PARAMS[k] for k in ("head", "tail", "rel")})
     assert {row["d"]["path"] for row in evidence} == {"news/apple.txt", "news/results.txt"}
 

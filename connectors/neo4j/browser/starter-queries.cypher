@@ -10,6 +10,8 @@
 //   (:Chunk)-[:MENTIONS {start, end, confidence, text, rule, via}]->(:Entity:<TYPE> {id, type, key, name, aliases,
 //                                                                            alias_counts, mention_count, confidence})
 //   (:Entity)-[:<RELATION> {confidence, count, evidence, evidence_chunk_ids}]->(:Entity)
+//   (:Community {id, level, title, parent, size, top_entities, top_terms, summary})      (kgbuild communities)
+//   (:Entity)-[:IN_COMMUNITY {level}]->(:Community)-[:SUBCOMMUNITY_OF]->(:Community)
 
 // title: Entity types and counts
 // Parameters: none. A table of entity types and how many entities each has.
@@ -74,3 +76,35 @@ MATCH (d:Document)-[:HAS_CHUNK]->(:Chunk)-[m:MENTIONS]->(e:Entity {name: $name})
 RETURN m.text AS written, m.rule AS rule, m.via AS joined, count(DISTINCT [m.doc_id, m.start, m.end]) AS mentions,
        collect(DISTINCT d.path) AS documents
 ORDER BY mentions DESC, written;
+
+// title: The largest communities at level 0
+// Parameters: none. The coarsest communities (level 0), largest first: their titles, sizes, most
+// central entities and key terms (`kgbuild communities` prints the same table).
+MATCH (c:Community {level: 0})
+RETURN c.id AS id, c.title AS title, c.size AS size, c.top_entities[..5] AS top_entities, c.top_terms[..5] AS top_terms
+ORDER BY size DESC, id
+LIMIT 25;
+
+// title: The communities of an entity
+// Parameters: $name, an entity's canonical name, e.g. 'Apple Inc.'. Its community at each level,
+// coarse to fine, as a graph, with the path from each to its parent.
+MATCH (e:Entity)
+WHERE e.name = $name OR $name IN coalesce(e.aliases, [])
+MATCH (e)-[m:IN_COMMUNITY]->(c:Community)
+OPTIONAL MATCH (c)-[s:SUBCOMMUNITY_OF]->(p:Community)
+RETURN e, m, c, s, p;
+
+// title: The members of a community
+// Parameters: $community, a community id such as 'c0-3f2a9c1b' (`kgbuild communities` lists them).
+// The community, its member entities and the relations among them, as a graph.
+MATCH (c:Community {id: $community})<-[m:IN_COMMUNITY]-(e:Entity)
+OPTIONAL MATCH (e)-[r]->(o:Entity)-[:IN_COMMUNITY]->(c)
+RETURN c, m, e, r, o
+LIMIT 300;
+
+// title: The communities of a document
+// Parameters: $path, the document's path relative to the ingested folder, e.g. 'news/apple.txt'.
+// The level-0 communities of the entities the document mentions, with how many of them each holds.
+MATCH (d:Document {path: $path})-[:HAS_CHUNK]->(:Chunk)-[:MENTIONS]->(e:Entity)-[:IN_COMMUNITY]->(c:Community {level: 0})
+RETURN c.id AS id, c.title AS title, count(DISTINCT e) AS entities
+ORDER BY entities DESC, id;
