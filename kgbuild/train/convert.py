@@ -177,18 +177,16 @@ def _conll_sentence(tokens: list[tuple[str, str]], label: Callable[[str], str], 
     for (token, tag), start in zip(tokens, starts):
         end = start + len(token)
         prefix, _, kind = tag.partition("-")
-        if tag == "O" or not kind:
-            if tag != "O":
-                raise ConvertError(f"{path}:{line}: tag {tag!r} is not O, B-TYPE, I-TYPE, E-TYPE or S-TYPE")
+        if tag != "O" and (prefix not in ("B", "I", "E", "S") or not kind):
+            raise ConvertError(f"{path}:{line}: tag {tag!r} is not O, B-TYPE, I-TYPE, E-TYPE or S-TYPE")
+        if tag == "O":
             close()
             current = None
         elif prefix in ("B", "S") or current is None or current[0] != kind:
             close()
             current = (kind, start, end)
-        elif prefix in ("I", "E"):
+        else:  # I- or E- continuing the entity
             current = (kind, current[1], end)
-        else:
-            raise ConvertError(f"{path}:{line}: tag {tag!r} is not O, B-TYPE, I-TYPE, E-TYPE or S-TYPE")
         if prefix in ("S", "E"):
             close()
             current = None
