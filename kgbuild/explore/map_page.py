@@ -394,6 +394,7 @@ _APP = r"""
   setColour(mode);
   updateCounts();
   network.fit({ animation: false });
+  network.moveTo({ scale: network.getScale() * 0.9 });  // room for the cluster titles at the edges
   window.kgbuildView = { network: network, nodes: nodes, edges: edges, data: D, setColour: setColour, search: search,
                          expand: expand, hidden: hidden, mode: function () { return mode; } };
 })();
