@@ -313,3 +313,68 @@ def test_structure_confidences_are_stored_at_the_same_precision():
     raw = RawExtraction(structures=[StructureInstance("trial_result", {"drug": {"text": "metformin", "confidence": 0.912345678}})])
     (structure,) = link_extraction(chunk(), raw, schema).structures
     assert structure.fields == {"drug": {"text": "metformin", "confidence": 0.9123}}
+
+
+# --- constrained relation decoding (kgbuild.extract.constrained) ------------------------------------------
+
+
+def _constrained_schema():
+    from kgbuild.schema import parse_schema
+
+    return parse_schema("""
+name: constrained
+entities:
+  PERSON: {description: a person}
+  COMPANY: {}
+relations:
+  SPOUSE_OF: {source: [PERSON], target: [PERSON], symmetric: true}
+  WORKS_FOR: {source: [PERSON], target: [COMPANY], inverse_of: EMPLOYS, max_per_head: 1}
+  EMPLOYS: {source: [COMPANY], target: [PERSON], inverse_of: WORKS_FOR}
+""")
+
+
+def test_joint_schema_carries_the_schema_constraints():
+    from gliner2.joint_ie import MaxRelationsPerHead, NoSelfLoops, TypedEndpoints
+    from gliner2.joint_ie.compiler import compile_schema
+
+    from kgbuild.extract.constrained import build_joint_schema
+
+    compiled = compile_schema(build_joint_schema(_constrained_schema()))
+    assert set(compiled.entity_order) == {"person", "company"}
+    assert TypedEndpoints("works_for", ("person",), ("company",)) in compiled.constraints
+    assert NoSelfLoops("spouse_of") in compiled.constraints
+    assert MaxRelationsPerHead(1, "works_for") in compiled.constraints
+    assert not compiled.relation_specs["spouse_of"].directed  # decoded once per pair, mirrored afterwards
+    assert compiled.entity_specs["person"].description == "a person"
+
+
+def test_joint_result_becomes_raw_spans_and_mirrored_relations():
+    from gliner2.joint_ie.result import JointEntity, JointRelation, JointResult
+
+    from kgbuild.extract.constrained import parse_joint_result
+
+    text = "Ann Lee married Bo Lee and works for Acme."
+    result = JointResult(text, [
+        JointEntity("e1", "person", "Ann Lee", 0, 7, 0.9), JointEntity("e2", "person", "Bo Lee", 16, 22, 0.8),
+        JointEntity("e3", "company", "Acme", 37, 41, 0.95), JointEntity("e4", "animal", "x", 0, 1, 0.9),
+    ], [JointRelation("spouse_of", "e1", "e2", 0.7), JointRelation("works_for", "e1", "e3", 0.6)])
+    entities, relations = parse_joint_result(result, _constrained_schema())
+    assert [(e.label, e.text, e.start, e.end) for e in entities] == [
+        ("PERSON", "Ann Lee", 0, 7), ("PERSON", "Bo Lee", 16, 22), ("COMPANY", "Acme", 37, 41)]
+    found = {(r.label, r.head.text, r.tail.text, r.confidence) for r in relations}
+    assert found == {("SPOUSE_OF", "Ann Lee", "Bo Lee", 0.7), ("SPOUSE_OF", "Bo Lee", "Ann Lee", 0.7),
+                     ("WORKS_FOR", "Ann Lee", "Acme", 0.6), ("EMPLOYS", "Acme", "Ann Lee", 0.6)}
+
+
+def test_a_decoded_relation_keeps_its_own_confidence_through_linking():
+    from kgbuild.extract.base import RawExtraction, RawRelation, RawSpan, link_extraction
+    from kgbuild.types import Chunk
+
+    schema = _constrained_schema()
+    text = "Ann Lee works for Acme."
+    chunk = Chunk("d:0", "d", 0, 0, len(text), text, 6)
+    ann, acme = RawSpan("PERSON", "Ann Lee", 0, 7, 0.9), RawSpan("COMPANY", "Acme", 18, 22, 0.95)
+    linked = link_extraction(chunk, RawExtraction([ann, acme], [RawRelation("WORKS_FOR", ann, acme, 0.61234)]), schema)
+    assert [(r.label, r.confidence) for r in linked.relations] == [("WORKS_FOR", 0.6123)]
+    plain = link_extraction(chunk, RawExtraction([ann, acme], [RawRelation("WORKS_FOR", ann, acme)]), schema)
+    assert plain.relations[0].confidence == 0.9  # without one: the weaker end's

@@ -124,8 +124,13 @@ DOCS = {
 }
 
 
-@pytest.fixture
-def index(tmp_path, gazetteer, embedder) -> Settings:
+@pytest.fixture(scope="module")
+def index(tmp_path_factory, business_schema, embedder) -> Settings:
+    from conftest import BUSINESS_CLASSES, BUSINESS_ENTITIES, BUSINESS_RELATIONS
+    from kgbuild.extract.gazetteer import GazetteerExtractor
+
+    tmp_path = tmp_path_factory.mktemp("labels-index")
+    gazetteer = GazetteerExtractor(business_schema, BUSINESS_ENTITIES, BUSINESS_RELATIONS, BUSINESS_CLASSES, max_tokens=64)
     corpus = tmp_path / "corpus"
     for rel, text in DOCS.items():
         (corpus / rel).parent.mkdir(parents=True, exist_ok=True)

@@ -943,3 +943,42 @@ def test_cli_show_prints_brackets_literally(in_tmp):
     assert result.exit_code == 0, repr(result.exception)
     assert "Prices [/] in USD" in result.output
     assert "[bold]" in result.output
+
+
+# --- relation constraints (constrained relation decoding) --------------------
+
+CONSTRAINED = {
+    "SPOUSE_OF": {"source": ["PERSON"], "target": ["PERSON"], "symmetric": True},
+    "WORKS_FOR": {"source": ["PERSON"], "target": ["COMPANY"], "inverse_of": "EMPLOYS", "max_per_head": 1},
+    "EMPLOYS": {"source": ["COMPANY"], "target": ["PERSON"], "inverse_of": "WORKS_FOR"},
+}
+
+
+def test_relation_constraints_parse_and_change_the_fingerprint():
+    schema = parse_schema(variant(relations=CONSTRAINED))
+    assert schema.relations["SPOUSE_OF"].symmetric and schema.relations["WORKS_FOR"].max_per_head == 1
+    assert schema.relations["EMPLOYS"].inverse_of == "WORKS_FOR"
+    plain = {name: {k: v for k, v in spec.items() if k in ("source", "target")} for name, spec in CONSTRAINED.items()}
+    assert parse_schema(variant(relations=plain)).fingerprint != schema.fingerprint
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        ({"SPOUSE_OF": {"source": ["PERSON"], "target": ["COMPANY"], "symmetric": True}},
+         "relations.SPOUSE_OF.symmetric: source ['PERSON'] and target ['COMPANY'] must list the same"),
+        ({"WORKS_FOR": {"source": ["PERSON"], "target": ["COMPANY"], "inverse_of": "HIRES"}},
+         "relations.WORKS_FOR.inverse_of: unknown relation type 'HIRES'"),
+        ({"WORKS_FOR": {"source": ["PERSON"], "target": ["COMPANY"], "inverse_of": "WORKS_FOR"}},
+         "relations.WORKS_FOR.inverse_of: a relation cannot be its own inverse"),
+        ({"EMPLOYS": {"source": ["PERSON"], "target": ["PERSON"], "inverse_of": "WORKS_FOR"}},
+         "its inverse EMPLOYS must go ['COMPANY'] -> ['PERSON']"),
+        ({"SPOUSE_OF": {"source": ["PERSON"], "target": ["PERSON"], "symmetric": True, "inverse_of": "EMPLOYS"}},
+         "relations.SPOUSE_OF: symmetric and inverse_of exclude each other"),
+        ({"WORKS_FOR": {"source": ["PERSON"], "target": ["COMPANY"], "max_per_head": 0}},
+         "relations.WORKS_FOR.max_per_head: Input should be greater than or equal to 1"),
+    ],
+)
+def test_relation_constraint_errors_name_the_key(change, expected):
+    message = schema_error(variant(relations={**CONSTRAINED, **change}))
+    assert expected in message, message
