@@ -63,12 +63,12 @@ FAST = HashEmbedder()  # where nothing is queried through the CLI (which loads t
 def story(topic: str, i: int) -> str:
     e = TOPICS[topic]
     company, person, product, place = (e[t][i % 2] for t in ("COMPANY", "PERSON", "PRODUCT", "LOCATION"))
-    rival, other = e["COMPANY"][(i + 1) % 2], e["PRODUCT"][(i + 1) % 2]
+    rival, other, boss, town = (e[t][(i + 1) % 2] for t in ("COMPANY", "PRODUCT", "PERSON", "LOCATION"))
     a, b, c = WORDS[topic]
     verb = "will unveil" if i % 2 == 0 else "reported revenue for the quarter of"
     return (f"{company} chief {person} {verb} {product} in {place} in 2024. The {a} of {product} and the {b} of {other} "
-            f"matter to {rival}.\n{person} said {company} and {rival} compete on {c} and {a}. {other} and {product} "
-            f"share {b}.\n")
+            f"matter to {rival} and {boss}.\n{person} said {company} and {rival} of {town} compete on {c} and {a}. {other} "
+            f"and {product} share {b}.\n")
 
 
 def corpus_files(n: int = 4) -> dict[str, str]:
