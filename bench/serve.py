@@ -41,6 +41,7 @@ from typing import Any
 
 from bench.common import REPO, git_revision, machine, write_section
 from bench.fakes import HashEmbedder
+from bench.graph_latency import queries_of
 
 TARGETS_MS = {"vector": 25.0, "hybrid": 80.0}
 CLIENTS = 8
@@ -107,15 +108,6 @@ def write_more_documents(corpus: Path, skip: int, count: int) -> Path:
             if n >= skip:
                 fh.write(json.dumps({**record, "id": f"added-{record['id']}"}, ensure_ascii=False) + "\n")
     return path
-
-
-def queries_of(corpus: Path, count: int) -> list[str]:
-    texts: list[str] = []
-    for path in sorted(corpus.glob("part-*.jsonl")):
-        with open(path, encoding="utf-8") as fh:
-            texts.extend(json.loads(line)["text"] for line in fh)
-    step = max(1, len(texts) // count)
-    return [" ".join(t.split()[:12]) + "?" for t in texts[::step][:count]]
 
 
 # -- the served process -------------------------------------------------------------------------------------------
@@ -321,7 +313,7 @@ def measure(chunks: int, queries: int, load_seconds: float, work: Path) -> dict[
     (corpus / "added.jsonl").unlink(missing_ok=True)
     if (work / "index" / "state.json").exists() and built.get("documents") and _documents(index_dir) != built["documents"]:
         _ingest(corpus, index_dir)  # a previous load run added documents: back to the corpus as built
-    questions = queries_of(corpus, queries)
+    questions = queries_of(index_dir, queries)  # graph_latency's: from the corpus beside the index (added.jsonl is gone)
     out: dict[str, Any] = {"built": built, "queries": len(questions), "load_average": [os.getloadavg()[0]]}
     with Served(index_dir) as served:
         out["server_start_s"] = round(served.start_s, 1)
