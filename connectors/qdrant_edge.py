@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from kgbuild.errors import SinkError
-from kgbuild.connectors.qdrant_filter import to_qdrant_filter
+from kgbuild.connectors.qdrant_filter import add_chunk_communities, group_by_communities, to_qdrant_filter
 from kgbuild.ids import point_id
 from kgbuild.types import COMMUNITIES_FIELD, ChunkPoint, VectorExport, VectorFilter, VectorHit
 from kgbuild.write import keyword_fields
@@ -27,14 +27,6 @@ UPSERT_BATCH = 5000
 # "in use" error.
 _SHARED: dict[str, tuple[Any, int]] = {}
 _SHARED_LOCK = threading.Lock()
-
-
-def group_by_communities(communities: Mapping[str, Sequence[str]]) -> dict[tuple[str, ...], list[str]]:
-    """Chunks by the community ids they get (one payload update per distinct value), each list sorted."""
-    out: dict[tuple[str, ...], list[str]] = {}
-    for chunk in sorted(communities):
-        out.setdefault(tuple(communities[chunk]), []).append(chunk)
-    return out
 
 
 def _edge() -> Any:
@@ -184,10 +176,7 @@ class QdrantEdgeVectorSink:
         fields = q.PayloadSelector.Include(["chunk_id", COMMUNITIES_FIELD])
         while True:
             records, offset = self._s().scroll(q.ScrollRequest(offset=offset, limit=batch_size, with_payload=fields))
-            for r in records:
-                payload = r.payload or {}
-                if payload.get("chunk_id"):
-                    out[str(payload["chunk_id"])] = list(payload.get(COMMUNITIES_FIELD) or [])
+            add_chunk_communities(records, out)
             if offset is None:
                 return out
 

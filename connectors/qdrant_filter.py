@@ -1,4 +1,5 @@
-"""One translation of kgbuild's VectorFilter into Qdrant filter objects, for both Qdrant connectors.
+"""What both Qdrant connectors share: one translation of kgbuild's VectorFilter into Qdrant filter objects, and
+the ``communities`` payload field read and grouped for updates.
 
 qdrant-client (``qdrant_client.models``) and qdrant-edge (``qdrant_edge``) expose classes with the same
 names and keyword arguments (Filter, FieldCondition, MatchValue, MatchAny); each connector passes its module.
@@ -6,9 +7,9 @@ names and keyword arguments (Filter, FieldCondition, MatchValue, MatchAny); each
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable, Mapping, Sequence
 
-from kgbuild.types import VectorFilter
+from kgbuild.types import COMMUNITIES_FIELD, VectorFilter
 
 
 def to_qdrant_filter(models: Any, query_filter: VectorFilter | None) -> Any:
@@ -40,3 +41,19 @@ def to_qdrant_filter(models: Any, query_filter: VectorFilter | None) -> Any:
     if query_filter.doc_ids:
         must.append(models.FieldCondition(key="doc_id", match=models.MatchAny(any=list(query_filter.doc_ids))))
     return models.Filter(must=must)
+
+
+def group_by_communities(communities: Mapping[str, Sequence[str]]) -> dict[tuple[str, ...], list[str]]:
+    """Chunks by the community ids they get (one payload update per distinct value), each list sorted."""
+    out: dict[tuple[str, ...], list[str]] = {}
+    for chunk in sorted(communities):
+        out.setdefault(tuple(communities[chunk]), []).append(chunk)
+    return out
+
+
+def add_chunk_communities(records: Iterable[Any], out: dict[str, list[str]]) -> None:
+    """The ``communities`` field of scrolled records (payload: ``chunk_id`` and that field), by chunk id."""
+    for r in records:
+        payload = r.payload or {}
+        if payload.get("chunk_id"):
+            out[str(payload["chunk_id"])] = list(payload.get(COMMUNITIES_FIELD) or [])

@@ -11,8 +11,7 @@ import warnings
 from typing import Any, Mapping, Sequence
 
 from kgbuild.errors import SinkError, TransientError
-from kgbuild.connectors.qdrant_filter import to_qdrant_filter
-from kgbuild.connectors.qdrant_edge import group_by_communities
+from kgbuild.connectors.qdrant_filter import add_chunk_communities, group_by_communities, to_qdrant_filter
 from kgbuild.ids import point_id
 from kgbuild.types import COMMUNITIES_FIELD, ChunkPoint, VectorExport, VectorFilter, VectorHit
 from kgbuild.write import keyword_fields
@@ -207,10 +206,7 @@ class QdrantServerVectorSink:
         while True:
             records, offset = self._call("scroll", client.scroll, self.collection, limit=batch_size, offset=offset,
                                          with_payload=["chunk_id", COMMUNITIES_FIELD])
-            for r in records:
-                payload = r.payload or {}
-                if payload.get("chunk_id"):
-                    out[str(payload["chunk_id"])] = list(payload.get(COMMUNITIES_FIELD) or [])
+            add_chunk_communities(records, out)
             if offset is None:
                 return out
 
