@@ -7,7 +7,7 @@ the live folder's stores. When the index is quiet (no process holds ``<out>/lock
 no run between checkpoints), it takes a snapshot of it under ``<out>/.serve/``:
 
 - files that kgbuild only ever replaces by a rename (``state.json``, ``graph.json``, ``resolution.yaml``,
-  every file of ``retrieval/``) are hard-linked: a later ingest renames new files over the live names and
+  every file of ``retrieval/`` and ``communities/``, written beside them and renamed into place) are hard-linked: a later ingest renames new files over the live names and
   the snapshot keeps the old inodes, so taking them costs nothing;
 - the vector shard (``qdrant/``), which the engine changes in place, is copied.
 
@@ -36,10 +36,11 @@ from kgbuild.state import JOURNAL_FILE, LOCK_FILE, STATE_FILE
 
 SNAPSHOT_DIR = ".serve"
 # replaced only by renaming a new version over them: a hard link keeps the version it was taken of
-RENAMED_ON_WRITE = frozenset({STATE_FILE, "graph.json", "resolution.yaml", "retrieval"})
+RENAMED_ON_WRITE = frozenset({STATE_FILE, "graph.json", "resolution.yaml", "retrieval", "communities"})
 # never part of a snapshot: the writer's own files, the extraction cache (ingest only), leftovers of writes
 NOT_SNAPSHOTTED = frozenset({LOCK_FILE, JOURNAL_FILE, SNAPSHOT_DIR, "extractions.sqlite", "extractions.sqlite-journal",
-                             "extractions.sqlite-wal", "extractions.sqlite-shm", "retrieval.tmp", "retrieval.old"})
+                             "extractions.sqlite-wal", "extractions.sqlite-shm", "retrieval.tmp", "retrieval.old",
+                             "communities.tmp", "communities.old"})
 TEMP_PREFIXES = (".state-", ".journal-", ".graph-")
 # the files whose change means a new committed state (kgbuild.retrieve.graph_matrix writes meta.json last)
 # (a folder's inode and mtime change when a file is renamed into it: the communities, kgbuild.communities)
