@@ -362,3 +362,21 @@ def test_neo4j_browser_shows_styled_neighbourhood(neo4j_server, loaded_graph, tm
         colour = grass_rules()[f"node.{label}"]["color"].upper()
         assert colour in fills, (label, colour, fills)
     assert time.monotonic() - started < TEST_BUDGET_S
+
+
+def test_graph_view_of_a_neo4j_graph(graph_with_communities, tmp_path):
+    """The entity map reads the graph store through the Protocol: here Neo4j, with no retrieval folder (co-mention
+    from the store's own entity graph) and the communities built above."""
+    from kgbuild.explore.entity_map import build_map, load_graph_data, summarize
+    from kgbuild.explore.map_page import render_map
+
+    sink, built = graph_with_communities
+    graph = load_graph_data(tmp_path / "no-index", sink)
+    view = build_map(graph, built)
+    render_map(view, tmp_path / "map.html")
+    summary = summarize(view, tmp_path / "map.html")
+    names = {n.name for n in view.nodes[: view.drawn]}
+    assert {FOCUS, "Tim Cook", "Vision Pro", "Acme Corp"} <= names
+    assert summary.relations == len({tuple(sorted((h, t))) for _, h, _, t in RELATIONS})  # one edge per related pair
+    assert summary.comentions > 0 and summary.communities == len(built.at_level(0))
+    assert "Tim Cook CEO_OF Apple Inc." in (tmp_path / "map.html").read_text(encoding="utf-8")

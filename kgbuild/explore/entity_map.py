@@ -47,8 +47,10 @@ COMENTIONS_PER_NODE = 3
 NEIGHBOURS = 12
 EXPAND_BUDGET = 3000  # nodes the page may hold in all (drawn, and reachable by clicks)
 LAYOUT_SEED = 20261130
-ANCHOR_WEIGHT = 4.0  # how strongly a community's members are pulled together (an edge weighs 0.2 to 1)
-SPREAD = 90.0  # page pixels per sqrt(node): labels of neighbours overlap little at the first zoom
+ANCHOR_WEIGHT = 3.0  # how strongly a community's members are pulled together (an edge weighs 0.2 to 1)
+HUB_WEIGHT = 1.2
+SPREAD = 90.0
+NAME_ROOM = 55.0  # page pixels between a node and its nearest neighbour, typically (names are 22 px high)  # page pixels per sqrt(node): labels of neighbours overlap little at the first zoom
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +133,7 @@ class _Graph:
     nodes: list[MapNode]
     weights: Any  # csr, symmetric: relations + co-mention (community detection's weights)
     comention: Any  # csr, symmetric: co-mention weight only
-    shared: Any  # csr, symmetric: chunks naming both
+    shared: Any  # csr, symmetric: chunks naming both, where two or more
     relations: dict[tuple[int, int], list[str]]  # (a, b) with a < b -> labels, as seen from a
     degree: np.ndarray
 
@@ -152,12 +154,11 @@ def load_graph_data(out_dir: Path, sink: Any) -> _Graph:
     comention.data[comention.data < 1e-12] = 0
     comention.eliminate_zeros()
     comention.sort_indices()
-    binary = graph.chunk_entity[:, keep].tocsr()
-    binary.data[:] = 1.0
-    shared = (binary.T @ binary).tocsr()
-    shared.setdiag(0)
-    shared.eliminate_zeros()
+    # chunks naming both: the retrieval graph keeps the pairs that share two or more; a co-mention weight without
+    # one is a single shared chunk (computing them all would square the mentions, ~18^2 per chunk)
+    shared = graph.cooccurrence[keep][:, keep].tocsr()
     shared.sort_indices()
+    chunks_of = np.diff(graph.chunk_entity[:, keep].tocsc().indptr)
     ids = [graph.entities[int(i)].id for i in keep]
     position = {e: i for i, e in enumerate(ids)}
     degree = np.asarray(full.weights.sum(axis=1)).ravel()
@@ -165,7 +166,7 @@ def load_graph_data(out_dir: Path, sink: Any) -> _Graph:
     for i, e in enumerate(ids):
         node = graph.entities[int(keep[i])]
         stored_entity = data.entities.get(e)
-        mentions = stored_entity.mention_count if stored_entity is not None else int(binary[:, i].nnz)
+        mentions = stored_entity.mention_count if stored_entity is not None else int(chunks_of[i])
         nodes.append(MapNode(e, node.key, node.name, node.type, int(mentions), round(float(degree[i]), 6), ()))
     relations: dict[tuple[int, int], list[str]] = {}
     for head, label, tail in sorted(set(data.relations)):
@@ -238,7 +239,8 @@ def _edge(g: _Graph, a: int, b: int) -> MapEdge | None:
         return None
     if a != lo:  # labels are written as seen from the smaller position; flip them for a -> b
         labels = [lab[:-2] if lab.endswith(" ←") else f"{lab} ←" for lab in labels]
-    return MapEdge(a, b, tuple(labels), round(weight, 6), int(_value(g.shared, lo, hi)))
+    shared = int(_value(g.shared, lo, hi)) or (1 if weight > 0 else 0)
+    return MapEdge(a, b, tuple(labels), round(weight, 6), shared)
 
 
 def _value(m: Any, row: int, col: int) -> float:
@@ -375,11 +377,16 @@ def _layout(m: EntityMap) -> dict[int, tuple[float, float]]:
     top = max((e.weight for e in m.edges[:m.drawn_edges]), default=1.0) or 1.0
     for e in m.edges[:m.drawn_edges]:
         g.add_edge(e.head, e.tail, w=(1.0 if e.is_relation else 0.2 + 0.8 * e.weight / top))
-    if m.center is None and level_ids:
+    if m.center is None:
+        # communities (and loose nodes) on weak ties to one hub: parts with no edge between them would drift to
+        # the corners and leave each cluster a dot
         for i in range(m.drawn):
-            cid = community_at(m.nodes[i], level_ids)
+            cid = community_at(m.nodes[i], level_ids) if level_ids else None
             if cid is not None:
                 g.add_edge(i, ("community", cid), w=ANCHOR_WEIGHT)
+                g.add_edge(("community", cid), "hub", w=HUB_WEIGHT)
+            else:
+                g.add_edge(i, "hub", w=HUB_WEIGHT / 4)
     n = g.number_of_nodes()
     if n == 0:
         return {}
@@ -389,6 +396,14 @@ def _layout(m: EntityMap) -> dict[int, tuple[float, float]]:
         start, fixed = {m.center: (0.0, 0.0)}, [m.center]
     pos = nx.spring_layout(g, weight="w", seed=LAYOUT_SEED, iterations=150, pos=start, fixed=fixed)
     scale = SPREAD * math.sqrt(max(m.drawn, 4))
+    if m.drawn > 2:  # neighbours far enough apart for their names (vis-network scales names with the zoom)
+        from scipy.spatial import cKDTree
+
+        points = np.array([pos[i] for i in range(m.drawn)], dtype=np.float64)
+        nearest = cKDTree(points).query(points, k=2)[0][:, 1]
+        typical = float(np.median(nearest))
+        if typical > 0:
+            scale = max(scale, NAME_ROOM / typical)
     return {i: (round(float(pos[i][0]) * scale, 1), round(float(pos[i][1]) * scale, 1)) for i in range(m.drawn)}
 
 

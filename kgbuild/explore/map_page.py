@@ -204,7 +204,7 @@ _APP = r"""
   var network = new vis.Network(container, { nodes: nodes, edges: edges }, {
     physics: false,
     layout: { improvedLayout: false },
-    nodes: { shape: "dot", scaling: { min: 6, max: 30, label: { enabled: false } },
+    nodes: { shape: "dot", scaling: { min: 6, max: 22, label: { enabled: false } },
              font: { size: 22, face: "system-ui, sans-serif", color: "#1d1d1d", strokeWidth: 4, strokeColor: "#ffffff" } },
     edges: { smooth: false, selectionWidth: 1.5, arrows: { to: { scaleFactor: 0.45 }, from: { scaleFactor: 0.45 } },
              font: { size: 10, align: "middle", color: "#444444", strokeWidth: 3 } },
@@ -379,13 +379,18 @@ _APP = r"""
     ctx.lineJoin = "round";
     var size = Math.max(16, Math.min(40, 16 / scale));
     ctx.font = "600 " + size + "px system-ui, sans-serif";
+    // kept inside the visible canvas: a title wider than its cluster would be cut at the edges
+    var box = container.getBoundingClientRect(), pad = 6 / scale;
+    var left = network.DOMtoCanvas({ x: 0, y: 0 }), right = network.DOMtoCanvas({ x: box.width, y: box.height });
     Object.keys(groups).forEach(function (c) {
-      var g = groups[c], text = D.communities[c].title;
+      var g = groups[c], text = D.communities[c].title, half = ctx.measureText(text).width / 2;
+      var x = Math.max(left.x + half + pad, Math.min(right.x - half - pad, g.x));
+      var y = Math.max(left.y + size + pad, g.top - 18);
       ctx.lineWidth = size / 3.5;
       ctx.strokeStyle = "rgba(255,255,255,0.95)";
-      ctx.strokeText(text, g.x, g.top - 18);
+      ctx.strokeText(text, x, y);
       ctx.fillStyle = c < D.palette.length ? D.palette[c] : "#666666";
-      ctx.fillText(text, g.x, g.top - 18);
+      ctx.fillText(text, x, y);
     });
     ctx.restore();
   });
