@@ -175,21 +175,13 @@ def loaded_graph(neo4j_server):
 
 @pytest.fixture
 def graph_with_communities(loaded_graph):
-    """The graph above with its communities, computed by kgbuild.communities from the store's entity graph and
-    written through the GraphSink Protocol (as an ingest does)."""
-    from kgbuild.communities.build import build_communities
-    from kgbuild.retrieve.graph_matrix import build_retrieval_graph
-
-    built = build_communities(build_retrieval_graph(loaded_graph.entity_graph()), {})
-    assert built.communities
-    loaded_graph.replace_communities([c.record() for c in built.communities])
-    loaded_graph.flush()
-    return loaded_graph, built
+    """The graph above with its communities (``_store_communities``)."""
+    return loaded_graph, _store_communities(loaded_graph)
 
 
 def test_starter_queries_run_on_a_kgbuild_graph(graph_with_communities):
     loaded_graph, built = graph_with_communities
-    focus = next(e.id for e in loaded_graph.entity_graph(mentions=False).entities.values() if e.name == FOCUS)
+    focus = _entity_id(loaded_graph, FOCUS)
     home = next(c for c in built.communities if c.level == 0 and focus in c.members)
     params_all = {**PARAMS, "community": home.id}
     for title, cypher in starter_queries():
@@ -331,6 +323,22 @@ def test_neo4j_browser_shows_styled_neighbourhood(neo4j_server, loaded_graph, tm
             fills = frame.locator("svg.neod3viz g.node circle.b-outline").evaluate_all(
                 "cs => cs.map(c => (c.getAttribute('fill') || '').toUpperCase())"
             )
+
+            # communities, as an ingest stores them: the starter query draws them in the style's Community colour
+            built = _store_communities(loaded_graph)
+            mine = [c for c in built.communities if any(m for m in c.members if m == _entity_id(loaded_graph, FOCUS))]
+            frames = page.locator('[data-testid="frame"]').filter(has=page.locator("svg.neod3viz"))
+            before = frames.count()
+            _run_in_editor(page, starter_query("The communities of an entity").replace("$name", _cypher_literal(FOCUS)))
+            page.wait_for_function(
+                "n => document.querySelectorAll('[data-testid=\"frame\"] svg.neod3viz').length > n", arg=before
+            )
+            newest = frames.first
+            newest.locator("svg.neod3viz g.node").first.wait_for()
+            page.wait_for_timeout(500)
+            community_fills = newest.locator("svg.neod3viz g.node circle.b-outline").evaluate_all(
+                "cs => cs.map(c => (c.getAttribute('fill') || '').toUpperCase())"
+            )
         except Exception:
             failure = tmp_path / "neo4j-browser-failure.png"
             try:
@@ -361,7 +369,28 @@ def test_neo4j_browser_shows_styled_neighbourhood(neo4j_server, loaded_graph, tm
     for label in ("COMPANY", "PERSON", "PRODUCT"):
         colour = grass_rules()[f"node.{label}"]["color"].upper()
         assert colour in fills, (label, colour, fills)
+    # the entity and its community at each level (and their parents: the same ones)
+    community = grass_rules()["node.Community"]["color"].upper()
+    assert mine and community_fills.count(community) == len(mine), (community_fills, [c.id for c in mine])
+    assert grass_rules()["node.COMPANY"]["color"].upper() in community_fills
     assert time.monotonic() - started < TEST_BUDGET_S
+
+
+def _store_communities(sink: Neo4jGraphSink):
+    """The communities of the graph in ``sink``, computed by kgbuild.communities from the store's entity graph and
+    written through the GraphSink Protocol (as an ingest does)."""
+    from kgbuild.communities.build import build_communities
+    from kgbuild.retrieve.graph_matrix import build_retrieval_graph
+
+    built = build_communities(build_retrieval_graph(sink.entity_graph()), {})
+    assert built.communities
+    sink.replace_communities([c.record() for c in built.communities])
+    sink.flush()
+    return built
+
+
+def _entity_id(sink: Neo4jGraphSink, name: str) -> str:
+    return next(e.id for e in sink.entity_graph(mentions=False).entities.values() if e.name == name)
 
 
 def test_graph_view_of_a_neo4j_graph(graph_with_communities, tmp_path):
