@@ -113,6 +113,7 @@ class Generation:
             self.settings = self.index.settings
             self.state, self.manifest = self.index.state, self.index.manifest
             self.live_vectors = not _backend_embedded("vector", self.manifest.vectors.kind if self.manifest.vectors else "")
+            self.live_graph = not _backend_embedded("graph", self.manifest.graph.kind if self.manifest.graph else "")
             self.graph = self.index.graph_sink()
             self.graph.open()
             self.overrides = self.index.overrides()
@@ -556,6 +557,9 @@ class IndexService:
         with self.generation() as gen:
             entity, matched = _find_entity(gen, value)
             mentions = gen.graph_call(lambda graph: graph.entity_mentions([entity.id]))
+            if gen.live_graph:  # a graph server: leave out the documents an ingest is writing now
+                journaled = self._journaled()
+                mentions = [r for r in mentions if r["doc_id"] not in journaled]
             paths = {doc_id: doc.path for doc_id, doc in gen.documents.items()}
             reasons, documents = explain_mentions(mentions, paths)
             mentions = sorted(mentions, key=lambda r: (paths.get(r["doc_id"], r["doc_id"]), r["start"], r["end"]))
