@@ -290,7 +290,16 @@ def build_map(g: _Graph, communities: Any = None, *, entity_key: str | None = No
         if limit < 1:
             raise ConfigError(f"max_nodes must be at least 1, got {limit}")
         drawn = _around(g, center, hops, limit)
-        clusters = communities.at_level(level) if communities is not None else []
+        # the communities of the drawn nodes, the most represented first: they get the palette's colours
+        clusters = []
+        if communities is not None:
+            level_ids = {c.id for c in communities.at_level(level)}
+            count: dict[str, int] = {}
+            for n in drawn:
+                cid = community_at(g.nodes[n], level_ids)
+                if cid is not None:
+                    count[cid] = count.get(cid, 0) + 1
+            clusters = sorted((communities.by_id[c] for c in count), key=lambda c: (-count[c.id], -c.size, c.id))
     else:
         limit = max_nodes or DEFAULT_MAX_NODES
         if limit < 1:
