@@ -74,3 +74,20 @@ def test_llamaindex_sentence_splitter_can_split_sentences():
     chunks = SentenceSplitter(chunk_size=32, chunk_overlap=0).split_text(text)
     assert len(chunks) > 5
     assert all(chunk.strip().endswith(".") for chunk in chunks)
+
+
+def test_every_subpackage_is_listed_for_the_wheel():
+    """pyproject's explicit package list (connectors/ installs as kgbuild.connectors) must name every folder of
+    the library that holds Python modules: a package left out is missing from a wheel install, though an
+    editable install (the test suite's) still finds it."""
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["packages"])
+    found = set()
+    for base, name in ((root / "kgbuild", "kgbuild"), (root / "connectors", "kgbuild.connectors")):
+        for init in base.rglob("__init__.py"):
+            if "__pycache__" not in init.parts:
+                rel = init.parent.relative_to(base).parts
+                found.add(".".join((name, *rel)))
+    assert found <= listed, sorted(found - listed)
