@@ -17,8 +17,10 @@ The relations (labels, direction) always come from the graph store.
 - **Around an entity**: every entity within ``hops`` steps of relations or co-mention, nearest first, then the
   best connected.
 
-Every relation between drawn nodes is drawn; of the co-mentions, each node's ``COMENTIONS_PER_NODE`` strongest
-(a backbone: all of them make a hairball). The page also embeds, for each drawn node and (within a budget) for
+Of the edges between drawn nodes, each node keeps its first ``RELATIONS_PER_NODE`` relations (by co-mention weight)
+and its ``COMENTIONS_PER_NODE`` strongest co-mentions, and an edge is drawn when either end keeps it (a backbone: all
+of them make a hairball around the entities named everywhere); around an entity, all of the entity's edges.
+Edges between two communities barely pull in the layout (``ACROSS``). The page also embeds, for each drawn node and (within a budget) for
 each of their neighbours, its ``NEIGHBOURS`` strongest neighbours, so clicking a node adds them without a server.
 
 **Layout.** networkx's ``spring_layout`` (Fruchterman-Reingold, fixed seed) on the drawn graph plus one anchor node
@@ -44,11 +46,13 @@ DEFAULT_LABELS = 150
 DEFAULT_COMMUNITIES = 12
 MIN_PER_COMMUNITY = 3
 COMENTIONS_PER_NODE = 3
+RELATIONS_PER_NODE = 6  # a hub's other relations are drawn where they are among its partner's first
 NEIGHBOURS = 12
 EXPAND_BUDGET = 3000  # nodes the page may hold in all (drawn, and reachable by clicks)
 LAYOUT_SEED = 20261130
 ANCHOR_WEIGHT = 3.0  # how strongly a community's members are pulled together (an edge weighs 0.2 to 1)
 HUB_WEIGHT = 1.2
+ACROSS = 0.1  # layout weight of an edge between two communities, relative to one inside
 SPREAD = 90.0
 NAME_ROOM = 55.0  # page pixels between a node and its nearest neighbour, typically (names are 22 px high)  # page pixels per sqrt(node): labels of neighbours overlap little at the first zoom
 
@@ -250,7 +254,7 @@ def _value(m: Any, row: int, col: int) -> float:
     return float(m.data[k]) if k < end and m.indices[k] == col else 0.0
 
 
-def _strongest(g: _Graph, node: int, among: set[int] | None, limit: int) -> list[int]:
+def _strongest(g: _Graph, node: int, among: set[int] | None, limit: int | None) -> list[int]:
     """The node's neighbours, relations first, then by co-mention weight (ties: id order)."""
     row = slice(g.weights.indptr[node], g.weights.indptr[node + 1])
     others = g.weights.indices[row].tolist()
@@ -311,13 +315,17 @@ def build_map(g: _Graph, communities: Any = None, *, entity_key: str | None = No
             colour_by = "type"
     drawn_set = set(drawn)
 
-    # edges among the drawn nodes: every relation, each node's strongest co-mentions
-    pairs: set[tuple[int, int]] = {p for p in g.relations if p[0] in drawn_set and p[1] in drawn_set}
+    # edges among the drawn nodes: each node's relations (the first RELATIONS_PER_NODE) and strongest co-mentions;
+    # every edge of the centre
+    pairs: set[tuple[int, int]] = set()
     for node in drawn:
-        for other in _strongest(g, node, drawn_set, COMENTIONS_PER_NODE):
-            pairs.add((min(node, other), max(node, other)))
+        ranked = [(min(node, o), max(node, o)) for o in _strongest(g, node, drawn_set, None)]
         if node == center:
-            pairs |= {(min(node, o), max(node, o)) for o in _strongest(g, node, drawn_set, len(drawn))}
+            pairs.update(ranked)
+            continue
+        related = [p for p in ranked if p in g.relations]
+        pairs.update(related[:RELATIONS_PER_NODE])
+        pairs.update([p for p in ranked if p not in g.relations][:COMENTIONS_PER_NODE])
     # the page's own numbering: drawn nodes first
     page: dict[int, int] = {n: i for i, n in enumerate(drawn)}
     edges = [e for e in (_edge(g, a, b) for a, b in sorted(pairs, key=lambda p: (page[p[0]], page[p[1]]))) if e is not None]
@@ -384,8 +392,12 @@ def _layout(m: EntityMap) -> dict[int, tuple[float, float]]:
     g = nx.Graph()
     g.add_nodes_from(range(m.drawn))
     top = max((e.weight for e in m.edges[:m.drawn_edges]), default=1.0) or 1.0
+    home = [community_at(m.nodes[i], level_ids) if level_ids else None for i in range(m.drawn)]
     for e in m.edges[:m.drawn_edges]:
-        g.add_edge(e.head, e.tail, w=(1.0 if e.is_relation else 0.2 + 0.8 * e.weight / top))
+        w = 1.0 if e.is_relation else 0.2 + 0.8 * e.weight / top
+        if m.center is None and home[e.head] != home[e.tail]:
+            w *= ACROSS  # drawn, but barely pulling: hubs named everywhere would knot the clusters together
+        g.add_edge(e.head, e.tail, w=w)
     if m.center is None:
         # communities (and loose nodes) on weak ties to one hub: parts with no edge between them would drift to
         # the corners and leave each cluster a dot

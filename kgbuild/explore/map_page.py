@@ -181,11 +181,12 @@ _APP = r"""
              x: x, y: y, borderWidth: i === D.center ? 4 : 1 };
   }
   function edgeItem(j) {
-    var e = E[j], relation = e[3] === 1;
+    // an edge between two communities is drawn fainter: hubs named everywhere would hide the clusters
+    var e = E[j], relation = e[3] === 1, across = D.center === null && N[e[0]][4] !== N[e[1]][4], fade = across ? 0.4 : 1;
     return { id: j, from: e[0], to: e[1], title: e[2], arrows: e[5] || undefined,
              label: relation && D.center !== null ? e[6] : undefined,
              width: relation ? 1.6 : 0.6 + 3 * e[4],
-             color: relation ? { color: "#4a4a4a", opacity: 0.9 } : { color: "#9aa0a8", opacity: 0.45 },
+             color: relation ? { color: "#4a4a4a", opacity: 0.9 * fade } : { color: "#9aa0a8", opacity: 0.45 * fade },
              dashes: false };
   }
   function other(j, i) { return E[j][0] === i ? E[j][1] : E[j][0]; }
