@@ -71,6 +71,7 @@ def full(setup) -> dict:
 @pytest.fixture(scope="module")
 def lora(setup) -> dict:
     """A LoRA adapter through the library: six steps on the sixteen examples, nothing held out."""
+    pytest.importorskip("peft", reason="LoRA needs the peft package (gliner2's LoRA is PEFT's)")
     out = setup["root"] / "lora"
     report = train(setup["data"], SCHEMA, setup["base"], out, lora=True, epochs=3, eval_split=0, device="cpu",
                    batch_size=8, learning_rate=5e-3, compare=False)
