@@ -188,7 +188,14 @@ class ExtractionSchema(_Strict):
     @property
     def fingerprint(self) -> str:
         """A short hash of everything that changes extraction output."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+        dumped = self.model_dump(mode="json")
+        # the relation constraints came later: left at their defaults they are not part of it, so a schema that
+        # sets none keeps the fingerprint it had and its index is not extracted again on upgrade
+        for relation in (dumped.get("relations") or {}).values():
+            for key, default in _CONSTRAINT_DEFAULTS.items():
+                if relation.get(key, default) == default:
+                    relation.pop(key, None)
+        canonical = json.dumps(dumped, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
 
     def with_threshold(self, threshold: float | None) -> ExtractionSchema:
@@ -197,6 +204,9 @@ class ExtractionSchema(_Strict):
         if not 0.0 <= threshold <= 1.0:
             raise SchemaError(f"threshold must be between 0 and 1, got {threshold}")
         return self.model_copy(update={"threshold": threshold})
+
+
+_CONSTRAINT_DEFAULTS = {"symmetric": False, "inverse_of": None, "max_per_head": None}
 
 
 def _check_relation_constraints(name: str, rel: RelationType, relations: dict[str, RelationType]) -> None:

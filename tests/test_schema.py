@@ -982,3 +982,17 @@ def test_relation_constraints_parse_and_change_the_fingerprint():
 def test_relation_constraint_errors_name_the_key(change, expected):
     message = schema_error(variant(relations={**CONSTRAINED, **change}))
     assert expected in message, message
+
+
+def test_relation_constraints_at_their_defaults_keep_the_fingerprint_an_index_was_built_with():
+    """The fingerprints the bundled schemas had before symmetric / inverse_of / max_per_head existed: an index
+    built then is not extracted again on upgrade; setting a constraint does change it."""
+    from kgbuild.schema import load_schema
+
+    assert load_schema("business-news").fingerprint == "dd2bf0b8edae"
+    assert load_schema("biomedical").fingerprint == "d8e0c1cc2f4d"
+    schema = load_schema("business-news")
+    name = next(iter(schema.relations))
+    capped = schema.model_copy(update={"relations": {**schema.relations,
+                                                     name: schema.relations[name].model_copy(update={"max_per_head": 1})}})
+    assert capped.fingerprint != schema.fingerprint
