@@ -53,11 +53,12 @@ class EvalReport:
 
 def build_eval_extractor(schema: ExtractionSchema, model: str | Any, *, adapter: str | None = None,
                          relation_decoding: str | None = None, device: str = "auto", batch_size: int = 8,
-                         precision: str = "auto") -> Extractor:
+                         precision: str = "auto", fast_attention: bool = True) -> Extractor:
     from kgbuild.extract.gliner import DEFAULT_RELATION_DECODING, GLiNER2Extractor
 
     return GLiNER2Extractor(schema, model, device=device, batch_size=batch_size, adapter=adapter, precision=precision,
-                            relation_decoding=relation_decoding or DEFAULT_RELATION_DECODING)
+                            relation_decoding=relation_decoding or DEFAULT_RELATION_DECODING,
+                            fast_attention=fast_attention)
 
 
 def predict(examples: Sequence[GoldExample], schema: ExtractionSchema, extractor: Extractor, *,

@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from kgbuild.errors import ConfigError, KgbuildError
 from kgbuild.schema import ExtractionSchema, load_schema
-from kgbuild.train.evaluate import EvalReport, evaluate
+from kgbuild.train.evaluate import EvalReport, build_eval_extractor, evaluate
 from kgbuild.train.gold import GoldExample, load_gold
 
 REPORT_FILE = "kgbuild-train.json"
@@ -129,7 +129,10 @@ def train(data: str | Path | Sequence[GoldExample], schema: str | ExtractionSche
     before = None
     if compare:
         phase("evaluating the base model")
-        before = evaluate(compare_set, loaded, model, device=resolved_device, batch_size=batch_size)
+        # the model about to be trained: no attention hooks on it (DeBERTa's fast attention is for inference)
+        extractor = build_eval_extractor(loaded, model, device=resolved_device, batch_size=batch_size,
+                                         fast_attention=False)
+        before = evaluate(compare_set, loaded, extractor=extractor)
 
     phase("training")
     work = out / _WORK
