@@ -714,9 +714,7 @@ def communities_list(
     from kgbuild.communities import load_communities
 
     found = _run(lambda: load_communities(settings))
-    if level is not None and level not in found.levels:
-        _run(lambda: (_ for _ in ()).throw(ConfigError(f"--level {level}: the index has community levels {found.levels or 'none'}")))
-    chosen = found.at_level(level)
+    chosen = found.at_level(_run(lambda: found.check_level(level)))
     if as_json:
         print(json.dumps([c.to_dict() for c in chosen], ensure_ascii=False))
         return

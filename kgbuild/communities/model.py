@@ -141,8 +141,14 @@ class CommunityIndex:
     def levels(self) -> list[int]:
         return sorted({c.level for c in self.communities})
 
+    def check_level(self, level: int | None) -> int | None:
+        """``level`` where the index has it (or None: every level); else a ``ConfigError`` naming it."""
+        if level is not None and level not in self.levels:
+            raise ConfigError(f"--level {level}: the index has community levels {self.levels or 'none'}")
+        return level
+
     def at_level(self, level: int | None) -> list[Community]:
-        """The communities of one level (None: all), largest first."""
+        """The communities of one level (None: all), largest first (none for a level there is not)."""
         found = [c for c in self.communities if level is None or c.level == level]
         return sorted(found, key=lambda c: (c.level, -c.size, c.id))
 

@@ -35,8 +35,7 @@ def rank_communities(communities: CommunityIndex, text: str, *, k: int = 5, leve
         raise ConfigError(f"-k must be at least 1, got {k}")
     if not text.strip():
         raise ConfigError("the query text is empty")
-    if level is not None and level not in communities.levels:
-        raise ConfigError(f"--level {level}: the index has community levels {communities.levels or 'none'}")
+    communities.check_level(level)
     from kgbuild.retrieve.hybrid import reciprocal_rank_fusion
 
     positions = [i for i, c in enumerate(communities.communities) if level is None or c.level == level]
