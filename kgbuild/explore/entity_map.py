@@ -278,6 +278,8 @@ def build_map(g: _Graph, communities: Any = None, *, entity_key: str | None = No
         raise ConfigError(f"labels must be 0 or more, got {labels}")
     if colour_by not in ("community", "type"):
         raise ConfigError(f"colour by 'community' or 'type', not {colour_by!r}")
+    if communities is not None and not communities.levels:
+        communities = None  # a communities folder with none in it (an index with no entity edges): as if unbuilt
     if communities is not None:
         if level not in communities.levels:
             raise ConfigError(f"--level {level}: the communities have levels {', '.join(map(str, communities.levels))}")
@@ -310,8 +312,8 @@ def build_map(g: _Graph, communities: Any = None, *, entity_key: str | None = No
             raise ConfigError(f"max_nodes must be at least 1, got {limit}")
         drawn, clusters = _overview(g, communities, level, top_communities, limit)
         if communities is None:
-            note = (f"this index has no communities yet (built before them): showing the {len(drawn)} best connected "
-                    "entities; run `kgbuild ingest` on its folder again to build them")
+            note = (f"this index has no communities (built before them, or no two entities share a chunk or a relation):"
+                    f" showing the {len(drawn)} best connected entities; `kgbuild ingest` on its folder builds them")
             colour_by = "type"
     drawn_set = set(drawn)
 
