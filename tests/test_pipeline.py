@@ -12,6 +12,7 @@ from kgbuild.errors import ConfigError, IndexNotFoundError
 from kgbuild.extract.base import DROP_SOURCE_TYPE
 from kgbuild.pipeline import ingest
 from kgbuild.retrieve.vector import query
+from kgbuild.types import STRUCTURAL_EDGES
 from kgbuild.settings import Settings
 from kgbuild.index import stats
 
@@ -76,7 +77,7 @@ def test_ingest_builds_graph_and_vectors(corpus, settings, gazetteer, embedder):
     assert entities["COMPANY:apple"]["mention_count"] == 2
     assert entities["PERSON:tim cook"]["mention_count"] == 2
     # relations, with evidence that points back to real spans
-    rel_edges = [(u, v, d) for u, v, d in g.edges(data=True) if d["type"] not in ("HAS_CHUNK", "NEXT_CHUNK", "MENTIONS")]
+    rel_edges = [(u, v, d) for u, v, d in g.edges(data=True) if d["type"] not in STRUCTURAL_EDGES]
     labels = {(g.nodes[u]["name"], d["type"], g.nodes[v]["name"]) for u, v, d in rel_edges}
     assert ("Tim Cook", "CEO_OF", "Apple Inc.") in labels
     assert ("Acme Corp", "COMPETES_WITH", "Globex") in labels  # the most frequent form names it
