@@ -106,9 +106,9 @@ def test_hybrid_query_walks_the_memory_graph(memory_index, monkeypatch):
     reads = []
     entity_graph = MemoryGraphSink.entity_graph
 
-    def counted(self):
+    def counted(self, **kwargs):
         reads.append(self.place)
-        return entity_graph(self)
+        return entity_graph(self, **kwargs)
 
     monkeypatch.setattr(MemoryGraphSink, "entity_graph", counted)
     # ingest stored the graph channel's matrix, read from the memory store; without it, the query builds it again
