@@ -662,7 +662,8 @@ class IngestPipeline:
         graph = self.index.refresh_retrieval_graph(self.stores, self.embedder, self.written)
         from kgbuild.communities import refresh_communities
 
-        refresh_communities(self.index, self.stores, graph, embedder=self.embedder)  # where the retrieval graph changed
+        # where the retrieval graph changed, or the run wrote chunks again
+        refresh_communities(self.index, self.stores, graph, embedder=self.embedder, rewritten=bool(stores_changed))
         if stores_changed or not self.index.state.totals:
             self.index.record_totals(self.stores.counts())
         self._checkpoint()

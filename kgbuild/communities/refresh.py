@@ -28,7 +28,7 @@ log = logging.getLogger("kgbuild")
 
 def refresh_communities(index: Index, stores: Stores, graph: RetrievalGraph | None = None, *,
                         payloads: Mapping[str, Mapping[str, Any]] | None = None, embedder: Any = None,
-                        params: CommunityParams = CommunityParams()) -> CommunityIndex | None:
+                        params: CommunityParams = CommunityParams(), rewritten: bool = False) -> CommunityIndex | None:
     """Recompute and store the communities where the retrieval graph changed since they were built; returns them,
     or None when the stored ones still describe it (or there is no retrieval graph to build from).
 
@@ -36,6 +36,9 @@ def refresh_communities(index: Index, stores: Stores, graph: RetrievalGraph | No
     payloads it was built from (else its chunk table: texts, paths, labels for the summaries); ``embedder``: embeds
     the summaries that changed (None: reused vectors only, see ``summary_vectors``). Only the chunks whose
     ``communities`` field differs from what the vector store holds (``VectorSink.chunk_communities``) are updated.
+    ``rewritten``: the run wrote chunks again (their payloads hold no ``communities`` yet); where the stored
+    communities still describe the graph (a document rewritten as it was, after a crash), those payloads are set
+    from them.
     """
     from kgbuild.retrieve.graph_matrix import RetrievalGraph, retrieval_dir
 
@@ -46,6 +49,12 @@ def refresh_communities(index: Index, stores: Stores, graph: RetrievalGraph | No
         return None
     meta = stored_meta(folder)
     if meta is not None and meta.get("signature") == signature and meta.get("params") == params.to_dict():
+        if rewritten:
+            stored = CommunityIndex.load(folder)
+            if stored is not None:
+                stores.open()
+                _set_payloads(stores, stored)
+                stores.flush()
         return None
     started = time.perf_counter()
     if graph is None:
@@ -61,18 +70,24 @@ def refresh_communities(index: Index, stores: Stores, graph: RetrievalGraph | No
     summary_vectors(built, embedder, previous)
     stores.open()
     stores.graph.replace_communities([c.record() for c in built.communities])
-    # what the vector store holds now, read from it (that field alone): after a crash part-way through an earlier
-    # refresh, or documents written since, nothing else says which chunks hold what
-    held = stores.vectors.chunk_communities()
-    changed = {chunk: built.chunk_communities.get(chunk, []) for chunk in sorted(held)
-               if held[chunk] != built.chunk_communities.get(chunk, [])}
-    if changed:
-        stores.vectors.set_chunk_communities(changed)
+    changed = _set_payloads(stores, built)
     stores.flush()
     built.save(folder)
     log.info("%s: %d communities on %d levels, %d chunk payloads updated, in %.1f s", index.out_dir, len(built),
              len(built.levels), len(changed), time.perf_counter() - started)
     return built
+
+
+def _set_payloads(stores: Stores, communities: CommunityIndex) -> dict[str, list[str]]:
+    """Set the ``communities`` field of every chunk whose value in the vector store differs; returns those set.
+    What the store holds is read from it (that field alone): after a crash part-way through an earlier refresh,
+    or documents written since, nothing else says which chunks hold what."""
+    held = stores.vectors.chunk_communities()
+    changed = {chunk: communities.chunk_communities.get(chunk, []) for chunk in sorted(held)
+               if held[chunk] != communities.chunk_communities.get(chunk, [])}
+    if changed:
+        stores.vectors.set_chunk_communities(changed)
+    return changed
 
 
 def refresh_after_removal(index: Index, stores: Stores) -> CommunityIndex | None:
