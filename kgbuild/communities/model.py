@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -22,6 +21,7 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 
 from kgbuild.errors import ConfigError
+from kgbuild.folders import replace_folder, staging_folder
 from kgbuild.types import CommunityRecord
 
 FORMAT = 1
@@ -181,9 +181,7 @@ class CommunityIndex:
 
     def save(self, folder: Path) -> None:
         folder = Path(folder)
-        tmp = folder.with_name(folder.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+        tmp = staging_folder(folder)
         communities = [c.to_dict() for c in self.communities]
         _write_json(tmp / "communities.json", {"communities": communities})
         _write_json(tmp / "chunks.json", {c: self.chunk_communities[c] for c in sorted(self.chunk_communities)})
@@ -195,12 +193,7 @@ class CommunityIndex:
         for name in ("communities.json", "chunks.json", "meta.json"):
             with open(tmp / name, "rb") as fh:
                 os.fsync(fh.fileno())
-        old = folder.with_name(folder.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        if folder.exists():
-            os.replace(folder, old)
-        os.replace(tmp, folder)
-        shutil.rmtree(old, ignore_errors=True)
+        replace_folder(tmp, folder)
         self.folder = folder
 
     @classmethod

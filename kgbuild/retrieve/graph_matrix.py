@@ -49,9 +49,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +57,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from kgbuild.folders import replace_folder, staging_folder
 from kgbuild.types import Entity, EntityGraphData
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -193,9 +192,7 @@ class RetrievalGraph:
         ``lexical.save_index``); with the ``state`` it describes, the documents' signatures, which
         ``update_retrieval_graph`` compares to find what changed."""
         folder = Path(folder)
-        tmp = folder.with_name(folder.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+        tmp = staging_folder(folder)
         rows = self.rows if self.rows is not None else ChunkRows.from_payloads(payloads) if payloads is not None else None
         if rows is not None:
             from kgbuild.retrieve.chunk_table import write_chunk_lines
@@ -229,12 +226,7 @@ class RetrievalGraph:
                 "entities": len(self.entities), "embedding_model": self.embedding_model, "built_s": round(self.built_s, 3),
                 "updated": self.updated}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
-        old = folder.with_name(folder.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        if folder.exists():
-            os.replace(folder, old)
-        os.replace(tmp, folder)
-        shutil.rmtree(old, ignore_errors=True)
+        replace_folder(tmp, folder)
 
     @classmethod
     def load(cls, folder: Path) -> RetrievalGraph | None:
