@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 from kgbuild.train.gold import GoldExample, GoldRelation, GoldSpan
 
@@ -61,6 +61,17 @@ class TaskScores:
 
     def count(self, label: str, tp: int = 0, fp: int = 0, fn: int = 0) -> None:
         self.per_label.setdefault(label, PRF()).add(PRF(tp, fp, fn))
+
+    def count_exact(self, gold: Iterable[tuple], predicted: Iterable[tuple]) -> None:
+        """Exact matches of keys whose first element is the label: shared ones are true positives, the rest of the
+        predicted false positives, the rest of the gold false negatives."""
+        gold, predicted = set(gold), set(predicted)
+        for key in gold & predicted:
+            self.count(key[0], tp=1)
+        for key in predicted - gold:
+            self.count(key[0], fp=1)
+        for key in gold - predicted:
+            self.count(key[0], fn=1)
 
     @property
     def micro(self) -> PRF:
@@ -177,12 +188,7 @@ def _score_entities(example: GoldExample, prediction: Prediction, scores: Scores
         return
     gold = {(g.label, g.start, g.end): g for g in example.entities}
     pred = {(p.label, p.start, p.end): p for p in predicted}
-    for key in gold.keys() & pred.keys():
-        scores.entities.count(key[0], tp=1)
-    for key in pred.keys() - gold.keys():
-        scores.entities.count(key[0], fp=1)
-    for key in gold.keys() - pred.keys():
-        scores.entities.count(key[0], fn=1)
+    scores.entities.count_exact(gold, pred)
 
     # partial: one to one, same type, overlapping (exact matches first)
     used: set[tuple] = set()
@@ -259,12 +265,7 @@ def _score_relations(example: GoldExample, prediction: Prediction, scores: Score
     pred: dict[tuple[str, str, str], GoldRelation] = {}
     for r in prediction.relations:
         pred.setdefault((r.label, entity(r.head), entity(r.tail)), r)
-    for key in gold.keys() & pred.keys():
-        scores.relations.count(key[0], tp=1)
-    for key in pred.keys() - gold.keys():
-        scores.relations.count(key[0], fp=1)
-    for key in gold.keys() - pred.keys():
-        scores.relations.count(key[0], fn=1)
+    scores.relations.count_exact(gold, pred)
     gold_pairs: dict[tuple[str, str], str] = {(h, t): label for label, h, t in gold}
     for key in sorted(pred.keys() - gold.keys()):
         label, head, tail = key
