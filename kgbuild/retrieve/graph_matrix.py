@@ -200,8 +200,9 @@ class RetrievalGraph:
 
             write_chunk_lines(tmp, rows.ids, rows.lines)
             (tmp / PLAIN_TEXTS).write_text("\n".join(rows.plain), encoding="utf-8")
-            (tmp / TOKENS).write_text("\n".join(rows.tokens), encoding="utf-8")
-            save_index(tmp / BM25_DIR, [t.split() for t in rows.tokens])
+            tokens = rows.with_tokens()
+            (tmp / TOKENS).write_text("\n".join(tokens), encoding="utf-8")
+            save_index(tmp / BM25_DIR, [t.split() for t in tokens])
             if state is not None:
                 documents = {"extraction": extraction_signature(state), "signatures": document_signatures(state),
                              "titles": rows.titles}
@@ -353,18 +354,26 @@ class ChunkRows:
     lines: list[bytes]
     titles: list[str]
     plain: list[str]
-    tokens: list[str]  # the BM25 tokens of its indexed text (``lexical.tokenize``), joined by spaces
+    tokens: list[str | None]  # the BM25 tokens of its indexed text (``lexical.tokenize``), joined by spaces; None
+    # until ``with_tokens`` (at save: a graph built only to be read, e.g. for communities, never tokenizes)
 
     @classmethod
     def from_payloads(cls, payloads: Mapping[str, Mapping[str, Any]]) -> ChunkRows:
         from kgbuild.retrieve.chunk_table import payload_line
-        from kgbuild.retrieve.lexical import tokenize
-        from kgbuild.retrieve.vector import indexed_text
 
         ids = sorted(payloads)
         return cls(ids, [payload_line(payloads[c]) for c in ids], [str(payloads[c].get("title") or "") for c in ids],
-                   [_plain(str(payloads[c].get("text") or "")) for c in ids],
-                   [" ".join(t) for t in tokenize([indexed_text(payloads[c]) for c in ids])])
+                   [_plain(str(payloads[c].get("text") or "")) for c in ids], [None] * len(ids))
+
+    def with_tokens(self) -> list[str]:
+        """Every row's BM25 tokens, tokenizing (once) the rows that have none yet."""
+        from kgbuild.retrieve.lexical import tokenize
+        from kgbuild.retrieve.vector import indexed_text
+
+        todo = [i for i, t in enumerate(self.tokens) if t is None]
+        for i, words in zip(todo, tokenize([indexed_text(json.loads(self.lines[i])) for i in todo])):
+            self.tokens[i] = " ".join(words)
+        return [t or "" for t in self.tokens]
 
 
 def title_links(rows: ChunkRows) -> tuple[dict[str, Entity], list[tuple[str, str]]]:
