@@ -51,6 +51,9 @@ class SentenceTransformerEmbedder:
     def name(self) -> str:
         return self._model_name
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_model": None}  # pickled without the loaded model: an actor loads its own
+
     def warm_up(self) -> None:
         if self._model is not None:
             return

@@ -39,6 +39,9 @@ class DocumentError(KgbuildError):
         self.path = path
         self.reason = reason
 
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:  # pickled from a Ray task to the driver
+        return type(self), (self.path, self.reason)
+
 
 class SinkError(KgbuildError):
     """A graph or vector store refused a write or a read."""

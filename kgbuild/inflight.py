@@ -9,11 +9,11 @@ documents the file no longer has are handed back for removal from the stores.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 from kgbuild.plan import ChangedFile
 from kgbuild.state import DocumentState, FileState
-from kgbuild.types import Chunk, Document
+from kgbuild.types import Chunk, ChunkExtraction, Document
 
 
 @dataclass(slots=True, eq=False)
@@ -37,6 +37,8 @@ class DocumentInFlight:
     file: FileInFlight
     document: Document
     chunks: list[Chunk]
+    results: list[ChunkExtraction | str] | None = None  # extracted already (the engine ray): per chunk, or why it failed
+    vectors: list[Any] | None = None  # embedded already (the engine ray): per chunk
 
 
 @dataclass(slots=True)
@@ -60,9 +62,10 @@ class FilesInFlight:
         self._open.append(file)
         return file
 
-    def queue(self, file: FileInFlight, document: Document, chunks: list[Chunk]) -> DocumentInFlight:
+    def queue(self, file: FileInFlight, document: Document, chunks: list[Chunk],
+              results: list[ChunkExtraction | str] | None = None, vectors: list[Any] | None = None) -> DocumentInFlight:
         file.waiting += 1
-        return DocumentInFlight(file, document, chunks)
+        return DocumentInFlight(file, document, chunks, results, vectors)
 
     def read_complete(self, file: FileInFlight) -> bool:
         """No more documents will come from ``file``; True when it is already complete (nothing to extract)."""

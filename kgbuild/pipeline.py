@@ -23,7 +23,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Protocol
+from typing import Any, Callable, Iterable, Iterator, Protocol
 
 from kgbuild.chunk import TokenChunker
 from kgbuild.corpus_links import Links, documents_digest, index_links, links_from_record, links_record
@@ -48,7 +48,7 @@ from kgbuild.sinks import GraphSink, VectorSink
 from kgbuild.state import DocumentState, FileState
 from kgbuild.timing import Interval, StageTimer
 from kgbuild.types import (
-    Chunk, Document, ExtractedDocument, GraphBatch, IndexStats, IngestReport, SkippedFile, SourceFile,
+    Chunk, ChunkExtraction, Document, ExtractedDocument, GraphBatch, IndexStats, IngestReport, SkippedFile, SourceFile,
 )
 from kgbuild.write import build_chunk_points
 
@@ -99,16 +99,52 @@ class _Extraction:
 
 
 @dataclass(slots=True)
-class _ReadFile:
-    """A changed file read and chunked ahead (to count its chunks), or only counted when too large to keep."""
+class ReadDocument:
+    """A document read and chunked; with the engine ``ray``, also extracted and embedded already."""
+
+    document: Document
+    chunks: list[Chunk]
+    results: list[ChunkExtraction | str] | None = None  # per chunk: its extraction, or why the model failed on it
+    vectors: list[Any] | None = None  # per chunk: its embedding
+
+
+@dataclass(slots=True)
+class ReadFile:
+    """A changed file read and chunked (ahead, to count its chunks), or only counted when too large to keep."""
 
     changed: ChangedFile
-    documents: list[tuple[Document, list[Chunk]]] | None  # None: read it again when its turn comes
+    documents: Iterable[ReadDocument] | None  # None: read it again when its turn comes
     skipped: list[SkippedFile]
     kept: dict[str, DocumentState]  # records whose content did not change
     error: DocumentError | None = None
     chunks: int = 0
     characters: int = 0
+
+
+def read_and_chunk(changed: ChangedFile, options: ReadOptions, chunk: Callable[[Document], list[Chunk]],
+                   recovered: set[str]) -> ReadFile:
+    """A changed file's new and changed documents, chunked; its unchanged records are kept as they are (a
+    record recovered from an interrupted run is read again). A file that cannot be read carries its error."""
+    item = ReadFile(changed, [], [], {})
+    documents: list[ReadDocument] = []
+    try:
+        for read in read_file(changed.file, options):
+            if isinstance(read, SkippedFile):
+                item.skipped.append(read)
+                continue
+            old = changed.reusable.get(read.id)
+            if old is not None and old.content_hash == read.content_hash and read.id not in recovered:
+                item.kept[read.id] = old
+                continue
+            chunks = chunk(read)
+            documents.append(ReadDocument(read, chunks))
+            item.chunks += len(chunks)
+            item.characters += sum(len(c.text) for c in chunks)
+    except DocumentError as exc:
+        item.error = exc
+        documents, item.chunks = [], 0
+    item.documents = documents
+    return item
 
 
 @dataclass(slots=True)
@@ -251,7 +287,14 @@ class IngestPipeline:
 
         files = FilesInFlight(extraction.fingerprint)
         totals = _RunTotals(self.report)
-        for batch in self._stream_batches(plan.changed, files, recovered):
+        if self.settings.engine == "ray" and plan.changed:
+            from kgbuild.ray_engine import RayExtraction
+
+            self._ensure_chunker()
+            read_files = RayExtraction(self).read_files(plan.changed, recovered)
+        else:
+            read_files = self._read_files(plan.changed, recovered)
+        for batch in self._stream_batches(read_files, files):
             result = self._process_batch(batch)
             totals.add(result)
             self._commit(root, files, result)
@@ -304,20 +347,16 @@ class IngestPipeline:
 
     # -- 2. stream batches -----------------------------------------------------------------
 
-    def _stream_batches(self, changed: list[ChangedFile], files: FilesInFlight, recovered: set[str]) -> Iterator[list[DocumentInFlight]]:
+    def _stream_batches(self, read_files: Iterable[ReadFile], files: FilesInFlight) -> Iterator[list[DocumentInFlight]]:
         """The changed files' documents, read and chunked, in write batches of ``write_batch_chunks`` chunks.
 
         A batch may be empty: a file with nothing to extract (its records unchanged, or removed) is
         complete as soon as it is read, and an empty batch commits it at once. The last batch, full
         or not, comes at the end.
         """
-        read_ahead = self._read_ahead(changed, recovered) if changed else []
-        self._phase("extracting")
         batch: list[DocumentInFlight] = []
         batch_chunks = 0
-        for item in read_ahead:
-            if item.documents is None:  # counted ahead, not kept: read it again (the same result)
-                item = self._read_and_chunk(item.changed, recovered)
+        for item in read_files:
             self.report.skipped.extend(item.skipped)
             if item.error is not None:
                 # the state keeps vouching for the file's earlier version
@@ -325,9 +364,9 @@ class IngestPipeline:
                 continue
             self.report.documents_unchanged += len(item.kept)
             file = files.open(item.changed, item.kept)
-            for document, chunks in item.documents:
-                batch.append(files.queue(file, document, chunks))
-                batch_chunks += len(chunks)
+            for read in item.documents or ():
+                batch.append(files.queue(file, read.document, read.chunks, read.results, read.vectors))
+                batch_chunks += len(read.chunks)
                 if batch_chunks >= self.settings.write_batch_chunks:
                     yield batch
                     batch, batch_chunks = [], 0
@@ -335,7 +374,14 @@ class IngestPipeline:
                 yield []
         yield batch
 
-    def _read_ahead(self, changed: list[ChangedFile], recovered: set[str]) -> list[_ReadFile]:
+    def _read_files(self, changed: list[ChangedFile], recovered: set[str]) -> Iterator[ReadFile]:
+        """The changed files read and chunked, in order; a file only counted ahead is read again at its turn."""
+        read_ahead = self._read_ahead(changed, recovered) if changed else []
+        self._phase("extracting")
+        for item in read_ahead:
+            yield self._read_and_chunk(item.changed, recovered) if item.documents is None else item
+
+    def _read_ahead(self, changed: list[ChangedFile], recovered: set[str]) -> list[ReadFile]:
         """Read and chunk every changed file ahead of extraction, so the progress total is right from the start.
 
         Chunks are kept for extraction up to ``PREPARED_TEXT_BUDGET`` characters; later files are only
@@ -357,25 +403,8 @@ class IngestPipeline:
             read_ahead.append(item)
         return read_ahead
 
-    def _read_and_chunk(self, changed: ChangedFile, recovered: set[str]) -> _ReadFile:
-        item = _ReadFile(changed, [], [], {})
-        try:
-            for read in read_file(changed.file, self.read_options):
-                if isinstance(read, SkippedFile):
-                    item.skipped.append(read)
-                    continue
-                old = changed.reusable.get(read.id)
-                if old is not None and old.content_hash == read.content_hash and read.id not in recovered:
-                    item.kept[read.id] = old
-                    continue
-                chunks = self._chunk(read)
-                item.documents.append((read, chunks))
-                item.chunks += len(chunks)
-                item.characters += sum(len(c.text) for c in chunks)
-        except DocumentError as exc:
-            item.error = exc
-            item.documents, item.chunks = [], 0
-        return item
+    def _read_and_chunk(self, changed: ChangedFile, recovered: set[str]) -> ReadFile:
+        return read_and_chunk(changed, self.read_options, self._chunk, recovered)
 
     def _ensure_chunker(self) -> TokenChunker:
         if self._chunker is None:
@@ -405,7 +434,9 @@ class IngestPipeline:
             previous = item.file.changed.previous.get(item.document.id)
             if previous is not None and previous.cross_links:
                 known[item.document.id] = links_from_record(previous.cross_links)
-        resolved = self._resolve_and_write(extracted, known or None, cache=True)
+        # the engine ray embeds beside the model; the local engine embeds here, what was extracted
+        vectors = [v for item in written for v in item.vectors] if all(item.vectors is not None for item in written) else None
+        resolved = self._resolve_and_write(extracted, known or None, cache=True, vectors=vectors)
         reconciliation, extractions = resolved.reconciliation, [e for d in extracted for e in d.extractions]
         dropped: Counter[str] = Counter()
         for e in extractions:
@@ -424,9 +455,10 @@ class IngestPipeline:
         )
 
     def _resolve_and_write(self, extracted: list[ExtractedDocument], external_links: dict[str, Links] | None = None,
-                           *, cache: bool = False) -> BatchReconciliation:
+                           *, cache: bool = False, vectors: list[Any] | None = None) -> BatchReconciliation:
         """Reconcile (with the links across documents given, if any), embed and write extracted documents;
-        ``cache`` keeps the model's output and each document's resolution summary first (kgbuild.extract.cache)."""
+        ``cache`` keeps the model's output and each document's resolution summary first (kgbuild.extract.cache);
+        ``vectors``: the chunks' embeddings where made already, in the documents' chunk order."""
         extractions = [e for d in extracted for e in d.extractions]
         with self.timer("reconcile"):
             # the document texts let resolution read acronyms defined in parentheses: "Associated Press (AP)"
@@ -442,8 +474,9 @@ class IngestPipeline:
                            reconciliation.mention_reasons)
 
         self.stores.open()
-        with self.timer("embed"):
-            vectors = self.embedder.embed([e.chunk.contextual_text for e in extractions])
+        if vectors is None:
+            with self.timer("embed"):
+                vectors = self.embedder.embed([e.chunk.contextual_text for e in extractions])
         self._write(graph, vectors)
         return resolved
 
@@ -452,15 +485,13 @@ class IngestPipeline:
 
         One document the model chokes on never stops the corpus: it is reported, and read again next run.
         """
-        results = extract_chunks(self.extractor, self.schema, [c for item in batch for c in item.chunks],
-                                 window=self.settings.batch_size * 4, timer=self.timer, on_done=self.progress.on_chunks_done)
+        fresh = iter(extract_chunks(self.extractor, self.schema, [c for item in batch if item.results is None for c in item.chunks],
+                                    window=self.settings.batch_size * 4, timer=self.timer, on_done=self.progress.on_chunks_done))
         extracted: list[ExtractedDocument] = []
         written: list[DocumentInFlight] = []
         failed: list[DocumentInFlight] = []
-        cursor = 0
         for item in batch:
-            doc_results = results[cursor : cursor + len(item.chunks)]
-            cursor += len(item.chunks)
+            doc_results = item.results if item.results is not None else [next(fresh) for _ in item.chunks]
             failure = next((r for r in doc_results if isinstance(r, str)), None)
             if failure is not None:
                 self.report.skipped.append(SkippedFile(item.document.path, f"extraction failed: {failure}"))

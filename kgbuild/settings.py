@@ -77,6 +77,16 @@ class Settings(BaseSettings):
     csv_text_column: str = "text"
     prune: bool = Field(default=True, description="remove documents that disappeared from the folder")
     torch_threads: int | None = Field(default=None, ge=1)
+    # where extraction and embedding run (kgbuild.ray_engine); reading order, resolution and writing stay in this process
+    engine: Literal["local", "ray"] = Field(
+        default="local", description="local: this process; ray: extraction and embedding on Ray actors (pip install 'kgbuild[ray]')"
+    )
+    ray_address: str | None = Field(
+        default=None, description="the Ray cluster to join (host:6379 or ray://host:10001); unset: a Ray started on this machine"
+    )
+    ray_actors: int | None = Field(
+        default=None, ge=1, description="model actors, each holding the model once; unset: one per GPU of the cluster, else one per 2 CPUs"
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -78,6 +78,14 @@ class GLiNER2Extractor:
         self._schema_tokens: int | None = None
         self._identity: Any = None  # CheckpointIdentity, once checkpoint() has run
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without the loaded model (the Ray engine's actors each load their own); a model object given
+        in place of a checkpoint travels with it."""
+        state = dict(self.__dict__)
+        if isinstance(self._model_ref, (str, Path)):
+            state.update(_model=None, _gliner_schema=None, _schema_tokens=None, _joint=None, _rest_schema=None)
+        return state
+
     # -- loading ----------------------------------------------------------------
 
     @property
