@@ -240,6 +240,13 @@ def ingest(
     prune: Optional[bool] = typer.Option(None, "--prune/--no-prune", help="Remove documents deleted from the folder."),
     adapter: Adapter = None,
     relation_decoding: RelationDecoding = None,
+    engine: Optional[str] = typer.Option(
+        None, "--engine", metavar="local|ray",
+        help="ray: read, chunk, extract and embed on a Ray cluster (pip install 'kgbuild[ray]'); default local."),
+    ray_address: Optional[str] = typer.Option(
+        None, "--ray-address", help="The Ray cluster to join (host:6379 or ray://host:10001); default a Ray on this machine."),
+    ray_actors: Optional[int] = typer.Option(
+        None, "--ray-actors", min=1, help="Model actors on Ray, each holding the model once; default one per GPU, else one per 2 CPUs."),
     as_json: AsJson = False,
     *,
     stores: StoreFlags,
@@ -247,7 +254,7 @@ def ingest(
     """Read, chunk, extract, reconcile and write a folder of documents."""
     settings = _store_settings(
         stores, schema_path=schema, model=model, threshold=threshold, batch_size=batch_size, device=device,
-        adapter=adapter, relation_decoding=relation_decoding,
+        adapter=adapter, relation_decoding=relation_decoding, engine=engine, ray_address=ray_address, ray_actors=ray_actors,
         chunk_size=chunk_size, chunk_overlap=chunk_overlap, embedding_model=embedding_model, text_field=text_field,
         id_field=id_field, title_field=title_field, csv_text_column=csv_text_column, prune=prune, precision=precision,
         fast_attention=fast_attention,

@@ -234,6 +234,10 @@ class IngestPipeline:
             raise ConfigError(f"{path}: no such file or directory")
         root = str(root_path.resolve())
         out_dir = Path(self.settings.out_dir)
+        if self.settings.engine == "ray":
+            from kgbuild.ray_engine import require_ray
+
+            require_ray()  # before the lock and the model: one line saying how to install it
         self.index.check_credentials()
         with self.index.writing() as journal:
             self.index.check_same_stores()

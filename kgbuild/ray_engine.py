@@ -162,7 +162,7 @@ class RayExtraction:
         models = ray.cloudpickle.dumps((pipeline.extractor, pipeline.embedder, pipeline.schema))
         source = ray.data.from_items([{"file": n, "changed": pickle.dumps(c)} for n, c in enumerate(changed)],
                                      override_num_blocks=max(1, min(len(changed), 4 * self.actors + 4)))
-        dataset = source.flat_map(reader, num_cpus=0.5).map_batches(
+        dataset = source.flat_map(reader, num_cpus=1).map_batches(
             _ModelActor, fn_constructor_args=(models, settings.batch_size * 4),
             batch_size=settings.batch_size * 4, compute=ray.data.ActorPoolStrategy(size=self.actors),
             num_cpus=self.actor_cpus, num_gpus=self.actor_gpus, batch_format="numpy")

@@ -139,6 +139,20 @@ def test_without_ray_the_engine_says_how_to_install_it(monkeypatch):
     assert str(error.value) == "--engine ray needs Ray: pip install 'kgbuild[ray]' (or uv sync --extra ray)"
 
 
+def test_ingest_with_the_engine_ray_and_no_ray_installed_is_one_line(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from kgbuild.cli import app
+
+    write(tmp_path / "corpus", {"a.txt": "Acme Corp sells skates."})
+    monkeypatch.setitem(sys.modules, "ray", None)
+    result = CliRunner().invoke(app, ["ingest", str(tmp_path / "corpus"), "--out", str(tmp_path / "out"), "--engine", "ray",
+                                      "--model", str(tmp_path / "no-model")])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == ["error: --engine ray needs Ray: pip install 'kgbuild[ray]' (or uv sync --extra ray)"]
+    assert not (tmp_path / "out" / "state.json").exists()
+
+
 def test_actors_one_per_gpu_else_one_per_two_cpus():
     assert actor_plan(None, 16.0, 4, "auto") == (4, 1.0, 1.0)
     assert actor_plan(None, 16.0, 4, "cpu") == (8, 1.0, 0.0)
