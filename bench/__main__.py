@@ -3,7 +3,8 @@
     python -m bench --quick            # under 5 minutes on 2 CPU cores: smaller sizes, same figures
     python -m bench                    # the full sizes (P6 at 100k with both Qdrant engines, P7/P8 at 10k)
     python -m bench --device cuda      # model figures on a GPU (P1–P5; the rest do not use the model)
-    python -m bench --only P1-P5,P6    # some parts: P1-P5 (model), P6 (queries), P7-P8 (scale), Q1 (CLI start-up)
+    python -m bench --only P1-P5,P6    # some parts: P1-P5 (model), P6 (queries), P7-P8 (scale), Q1 (CLI start-up),
+                                       # scale-out (one process against a local Ray; memory on Neo4j)
     python -m bench --profile          # also a pyinstrument profile of one fast-path ingest
 
 Prints every figure and writes them, with the command and the machine, to BENCHMARKS.md
@@ -20,7 +21,7 @@ import time
 
 from bench.common import REPO, Section, git_revision, machine, write_section
 
-PARTS = ("P1-P5", "P6", "P7-P8", "Q1")
+PARTS = ("P1-P5", "P6", "P7-P8", "Q1", "SCALE-OUT")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,6 +61,11 @@ def main(argv: list[str] | None = None) -> int:
 
         sections.append(cli_latency.run(opts.quick))
         print_now(sections[-1:])
+    if "SCALE-OUT" in parts:
+        from bench import scale_out
+
+        sections.append(scale_out.run(chunks=80 if opts.quick else scale_out.CHUNKS, memory=not opts.quick))
+        print_now(sections[-1:])
     elapsed = time.perf_counter() - started
 
     command = "python -m bench" + "".join(f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
@@ -81,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{len([m for _, m in summary if m])} of {len(summary)} targets met; {elapsed / 60:.1f} min")
     if not opts.no_write:
         name = "bench" + ("-quick" if opts.quick else "") + ("-cuda" if opts.device == "cuda" else "")
+        if set(parts) != set(PARTS):  # a run of some parts leaves the whole run's section as it was
+            name += "-" + "-".join(p.lower() for p in parts)
         write_section(name, body)
         cache = REPO / "bench" / ".cache"
         cache.mkdir(parents=True, exist_ok=True)

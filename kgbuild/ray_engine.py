@@ -63,7 +63,10 @@ def start_ray(address: str | None, actors: int | None) -> Any:
         try:
             ray.init(**options)
         except ConnectionError as exc:
-            raise ConfigError(f"Ray cluster at {address}: cannot connect ({exc})") from None
+            hint = "" if os.environ.get("RAY_AUTH_MODE") else (
+                "; a cluster with token authentication (Ray's default) also needs RAY_AUTH_MODE=token and its token"
+                " (~/.ray/auth_token or RAY_AUTH_TOKEN) here")
+            raise ConfigError(f"Ray cluster at {address}: cannot connect ({exc}){hint}") from None
     from ray.data import DataContext
 
     context = DataContext.get_current()

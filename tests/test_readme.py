@@ -161,3 +161,15 @@ def test_communities_block_runs_as_written(readme_env):
                  if any(line.startswith("kgbuild communities show") for line in b.lines))
     env = {**readme_env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{readme_env.get('PATH', '')}"}
     run_shell_block(block, env)
+
+
+def test_large_corpora_block_runs_as_written(readme_env, tmp_path):
+    """"Large corpora": a one-machine Ray cluster started with `ray start`, `kgbuild ingest --engine ray --ray-address`
+    joins it (its workers import kgbuild from the environment, not from this process), `kgbuild verify`, `ray stop`."""
+    block = next(b for b in find_tested_blocks(README.read_text(encoding="utf-8"))
+                 if any(line.startswith("ray start --head") for line in b.lines))
+    env = {**readme_env, "KGBUILD_OUT_DIR": str(tmp_path / "ray-index")}
+    try:
+        run_shell_block(block, env)
+    finally:
+        subprocess.run([str(Path(sys.executable).parent / "ray"), "stop", "--force"], capture_output=True, timeout=120)
