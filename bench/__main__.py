@@ -72,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     summary = [(d, met) for s in sections for d, met in s.targets]
     body = "\n".join(
         [
-            f"## Performance ({'quick run' if opts.quick else 'full run'}{', ' + opts.device if opts.device != 'cpu' else ''})",
+            f"## Performance ({'quick run' if opts.quick else 'full run'}{', ' + opts.device if opts.device != 'cpu' else ''}"
+            f"{'' if set(parts) == set(PARTS) else ', ' + ', '.join(p.lower() for p in parts)})",
             "",
             f"Command: `{command}` (git {git_revision()}, {time.strftime('%Y-%m-%d')}, {elapsed / 60:.1f} min)  ",
             f"Machine: {machine()}{gpu_name(opts.device)}",

@@ -70,3 +70,17 @@ def test_the_scale_worker_ingests_exactly_the_chunks_it_counted(tmp_path):
     assert figures["chunks"] == figures["counted_chunks"] >= 120
     assert figures["vector_points"] == figures["chunks"] and figures["mentions"] > figures["chunks"]
     assert 50 < figures["peak_rss_mib"] < 2000 and figures["ingest_s"] > 0
+
+
+def test_scale_out_tells_a_moved_confidence_from_another_graph():
+    from bench.scale_out import _largest_difference, same_index
+
+    single = {"ok": True, "checksums": ["g", "c"], "structure": "s", "confidences": [0.5, 0.9739]}
+    assert same_index(dict(single), single) == "same checksums"
+    moved = {**single, "checksums": ["g2", "c"], "confidences": [0.5, 0.9738]}
+    assert same_index(moved, single) == ("same ids, spans, labels and chunk payloads; 1 of 2 confidences differ,"
+                                         " by at most 0.0001")
+    assert _largest_difference(moved, single) == pytest.approx(0.0001)
+    assert same_index({**moved, "structure": "other"}, single) == "**another graph**"
+    assert same_index({**moved, "checksums": ["g2", "c2"]}, single) == "**other chunk payloads**"
+    assert _largest_difference({**moved, "confidences": [0.5]}, single) == float("inf")
