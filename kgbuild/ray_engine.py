@@ -168,7 +168,8 @@ class RayExtraction:
         dataset = source.flat_map(reader, num_cpus=1).map_batches(
             _ModelActor, fn_constructor_args=(models, settings.batch_size * 4),
             batch_size=settings.batch_size * 4, compute=ray.data.ActorPoolStrategy(size=self.actors),
-            num_cpus=self.actor_cpus, num_gpus=self.actor_gpus, batch_format="numpy")
+            num_cpus=self.actor_cpus, num_gpus=self.actor_gpus, batch_format="numpy",
+            max_restarts=0)  # a failing actor is the run's error (restarting it would load the models again)
         iterator = iter(dataset.iter_rows())
         try:
             while True:
