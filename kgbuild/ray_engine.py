@@ -25,6 +25,7 @@ import logging
 import os
 import pickle
 import sys
+import warnings
 from typing import TYPE_CHECKING, Any, Iterator
 
 from kgbuild.errors import ConfigError, KgbuildError
@@ -60,6 +61,8 @@ def start_ray(address: str | None, actors: int | None) -> Any:
         else:
             options["num_cpus"] = max(os.cpu_count() or 1, (actors or 1) + 1)
             options["runtime_env"] = {"env_vars": {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}}
+            # a Ray of this process only: its token set-up notice is not the user's to act on
+            logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
         try:
             ray.init(**options)
         except ConnectionError as exc:
@@ -72,7 +75,7 @@ def start_ray(address: str | None, actors: int | None) -> Any:
     context = DataContext.get_current()
     context.execution_options.preserve_order = True  # the writer needs the reading order
     context.enable_progress_bars = False  # kgbuild shows its own
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    logging.getLogger("ray.data").setLevel(logging.ERROR)  # "progress bars disabled" and the like: kgbuild reports
     return ray
 
 
@@ -165,11 +168,13 @@ class RayExtraction:
         models = ray.cloudpickle.dumps((pipeline.extractor, pipeline.embedder, pipeline.schema))
         source = ray.data.from_items([{"file": n, "changed": pickle.dumps(c)} for n, c in enumerate(changed)],
                                      override_num_blocks=max(1, min(len(changed), 4 * self.actors + 4)))
-        dataset = source.flat_map(reader, num_cpus=1).map_batches(
-            _ModelActor, fn_constructor_args=(models, settings.batch_size * 4),
-            batch_size=settings.batch_size * 4, compute=ray.data.ActorPoolStrategy(size=self.actors),
-            num_cpus=self.actor_cpus, num_gpus=self.actor_gpus, batch_format="numpy",
-            max_restarts=0)  # a failing actor is the run's error (restarting it would load the models again)
+        with warnings.catch_warnings():  # max_restarts has no named parameter in Ray 2.60; it warns of the generic form
+            warnings.filterwarnings("ignore", message=".*ray_remote_args.*")
+            dataset = source.flat_map(reader, num_cpus=1).map_batches(
+                _ModelActor, fn_constructor_args=(models, settings.batch_size * 4),
+                batch_size=settings.batch_size * 4, compute=ray.data.ActorPoolStrategy(size=self.actors),
+                num_cpus=self.actor_cpus, num_gpus=self.actor_gpus, batch_format="numpy",
+                max_restarts=0)  # a failing actor is the run's error (restarting it would load the models again)
         iterator = iter(dataset.iter_rows())
         try:
             while True:
