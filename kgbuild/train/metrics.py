@@ -229,12 +229,7 @@ def _score_entity_surfaces(example: GoldExample, predicted: list[GoldSpan], scor
     gold = {(g.label, normalise(g.text)) for g in example.entities}
     pred = {(p.label, normalise(p.text)) for p in predicted}
     for task in (scores.entities, scores.entities_partial):
-        for key in gold & pred:
-            task.count(key[0], tp=1)
-        for key in pred - gold:
-            task.count(key[0], fp=1)
-        for key in gold - pred:
-            task.count(key[0], fn=1)
+        task.count_exact(gold, pred)
     gold_types: dict[str, set[str]] = {}
     for label, surface in gold:
         gold_types.setdefault(surface, set()).add(label)
