@@ -294,7 +294,6 @@ class IngestPipeline:
         if self.settings.engine == "ray" and plan.changed:
             from kgbuild.ray_engine import RayExtraction
 
-            self._ensure_chunker()
             read_files = RayExtraction(self).read_files(plan.changed, recovered)
         else:
             read_files = self._read_files(plan.changed, recovered)

@@ -122,6 +122,7 @@ class RayExtraction:
 
     def read_files(self, changed: list[ChangedFile], recovered: set[str]) -> Iterator[ReadFile]:
         """The changed files in order, each with its documents (extracted and embedded) as they come back."""
+        self.pipeline._phase("loading model")  # the driver's chunker: the model's own tokenizer
         rows = self._rows(changed, recovered)
         self.pipeline._phase("extracting")
         try:
