@@ -15,11 +15,13 @@ by that name; offsets still point into the document text.
 from __future__ import annotations
 
 import bisect
+import ctypes
 import re
 from dataclasses import dataclass
 from typing import Protocol, Sequence
 
 import blingfire
+import numpy as np
 
 from kgbuild.ids import chunk_id
 from kgbuild.read.base import file_stem
@@ -79,11 +81,30 @@ def split_word_spans(word_spans: Sequence[tuple[int, int]], token_counts: Sequen
 
 
 def sentence_starts(text: str) -> list[int]:
-    """Character offsets where sentences begin (blingfire's sentence breaker)."""
+    """Character offsets where sentences begin (blingfire's sentence breaker).
+
+    blingfire's own Python wrapper (``text_to_sentences_and_offsets``) maps the breaker's UTF-8 byte offsets
+    to string offsets in a Python loop over every byte of the text: about a second per megabyte, 70 % of
+    chunking a 50 MB file. Here the same C function is called, and the byte offsets map through one numpy
+    count of the characters before each byte (none to do for ASCII text)."""
     if not text.strip():
         return []
-    _, offsets = blingfire.text_to_sentences_and_offsets(text)
-    return [start for start, _ in offsets]
+    data = text.encode("utf-8")
+    capacity = len(data) * 2  # the wrapper's buffer sizes
+    out = ctypes.create_string_buffer(capacity)
+    starts = (ctypes.c_int32 * capacity)()
+    ends = (ctypes.c_int32 * capacity)()
+    written = blingfire.blingfire.TextToSentencesWithOffsets(
+        ctypes.c_char_p(data), ctypes.c_int(len(data)), ctypes.byref(out), ctypes.byref(starts), ctypes.byref(ends),
+        ctypes.c_int(capacity))
+    if written == -1 or written > capacity:
+        return []
+    byte_starts = np.frombuffer(starts, dtype=np.int32, count=out.value.count(b"\n") + 1)
+    if len(data) == len(text):
+        return byte_starts.tolist()
+    first_bytes = (np.frombuffer(data, dtype=np.uint8) & 0xC0) != 0x80  # a character's first byte
+    chars_before = np.concatenate(([0], np.cumsum(first_bytes)))
+    return chars_before[byte_starts].tolist()
 
 
 class TokenChunker:

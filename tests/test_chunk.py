@@ -116,3 +116,41 @@ def test_offsets_always_map_back(text, max_tokens, overlap_ratio):
         assert chunks[-1].end == len(text.rstrip())
     else:
         assert chunks == []
+
+
+@pytest.mark.parametrize("text", [
+    "One. Two! Three? Four.",
+    "Plain ASCII text without a full stop",
+    "Zoë met Ångström in Köln. Then 東京に行きました。 Une phrase «ici». Done.",
+    "Emoji first 🎉🎉. Combining e\u0301 accents. 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 astral planes. End",
+    "Line one\nLine two.\n\nNew paragraph after a blank line. And tabs\tinside.",
+    "  Leading spaces. Trailing spaces.   ",
+    "Mr. Smith went to Washington, D.C. on Jan. 5. He met Dr. Who.",
+    "\u00a0Non-breaking\u00a0space. Zero\u200bwidth joiner. Done.",
+])
+def test_sentence_starts_are_blingfires_own(text):
+    """The C call with numpy offsets gives what blingfire's Python wrapper gives, on ASCII and multi-byte text."""
+    import blingfire
+
+    from kgbuild.chunk import sentence_starts
+
+    _, offsets = blingfire.text_to_sentences_and_offsets(text)
+    assert sentence_starts(text) == [start for start, _ in offsets]
+    assert len(sentence_starts(text)) >= 1
+
+
+def test_sentence_starts_of_blank_text():
+    from kgbuild.chunk import sentence_starts
+
+    assert sentence_starts("") == [] and sentence_starts(" \n\t ") == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=300))
+def test_sentence_starts_match_blingfire_on_any_text(text):
+    import blingfire
+
+    from kgbuild.chunk import sentence_starts
+
+    expected = [start for start, _ in blingfire.text_to_sentences_and_offsets(text)[1]] if text.strip() else []
+    assert sentence_starts(text) == expected
