@@ -17,6 +17,7 @@ from kgbuild.extract.runtime import bound_onednn_cache, resolve_device
 from kgbuild.errors import ModelLoadError
 
 PACKAGED_MINILM = "all-MiniLM-L6-v2"
+EMBEDDING_HINT = "pass a local sentence-transformers directory with --embedding-model PATH"
 
 
 class Embedder(Protocol):
@@ -38,6 +39,18 @@ def resolve_embedding_model(name: str) -> str:
     return name
 
 
+def require_reachable(location: str) -> None:
+    """A Hub name that is not cached needs the Hub: say so at once where it cannot be had (a local folder, or a
+    name in the cache under itself or sentence-transformers' own organisation, passes)."""
+    from kgbuild.extract.checkpoint import cached_snapshot, require_hub
+
+    if Path(location).exists():
+        return
+    names = [location] if "/" in location else [location, f"sentence-transformers/{location}"]
+    if not any(cached_snapshot(name) for name in names):
+        require_hub(f"embedding model '{location}'", EMBEDDING_HINT)
+
+
 class SentenceTransformerEmbedder:
     """Normalised sentence-transformers embeddings; the model loads on first use."""
 
@@ -54,6 +67,10 @@ class SentenceTransformerEmbedder:
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_model": None}  # pickled without the loaded model: an actor loads its own
 
+    def check_available(self) -> None:
+        """Before a run touches the index: a Hub name neither cached nor downloadable is a one-line error now."""
+        require_reachable(resolve_embedding_model(self._model_name))
+
     def warm_up(self) -> None:
         if self._model is not None:
             return
@@ -62,11 +79,14 @@ class SentenceTransformerEmbedder:
         try:
             from sentence_transformers import SentenceTransformer
 
-            self._model = SentenceTransformer(resolve_embedding_model(self._model_name), device=device)
+            location = resolve_embedding_model(self._model_name)
+            require_reachable(location)
+            self._model = SentenceTransformer(location, device=device)
+        except ModelLoadError:
+            raise
         except Exception as exc:  # OSError offline, ValueError on a bad folder, ...
             raise ModelLoadError(
-                f"embedding model '{self._model_name}' cannot be loaded ({type(exc).__name__}: {exc});"
-                f" pass a local sentence-transformers directory with --embedding-model PATH"
+                f"embedding model '{self._model_name}' cannot be loaded ({type(exc).__name__}: {exc}); {EMBEDDING_HINT}"
             ) from None
 
     @property
@@ -148,8 +168,7 @@ class MiniLMQueryEmbedder:
             self._forward = _BertMeanPooled(folder)
         except Exception as exc:  # a damaged package: the same message as the sentence-transformers path
             raise ModelLoadError(
-                f"embedding model '{self._model_name}' cannot be loaded ({type(exc).__name__}: {exc});"
-                f" pass a local sentence-transformers directory with --embedding-model PATH"
+                f"embedding model '{self._model_name}' cannot be loaded ({type(exc).__name__}: {exc}); {EMBEDDING_HINT}"
             ) from None
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:

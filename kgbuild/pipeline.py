@@ -324,6 +324,9 @@ class IngestPipeline:
                 identity = checkpoint(known)
             model, model_fingerprint = identity.location, identity.fingerprint
             manifest.model_file_hashes = {k: v for k, v in known.items() if k.startswith(identity.load_from.rstrip("/") + "/")}
+        check_embedder = getattr(self.embedder, "check_available", None)  # optional for embedders
+        if callable(check_embedder):
+            check_embedder()
         overrides = self.overrides.fingerprint
         parts = extraction_fingerprint_parts(self.settings, self.schema, model_fingerprint, self.embedder.name, overrides)
         fingerprint = extraction_fingerprint(self.settings, self.schema, model_fingerprint, self.embedder.name, overrides)

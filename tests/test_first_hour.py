@@ -67,6 +67,36 @@ def test_hub_model_unreachable_fails_at_once_with_one_line_and_leaves_nothing(tm
     assert not (tmp_path / "fresh" / "index").exists(), "a failed first run leaves no lock and no empty index"
 
 
+@pytest.mark.parametrize("offline", [True, False], ids=["HF_HUB_OFFLINE", "hub-unreachable"])
+def test_hub_embedding_model_unreachable_fails_before_the_index_with_one_line(tmp_path, monkeypatch, offline,
+                                                                              untrained_checkpoint):
+    import huggingface_hub
+
+    calls = []
+    real = huggingface_hub.snapshot_download
+
+    def recording(*args, **kwargs):
+        calls.append(kwargs.get("local_files_only", False))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", recording)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1" if offline else "0")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1" if offline else "0")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    corpus = write_corpus(tmp_path / "corpus")
+    out = tmp_path / "fresh" / "index"
+    result = runner.invoke(app, ["ingest", str(corpus), "--out", str(out), "--model", str(untrained_checkpoint),
+                                 "--embedding-model", "someone/no-such-embedder"])
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    assert "embedding model 'someone/no-such-embedder'" in lines[0] and "--embedding-model PATH" in lines[0]
+    assert ("switched off" in lines[0]) == offline
+    assert set(calls) == {True}, "only the local cache may be asked: no download, no retries"
+    assert not (tmp_path / "fresh" / "index").exists(), "a failed first run leaves no lock and no empty index"
+
+
 # -- 7. the model's identity ---------------------------------------------------------------------
 
 

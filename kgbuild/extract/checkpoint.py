@@ -124,16 +124,21 @@ def _hash_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def require_hub(what: str, hint: str) -> None:
+    """Fail at once, in one line, where a model not in the local cache cannot come from the Hub either; the hub
+    client would otherwise retry for half a minute before its own multi-line error."""
+    if _hub_offline():
+        raise ModelLoadError(f"{what} is not in the local Hugging Face cache and the Hub is switched off"
+                             f" (HF_HUB_OFFLINE); {hint}")
+    if not hub_reachable():
+        raise ModelLoadError(f"{what} is not in the local Hugging Face cache and the Hub cannot be reached; {hint}")
+
+
 def _resolve_hub_id(model: str) -> CheckpointIdentity:
-    cached = _cached_snapshot(model)
+    cached = cached_snapshot(model)
     if cached is not None:
         return CheckpointIdentity(model, f"{model}@{cached.name}", str(cached))
-    if _hub_offline():
-        raise ModelLoadError(f"model '{model}' is not in the local Hugging Face cache and the Hub is switched off"
-                             f" (HF_HUB_OFFLINE); {OFFLINE_HINT}")
-    if not hub_reachable():
-        raise ModelLoadError(f"model '{model}' is not in the local Hugging Face cache and the Hub cannot be reached;"
-                             f" {OFFLINE_HINT}")
+    require_hub(f"model '{model}'", OFFLINE_HINT)
     try:
         from huggingface_hub import snapshot_download
 
@@ -144,7 +149,7 @@ def _resolve_hub_id(model: str) -> CheckpointIdentity:
     return CheckpointIdentity(model, f"{model}@{snapshot.name}", str(snapshot))
 
 
-def _cached_snapshot(model: str) -> Path | None:
+def cached_snapshot(model: str) -> Path | None:
     try:
         from huggingface_hub import snapshot_download
 
