@@ -103,7 +103,7 @@ def load_questions(data: Path) -> list[dict]:
     return questions
 
 
-def build_extractor(data: Path, model: str, schema_name: str = "business-news"):
+def build_extractor(data: Path, model: str, schema_name: str = "business-news", relation_decoding: str | None = None):
     from kgbuild.schema import load_schema
 
     gazetteer_file = data / "gazetteer.json"
@@ -118,7 +118,8 @@ def build_extractor(data: Path, model: str, schema_name: str = "business-news"):
     from kgbuild.extract.gliner import GLiNER2Extractor
 
     schema = load_schema(schema_name)
-    return schema, GLiNER2Extractor(schema, model, device="cpu")
+    decoding = {"relation_decoding": relation_decoding} if relation_decoding else {}
+    return schema, GLiNER2Extractor(schema, model, device="cpu", **decoding)
 
 
 def load_corpus(data: Path) -> list[dict]:
@@ -219,19 +220,21 @@ def prepare_index(records: list[dict], work: Path, settings, extractor, embedder
 
 def evaluate(data: Path, model: str, schema_name: str = "business-news", index_dir: Path | None = None,
              reingest: bool = False, keep_retrieval_data: bool = False, query_model: bool = True,
-             cache_query_vectors: bool = False) -> dict:
+             cache_query_vectors: bool = False, relation_decoding: str | None = None) -> dict:
     from kgbuild.embed import SentenceTransformerEmbedder
     from kgbuild.settings import Settings
 
     questions = load_questions(data)
     records = load_corpus(data)
-    schema, extractor = build_extractor(data, model, schema_name)
+    schema, extractor = build_extractor(data, model, schema_name, relation_decoding)
     embedder = SentenceTransformerEmbedder(device="cpu")
     work = index_dir.resolve() if index_dir else Path(tempfile.mkdtemp(prefix="kgbuild-retrieval-"))
     try:
         settings = Settings(out_dir=work / "index", device="cpu")
         fingerprint = {"model": model_fingerprint(model), "schema": schema.name, "schema_version": getattr(schema, "version", None),
                        "embedder": embedder.name}
+        if getattr(extractor, "relation_decoding", "plain") != "plain":
+            fingerprint["relation_decoding"] = extractor.relation_decoding
         if model == "gazetteer":
             fingerprint["gazetteer_sha256"] = hashlib.sha256((data / "gazetteer.json").read_bytes()).hexdigest()
         ingested = prepare_index(records, work, settings, extractor, embedder, fingerprint, reingest, keep_retrieval_data)
@@ -258,7 +261,8 @@ def evaluate(data: Path, model: str, schema_name: str = "business-news", index_d
         del r["ranked"]
     return {"questions": len(questions), "passages": len(records), "entities": ingested["entities"],
             "relations": ingested["relations"], "chunks": ingested.get("chunks"), "ingest_s": ingested["ingest_s"],
-            "index_cached": ingested["cached"], "ingested": ingested.get("ingested", ""), "model": extractor.name, "schema": schema.name, "modes": results,
+            "index_cached": ingested["cached"], "ingested": ingested.get("ingested", ""), "model": extractor.name, "schema": schema.name,
+            "relation_decoding": getattr(extractor, "relation_decoding", None), "modes": results,
             "fusions": fusions, "query_model": by_model, "query_vectors_cached": cache_query_vectors,
             "per_question": per_question}
 
@@ -333,7 +337,7 @@ def render(result: dict, data: Path, command: str) -> str:
     every = {**modes, **result.get("fusions", {})}
     rows = [_row(mode, r) for mode, r in every.items()]
     extractor = ("the deterministic gazetteer extractor (`gazetteer.json`: what a perfect extractor finds) at ingest"
-                 if result["model"] == "gazetteer" else f"GLiNER2 checkpoint `{result['model']}` at ingest, schema `{result['schema']}`")
+                 if result["model"] == "gazetteer" else f"GLiNER2 checkpoint `{result['model']}` at ingest ({result.get('relation_decoding') or 'plain'} relation decoding), schema `{result['schema']}`")
     extractor += "; the graph channel finds the query's entities by name (the default, no model)"
     ingest = f"ingest {result['ingest_s']:.1f} s" + (f" (an earlier run's, {result.get('ingested', '')}; index reused)"
                                                      if result.get("index_cached") else "")
@@ -438,6 +442,8 @@ def main() -> None:
                         help="skip the graph and hybrid runs that read the queries with the model (the slowest; no query-reading table)")
     parser.add_argument("--cache-query-vectors", action="store_true",
                         help="embed the questions once, in one batch, for every mode (faster reruns; ms / query then leaves the query embedding out)")
+    parser.add_argument("--relation-decoding", choices=["plain", "constrained"], default=None,
+                        help="a GLiNER2 model's relation decoding at ingest (default: the extractor's default)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
     parser.add_argument("--json", action="store_true", help="print the figures and every question's ranked passages per mode as JSON")
     parser.add_argument("--render", type=Path, metavar="FILE",
@@ -456,10 +462,12 @@ def main() -> None:
     command = "python -m bench.retrieval_eval" + ("" if opts.model == "gazetteer" else f" --model {opts.model}") + (
         "" if data == DEFAULT_DATA else f" --data {opts.data}") + ("" if opts.schema == "business-news" else f" --schema {opts.schema}") + (
         f" --index-dir {opts.index_dir}" if opts.index_dir else "") + (" --no-query-model" if opts.no_query_model else "") + (
-        " --cache-query-vectors" if opts.cache_query_vectors else "")
+        " --cache-query-vectors" if opts.cache_query_vectors else "") + (
+        f" --relation-decoding {opts.relation_decoding}" if opts.relation_decoding else "")
     try:
         result = evaluate(data, opts.model, opts.schema, opts.index_dir, opts.reingest, opts.keep_retrieval_data,
-                          query_model=not opts.no_query_model, cache_query_vectors=opts.cache_query_vectors)
+                          query_model=not opts.no_query_model, cache_query_vectors=opts.cache_query_vectors,
+                          relation_decoding=opts.relation_decoding)
     except CorpusUnavailable as absent:
         print(f"retrieval_eval: skipped, {absent}")
         return

@@ -40,11 +40,12 @@ class NoModelExtractor:
 # -- 2. the default model where the Hub cannot be reached ------------------------------------------
 
 
-@pytest.mark.parametrize("offline", [True, False], ids=["HF_HUB_OFFLINE", "hub-unreachable"])
-def test_hub_model_unreachable_fails_at_once_with_one_line_and_leaves_nothing(tmp_path, monkeypatch, offline):
+def _hub_out_of_reach(monkeypatch, tmp_path, offline: bool) -> list[bool]:
+    """The Hub switched off (HF_HUB_OFFLINE) or unreachable, an empty cache; returns the snapshot_download calls'
+    local_files_only, as they are made."""
     import huggingface_hub
 
-    calls = []
+    calls: list[bool] = []
     real = huggingface_hub.snapshot_download
 
     def recording(*args, **kwargs):
@@ -56,6 +57,12 @@ def test_hub_model_unreachable_fails_at_once_with_one_line_and_leaves_nothing(tm
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1" if offline else "0")
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # discard port: nothing listens, the probe fails at once
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache
+    return calls
+
+
+@pytest.mark.parametrize("offline", [True, False], ids=["HF_HUB_OFFLINE", "hub-unreachable"])
+def test_hub_model_unreachable_fails_at_once_with_one_line_and_leaves_nothing(tmp_path, monkeypatch, offline):
+    calls = _hub_out_of_reach(monkeypatch, tmp_path, offline)
     corpus = write_corpus(tmp_path / "corpus")
     out = tmp_path / "fresh" / "index"
     result = runner.invoke(app, ["ingest", str(corpus), "--out", str(out), "--model", "fastino/gliner2-base-v1"])
@@ -70,20 +77,7 @@ def test_hub_model_unreachable_fails_at_once_with_one_line_and_leaves_nothing(tm
 @pytest.mark.parametrize("offline", [True, False], ids=["HF_HUB_OFFLINE", "hub-unreachable"])
 def test_hub_embedding_model_unreachable_fails_before_the_index_with_one_line(tmp_path, monkeypatch, offline,
                                                                               untrained_checkpoint):
-    import huggingface_hub
-
-    calls = []
-    real = huggingface_hub.snapshot_download
-
-    def recording(*args, **kwargs):
-        calls.append(kwargs.get("local_files_only", False))
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(huggingface_hub, "snapshot_download", recording)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1" if offline else "0")
-    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1" if offline else "0")
-    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    calls = _hub_out_of_reach(monkeypatch, tmp_path, offline)
     corpus = write_corpus(tmp_path / "corpus")
     out = tmp_path / "fresh" / "index"
     result = runner.invoke(app, ["ingest", str(corpus), "--out", str(out), "--model", str(untrained_checkpoint),
