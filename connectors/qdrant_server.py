@@ -17,6 +17,7 @@ from kgbuild.types import COMMUNITIES_FIELD, ChunkPoint, VectorExport, VectorFil
 from kgbuild.write import keyword_fields
 
 UPSERT_BATCH = 512
+UPSERT_STREAMS = 4  # batches in flight at once to a server (Qdrant's advice for bulk loads: parallel upload streams)
 
 
 class QdrantServerVectorSink:
@@ -30,6 +31,7 @@ class QdrantServerVectorSink:
         location: str | None = None,
         classification_tasks: Sequence[str] = (),
         retry_seconds: float = 30.0,
+        upsert_streams: int = UPSERT_STREAMS,
     ):
         if sum(x is not None for x in (url, path, location)) != 1:
             raise ValueError("give exactly one of url, path or location")
@@ -39,6 +41,8 @@ class QdrantServerVectorSink:
         self.classification_tasks = list(classification_tasks)
         self._client: Any = None
         self.retry_seconds = retry_seconds
+        # local mode (tests, ``path=``) is not safe for concurrent upserts: one stream there
+        self.upsert_streams = max(1, upsert_streams) if url else 1
         self._vector_name: str | None = None  # None: the collection has one unnamed vector
 
     def __repr__(self) -> str:  # never show the key
@@ -148,14 +152,27 @@ class QdrantServerVectorSink:
             self._client = None
 
     def upsert(self, points: Sequence[ChunkPoint]) -> None:
+        """Batches of ``UPSERT_BATCH`` points, up to ``upsert_streams`` of them in flight at once, each retried on
+        its own and acknowledged (``wait=True``) before this returns; the first failure is raised."""
+        from concurrent.futures import ThreadPoolExecutor
+
         from qdrant_client import models
 
         client = self._connect()
-        for i in range(0, len(points), UPSERT_BATCH):
-            batch = [
-                models.PointStruct(id=p.id, vector=self._vector(p.vector), payload=p.payload) for p in points[i : i + UPSERT_BATCH]
-            ]
+        batches = range(0, len(points), UPSERT_BATCH)
+
+        def send(start: int) -> None:
+            batch = [models.PointStruct(id=p.id, vector=self._vector(p.vector), payload=p.payload)
+                     for p in points[start : start + UPSERT_BATCH]]
             self._call("upsert points", client.upsert, self.collection, points=batch, wait=True)
+
+        if self.upsert_streams == 1 or len(batches) < 2:
+            for batch in batches:
+                send(batch)
+            return
+        with ThreadPoolExecutor(max_workers=min(self.upsert_streams, len(batches))) as pool:
+            for done in [pool.submit(send, batch) for batch in batches]:
+                done.result()
 
     def _vector(self, vector: Sequence[float]) -> Any:
         return {self._vector_name: list(vector)} if self._vector_name else list(vector)

@@ -90,3 +90,73 @@ class TestQdrantServerVectorSink(VectorSinkConformance):
             QdrantServerVectorSink("chunks")
         with pytest.raises(ValueError):
             QdrantServerVectorSink("chunks", url="http://localhost:6333", path=str(tmp_path))
+
+
+class _CountingClient:
+    """Stands in for a server's client: records each upsert and how many overlapped."""
+
+    def __init__(self, fail_batch: int | None = None):
+        import threading
+
+        self.lock = threading.Lock()
+        self.in_flight = self.most_in_flight = 0
+        self.batches: list[list] = []
+        self.fail_batch = fail_batch
+
+    def upsert(self, collection, points, wait):
+        import time
+
+        assert wait is True
+        with self.lock:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            number = len(self.batches)
+            self.batches.append(points)
+        time.sleep(0.2)  # long enough for every stream to be in flight at once, even on a loaded machine
+        with self.lock:
+            self.in_flight -= 1
+        if number == self.fail_batch:
+            from qdrant_client.http.exceptions import UnexpectedResponse
+
+            raise UnexpectedResponse(400, "Bad Request", b"bad point", None)
+
+
+def _server_sink(client, **options) -> QdrantServerVectorSink:
+    sink = QdrantServerVectorSink("chunks", url="http://qdrant.invalid:6333", **options)
+    sink._client = client
+    return sink
+
+
+def _many_points(batches: int) -> list:
+    """``batches`` full upsert batches of distinct points."""
+    import dataclasses
+    import uuid
+
+    from kgbuild.connectors.qdrant_server import UPSERT_BATCH
+
+    template = b.points_for(b.corpus_batch(), DIM)[0]
+    return [dataclasses.replace(template, id=str(uuid.UUID(int=i)), chunk_id=f"c{i}") for i in range(batches * UPSERT_BATCH)]
+
+
+def test_a_server_gets_batches_in_parallel_streams_each_point_once():
+    from kgbuild.connectors.qdrant_server import UPSERT_BATCH, UPSERT_STREAMS
+
+    client = _CountingClient()
+    points = _many_points(6)
+    _server_sink(client).upsert(points)
+    assert sorted(pt.id for batch in client.batches for pt in batch) == sorted(p.id for p in points)
+    assert all(len(batch) == UPSERT_BATCH for batch in client.batches) and len(client.batches) == 6
+    assert client.most_in_flight == UPSERT_STREAMS
+
+
+def test_one_stream_where_asked_and_in_local_mode(tmp_path):
+    client = _CountingClient()
+    _server_sink(client, upsert_streams=1).upsert(_many_points(3))
+    assert client.most_in_flight == 1 and len(client.batches) == 3
+    assert QdrantServerVectorSink("chunks", path=str(tmp_path / "q"), upsert_streams=8).upsert_streams == 1
+
+
+def test_a_refused_batch_among_parallel_ones_is_the_upserts_error():
+    client = _CountingClient(fail_batch=2)
+    with pytest.raises(SinkError, match="refused to upsert points"):
+        _server_sink(client).upsert(_many_points(6))
