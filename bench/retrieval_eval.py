@@ -337,7 +337,7 @@ def render(result: dict, data: Path, command: str) -> str:
     every = {**modes, **result.get("fusions", {})}
     rows = [_row(mode, r) for mode, r in every.items()]
     extractor = ("the deterministic gazetteer extractor (`gazetteer.json`: what a perfect extractor finds) at ingest"
-                 if result["model"] == "gazetteer" else f"GLiNER2 checkpoint `{result['model']}` at ingest ({result.get('relation_decoding') or 'plain'} relation decoding), schema `{result['schema']}`")
+                 if result["model"] == "gazetteer" else f"GLiNER2 checkpoint `{result['model']}` at ingest, schema `{result['schema']}`")
     extractor += "; the graph channel finds the query's entities by name (the default, no model)"
     ingest = f"ingest {result['ingest_s']:.1f} s" + (f" (an earlier run's, {result.get('ingested', '')}; index reused)"
                                                      if result.get("index_cached") else "")

@@ -89,7 +89,8 @@ Adapter = Annotated[Optional[str], typer.Option(
     "--adapter", help="A LoRA adapter directory (written by `kgbuild train --lora`) applied to --model.")]
 RelationDecoding = Annotated[Optional[str], typer.Option(
     "--relation-decoding", metavar="plain|constrained",
-    help="constrained: decode relations with the schema's constraints (gliner2's joint decoder); default plain.")]
+    help="constrained (default): decode relations with the schema's constraints (gliner2's joint decoder);"
+         " plain: each relation's best head and tail, checked against the schema afterwards.")]
 Channels = Annotated[Optional[str], typer.Option(
     "--channels", metavar="vector,graph,bm25",
     help="Hybrid channels to fuse, comma-separated: vector, graph, bm25 (default all three; implies --hybrid).")]

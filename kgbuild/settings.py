@@ -29,7 +29,9 @@ class Settings(BaseSettings):
     model: str = Field(default=DEFAULT_MODEL, description="GLiNER2 checkpoint: a hub id or a local directory")
     adapter: str | None = Field(default=None, description="a LoRA adapter directory (kgbuild train --lora) applied to the model")
     relation_decoding: Literal["plain", "constrained"] = Field(
-        default="plain", description="constrained: relations decoded with the schema's constraints (gliner2's joint decoder)"
+        default="constrained",
+        description="constrained: relations decoded with the schema's constraints (gliner2's joint decoder); plain: each"
+                    " relation's best head and tail, checked against the schema afterwards",
     )
     threshold: float | None = Field(default=None, ge=0.0, le=1.0, description="overrides the schema's threshold")
     batch_size: int = Field(default=8, ge=1, le=4096, description="chunks per GLiNER2 forward pass")
