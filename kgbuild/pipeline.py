@@ -272,7 +272,7 @@ class IngestPipeline:
             self.index.check_reachable()
         extraction = self._resolve_model()
         self.fingerprint = extraction.fingerprint
-        previous_extraction = state.manifest.extraction
+        previous_extraction, previous_model = state.manifest.extraction, state.manifest.model
         # the state vouches for its stores from the first checkpoint on
         self.index.record_build(schema=self.schema, model=extraction.model, embedding_model=self.embedder.name,
                                 extraction=extraction.parts)
@@ -287,7 +287,8 @@ class IngestPipeline:
                 state.roots.pop(root, None)
                 return False
         if plan.reextracted(extraction.fingerprint):
-            self.report.reextraction_reason = describe_fingerprint_change(previous_extraction, extraction.parts)
+            self.report.reextraction_reason = describe_fingerprint_change(previous_extraction, extraction.parts,
+                                                                          (previous_model or "", extraction.model))
 
         files = FilesInFlight(extraction.fingerprint)
         totals = _RunTotals(self.report)

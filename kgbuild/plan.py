@@ -52,14 +52,18 @@ def extraction_fingerprint(settings: Settings, schema: ExtractionSchema, model_f
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def describe_fingerprint_change(before: dict[str, Any], now: dict[str, Any]) -> str:
-    """Why files are extracted again, in words: which parts of the extraction fingerprint changed."""
+def describe_fingerprint_change(before: dict[str, Any], now: dict[str, Any], models: tuple[str, str] = ("", "")) -> str:
+    """Why files are extracted again, in words: which parts of the extraction fingerprint changed. ``models``: the
+    model as the manifest named it before and now (with its adapter and decoding), said instead of two hashes
+    where the names differ."""
     if not before:
         return "the index was built by an earlier kgbuild that did not record its extraction settings"
     changes = []
     for key in sorted(set(before) | set(now)):
         if before.get(key) != now.get(key):
-            changes.append(f"{key.replace('_', ' ')} {_shown(before.get(key))} -> {_shown(now.get(key))}")
+            was, will = (models if key == "model" and all(models) and models[0] != models[1]
+                         else (_shown(before.get(key)), _shown(now.get(key))))
+            changes.append(f"{key.replace('_', ' ')} {was} -> {will}")
     return "; ".join(changes) or "extraction settings changed"
 
 

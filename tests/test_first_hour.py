@@ -115,7 +115,8 @@ def test_same_checkpoint_by_another_path_is_not_extracted_again_and_a_different_
     first = run(untrained_checkpoint, tmp_path)
     assert first.documents_read == 4
     manifest = json.loads((out / "state.json").read_text())["manifest"]
-    assert manifest["model"] == str(Path(untrained_checkpoint).resolve())  # resolved, so other folders can load it
+    # resolved, so other folders can load it; the default decoding named with it
+    assert manifest["model"] == f"{Path(untrained_checkpoint).resolve()} + constrained relation decoding"
 
     relative = os.path.relpath(link, tmp_path / "corpus")
     for model, cwd in ((relative, tmp_path / "corpus"), (copy, tmp_path)):
@@ -127,7 +128,7 @@ def test_same_checkpoint_by_another_path_is_not_extracted_again_and_a_different_
     assert changed.documents_read == 4
     assert changed.reextraction_reason.startswith("model sha256:"), changed.reextraction_reason
     result = runner.invoke(app, ["stats", "--out", str(out), "--json"])
-    assert json.loads(result.stdout)["model"] == str(copy.resolve())
+    assert json.loads(result.stdout)["model"] == f"{copy.resolve()} + constrained relation decoding"
 
 
 def test_reextraction_reason_names_what_changed(tmp_path, gazetteer, embedder):
@@ -347,3 +348,41 @@ def test_query_doc_takes_absolute_cwd_relative_and_stored_paths(tmp_path, gazett
     assert paths("news") == {"news/apple.txt", "news/acme.md", "news/results.txt"}
     with pytest.raises(ConfigError, match="--doc legal/none.txt"):
         paths("legal/none.txt")
+
+
+@pytest.mark.parametrize("name, parsed", [
+    ("/models/x", ("/models/x", None, "plain")),
+    ("fastino/gliner2-base-v1 + constrained relation decoding", ("fastino/gliner2-base-v1", None, "constrained")),
+    ("/models/x + adapter /runs/lora one", ("/models/x", "/runs/lora one", "plain")),
+    ("/models/a + b + adapter /runs/l + constrained relation decoding", ("/models/a + b", "/runs/l", "constrained")),
+])
+def test_a_manifests_model_name_gives_back_what_loads_it(name, parsed):
+    from kgbuild.extract.checkpoint import parse_model_name
+
+    assert parse_model_name(name) == parsed
+
+
+@pytest.mark.gliner2
+def test_queries_are_read_with_the_indexs_checkpoint_and_decoding(tmp_path, untrained_checkpoint, embedder, monkeypatch):
+    """The manifest names the model with its decoding; the query reader loads the checkpoint and decodes the same way."""
+    import kgbuild.pipeline as pipeline
+    from kgbuild.retrieve.hybrid import HybridRetriever
+
+    monkeypatch.setattr(pipeline, "build_embedder", lambda settings: embedder)
+    settings = Settings(out_dir=tmp_path / "out", model=str(untrained_checkpoint), threshold=0.99)
+    ingest(write_corpus(tmp_path / "corpus"), settings)
+    manifest = json.loads((settings.out_dir / "state.json").read_text())["manifest"]
+    assert manifest["model"] == f"{Path(untrained_checkpoint).resolve()} + constrained relation decoding"
+    with HybridRetriever(settings, embedder=embedder, query_model=True) as retriever:
+        reader = retriever.extractor
+        assert reader.relation_decoding == "constrained" and reader.checkpoint().load_from == str(Path(untrained_checkpoint).resolve())
+        assert isinstance(retriever.query_entities("Acme Corp hired Jane Doe."), list)
+
+
+def test_a_model_change_is_told_by_name_where_the_names_differ():
+    from kgbuild.plan import describe_fingerprint_change
+
+    before, now = {"model": "sha256:" + "a" * 64, "chunk_size": 256}, {"model": "sha256:" + "b" * 64, "chunk_size": 256}
+    assert describe_fingerprint_change(before, now, ("/m/x", "/m/x + constrained relation decoding")) == (
+        "model /m/x -> /m/x + constrained relation decoding")
+    assert describe_fingerprint_change(before, now, ("/m/x", "/m/x")) == "model sha256:aaaaaaaaaaaa -> sha256:bbbbbbbbbbbb"

@@ -154,7 +154,7 @@ def test_filters_apply_to_every_channel(retriever_for):
 def test_cli_query_hybrid_prints_reasons(multihop_index, business_schema, monkeypatch):
     from kgbuild.cli import app
 
-    monkeypatch.setattr("kgbuild.retrieve.hybrid.build_query_extractor", lambda *args: gazetteer(business_schema))
+    monkeypatch.setattr("kgbuild.retrieve.hybrid.build_query_extractor", lambda *args, **kwargs: gazetteer(business_schema))
     runner = CliRunner()
     out = str(multihop_index.out_dir)
     result = runner.invoke(app, ["query", "What snack comes from the business that Tobias Reyes runs?", "--out", out,

@@ -127,8 +127,8 @@ def test_cli_query_model_flag_and_model_option_read_the_query_with_gliner2(multi
 
     built = []
 
-    def build(*args):
-        built.append(args[0])
+    def build(model, schema, settings, *, indexed_as=""):
+        built.append(model or indexed_as)
         return gazetteer(business_schema)
 
     monkeypatch.setattr("kgbuild.retrieve.hybrid.build_query_extractor", build)

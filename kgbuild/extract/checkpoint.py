@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import socket
 import threading
 from dataclasses import dataclass
@@ -60,6 +61,18 @@ class CheckpointIdentity:
         if self.fingerprint.startswith("sha256:"):
             return f"{self.location} ({self.fingerprint[:19]})"
         return self.fingerprint
+
+
+def parse_model_name(name: str) -> tuple[str, str | None, str]:
+    """(location, adapter directory or None, relation decoding) of a model as ``CheckpointIdentity.location``
+    names it in an index's manifest ("/models/x + adapter /runs/lora + constrained relation decoding"); a name
+    without a decoding part was decoded plain (constrained adds the part where the schema has relations)."""
+    decoding = "plain"
+    found = re.fullmatch(r"(.*) \+ (\w+) relation decoding", name)
+    if found:
+        name, decoding = found.group(1), found.group(2)
+    location, marker, adapter = name.rpartition(" + adapter ")
+    return (location, adapter, decoding) if marker else (name, None, decoding)
 
 
 def looks_like_local_path(model: str) -> bool:

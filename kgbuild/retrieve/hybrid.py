@@ -88,11 +88,18 @@ class _Candidate:
     point_id: str
 
 
-def build_query_extractor(model: str, schema: ExtractionSchema, settings: Settings) -> Extractor:
-    """The GLiNER2 extractor that reads queries (the index's model unless ``--model`` says otherwise)."""
+def build_query_extractor(model: str, schema: ExtractionSchema, settings: Settings, *, indexed_as: str = "") -> Extractor:
+    """The GLiNER2 extractor that reads queries: ``model``, or else the index's model as its manifest names it
+    (``indexed_as``: its checkpoint, adapter and relation decoding, so queries are read as the chunks were)."""
+    from kgbuild.extract.checkpoint import parse_model_name
     from kgbuild.extract.gliner import GLiNER2Extractor
 
-    return GLiNER2Extractor(schema, model, device=settings.device, batch_size=1, torch_threads=settings.torch_threads)
+    options: dict[str, Any] = dict(device=settings.device, batch_size=1, torch_threads=settings.torch_threads)
+    if model or not indexed_as:
+        return GLiNER2Extractor(schema, model or settings.model, adapter=None if model else settings.adapter,
+                                relation_decoding=settings.relation_decoding, **options)
+    location, adapter, decoding = parse_model_name(indexed_as)
+    return GLiNER2Extractor(schema, location, adapter=adapter, relation_decoding=decoding, **options)
 
 
 class HybridRetriever:
@@ -321,8 +328,8 @@ class HybridRetriever:
     @property
     def extractor(self) -> Extractor:
         if self._extractor is None:
-            self._extractor = build_query_extractor(self._model or self.manifest.model or self.settings.model,
-                                                    self.schema, self.settings)
+            self._extractor = build_query_extractor(self._model or "", self.schema, self.settings,
+                                                    indexed_as=self.manifest.model)
         return self._extractor
 
     def query_entities(self, text: str) -> list[Seed]:
