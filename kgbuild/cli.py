@@ -373,8 +373,8 @@ def query(
         out.print(Text.assemble((f"{rank}. {hit.path}", "bold"), f" [{hit.start}:{hit.end}] score {hit.score:.3f}"))
         for reason in hit.reasons:
             why = f"   via {reason.channel} #{reason.rank} ({reason.score:.3f})"
-            if reason.path:
-                why += ": " + " -> ".join(reason.path)
+            if reason.path:  # the hit's own chunk by its document's name (--json keeps the chunk id)
+                why += ": " + " -> ".join(hit.path if step == hit.chunk_id else step for step in reason.path)
             out.print(why, highlight=False, markup=False)
         if hit.matched_entities:
             out.print(f"   matched: {', '.join(hit.matched_entities)}", highlight=False, markup=False)

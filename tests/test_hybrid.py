@@ -168,6 +168,11 @@ def test_cli_query_hybrid_prints_reasons(multihop_index, business_schema, monkey
                                 "--hybrid", "--channels", "graph", "-k", "2"])
     assert table.exit_code == 0, table.output
     assert "via graph #1" in table.output and "PERSON:tobias reyes -> CEO_OF -> COMPANY:halden foods" in table.output
+    # the path ends at the hit itself, named as the hit is
+    assert "MENTIONED_IN -> " + json.loads(runner.invoke(app, ["query", "What snack comes from the business that Tobias Reyes"
+                                                           " runs?", "--out", out, "--hybrid", "--channels", "graph",
+                                                           "-k", "1", "--json"]).stdout)[0]["path"] in table.output
+    assert "MENTIONED_IN -> doc_" not in table.output
     none = runner.invoke(app, ["query", "x", "--out", out, "--hybrid", "--channels", ""])
     assert none.exit_code == 1 and "at least one channel" in none.output
 
