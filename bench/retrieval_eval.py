@@ -261,8 +261,7 @@ def evaluate(data: Path, model: str, schema_name: str = "business-news", index_d
         del r["ranked"]
     return {"questions": len(questions), "passages": len(records), "entities": ingested["entities"],
             "relations": ingested["relations"], "chunks": ingested.get("chunks"), "ingest_s": ingested["ingest_s"],
-            "index_cached": ingested["cached"], "ingested": ingested.get("ingested", ""), "model": extractor.name, "schema": schema.name,
-            "relation_decoding": getattr(extractor, "relation_decoding", None), "modes": results,
+            "index_cached": ingested["cached"], "ingested": ingested.get("ingested", ""), "model": extractor.name, "schema": schema.name, "modes": results,
             "fusions": fusions, "query_model": by_model, "query_vectors_cached": cache_query_vectors,
             "per_question": per_question}
 

@@ -59,17 +59,22 @@ class SentenceTransformerEmbedder:
         self.device = device
         self.batch_size = batch_size
         self._model: Any = None
+        self._available = False  # check_available passed
 
     @property
     def name(self) -> str:
         return self._model_name
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_model": None}  # pickled without the loaded model: an actor loads its own
+        # pickled without the loaded model or the check: an actor loads its own, on its own machine
+        return {**self.__dict__, "_model": None, "_available": False}
 
     def check_available(self) -> None:
-        """Before a run touches the index: a Hub name neither cached nor downloadable is a one-line error now."""
-        require_reachable(resolve_embedding_model(self._model_name))
+        """Before a run touches the index: a Hub name neither cached nor downloadable is a one-line error now.
+        Checked once per embedder (``warm_up`` asks too, for callers that never asked)."""
+        if not self._available:
+            require_reachable(resolve_embedding_model(self._model_name))
+            self._available = True
 
     def warm_up(self) -> None:
         if self._model is not None:
@@ -79,9 +84,8 @@ class SentenceTransformerEmbedder:
         try:
             from sentence_transformers import SentenceTransformer
 
-            location = resolve_embedding_model(self._model_name)
-            require_reachable(location)
-            self._model = SentenceTransformer(location, device=device)
+            self.check_available()
+            self._model = SentenceTransformer(resolve_embedding_model(self._model_name), device=device)
         except ModelLoadError:
             raise
         except Exception as exc:  # OSError offline, ValueError on a bad folder, ...

@@ -386,3 +386,19 @@ def test_a_model_change_is_told_by_name_where_the_names_differ():
     assert describe_fingerprint_change(before, now, ("/m/x", "/m/x + constrained relation decoding")) == (
         "model /m/x -> /m/x + constrained relation decoding")
     assert describe_fingerprint_change(before, now, ("/m/x", "/m/x")) == "model sha256:aaaaaaaaaaaa -> sha256:bbbbbbbbbbbb"
+
+
+def test_the_embedding_model_is_checked_once_per_embedder(monkeypatch):
+    """The pipeline asks before the run and warm_up asks again: one look at the cache (and the Hub), not two."""
+    import pickle
+
+    import kgbuild.embed as embed
+
+    checked = []
+    monkeypatch.setattr(embed, "require_reachable", checked.append)
+    embedder = embed.SentenceTransformerEmbedder("someone/an-embedder")
+    embedder.check_available()
+    embedder.check_available()
+    assert checked == ["someone/an-embedder"]
+    pickle.loads(pickle.dumps(embedder)).check_available()  # another machine looks for itself
+    assert len(checked) == 2
