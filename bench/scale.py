@@ -312,7 +312,7 @@ def synthetic_mentions(
 
 
 def measure_reconcile() -> dict[str, Any]:
-    from kgbuild.extract.runtime import release_heap
+    from kgbuild.memory import release_heap
     from kgbuild.reconcile import reconcile, reconcile_mentions
     from kgbuild.schema import load_schema
 

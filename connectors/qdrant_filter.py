@@ -7,9 +7,9 @@ names and keyword arguments (Filter, FieldCondition, MatchValue, MatchAny); each
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
-from kgbuild.types import COMMUNITIES_FIELD, VectorFilter
+from kgbuild.types import COMMUNITIES_FIELD, VectorExport, VectorFilter
 
 
 def to_qdrant_filter(models: Any, query_filter: VectorFilter | None) -> Any:
@@ -57,3 +57,17 @@ def add_chunk_communities(records: Iterable[Any], out: dict[str, list[str]]) -> 
         payload = r.payload or {}
         if payload.get("chunk_id"):
             out[str(payload["chunk_id"])] = list(payload.get(COMMUNITIES_FIELD) or [])
+
+
+def payloads_of(pages: Iterable[Sequence[Any]]) -> Iterator[list[dict[str, Any]]]:
+    """Pages of scrolled records (either client's) as pages of payloads (``VectorSink.payload_pages``)."""
+    for records in pages:
+        yield [dict(r.payload or {}) for r in records]
+
+
+def export_of(pages: Iterable[Sequence[Any]]) -> VectorExport:
+    """Pages of scrolled records as every point's payload by point id (``VectorSink.export``)."""
+    points: dict[str, dict[str, Any]] = {}
+    for records in pages:
+        points.update((str(r.id), dict(r.payload or {})) for r in records)
+    return VectorExport(points)

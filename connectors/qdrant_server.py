@@ -8,10 +8,12 @@ local mode (``location=":memory:"`` or ``path=``), which speaks the same API.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 from kgbuild.errors import SinkError, TransientError
-from kgbuild.connectors.qdrant_filter import add_chunk_communities, group_by_communities, to_qdrant_filter
+from kgbuild.connectors.qdrant_filter import (
+    add_chunk_communities, export_of, group_by_communities, payloads_of, to_qdrant_filter,
+)
 from kgbuild.ids import point_id
 from kgbuild.types import COMMUNITIES_FIELD, ChunkPoint, VectorExport, VectorFilter, VectorHit
 from kgbuild.write import keyword_fields
@@ -227,15 +229,20 @@ class QdrantServerVectorSink:
             if offset is None:
                 return out
 
-    def export(self, batch_size: int = 1000) -> VectorExport:
-        """Every point's payload by point id (for checks, exports and checksums)."""
+    def _records(self, batch_size: int) -> Iterator[list[Any]]:
         client = self._connect()
-        points: dict[str, dict[str, Any]] = {}
         offset = None
         while True:
             records, offset = self._call(
                 "scroll", client.scroll, self.collection, limit=batch_size, offset=offset, with_payload=True
             )
-            points.update((str(r.id), dict(r.payload or {})) for r in records)
+            yield records
             if offset is None:
-                return VectorExport(points)
+                return
+
+    def payload_pages(self, batch_size: int = 1000) -> Iterator[list[dict[str, Any]]]:
+        return payloads_of(self._records(batch_size))
+
+    def export(self, batch_size: int = 1000) -> VectorExport:
+        """Every point's payload by point id (for checks, exports and checksums)."""
+        return export_of(self._records(batch_size))

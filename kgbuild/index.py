@@ -287,8 +287,8 @@ class Index:
         entity names are embedded (``embedder``: the index's; None leaves synonym edges and embedding seeds out).
         """
         from kgbuild.retrieve.graph_matrix import (
-            RetrievalGraph, build_retrieval_graph, document_signatures, extraction_signature, retrieval_dir, same_documents,
-            state_chunk_ids, state_signature, update_retrieval_graph,
+            RetrievalGraph, build_retrieval_graph, document_signatures, extraction_signature, retrieval_dir, rows_staging,
+            same_documents, state_chunk_ids, state_signature, update_retrieval_graph,
         )
         folder = retrieval_dir(self.out_dir)
         stored = RetrievalGraph.stored_signature(folder)
@@ -303,11 +303,12 @@ class Index:
         graph = None
         if written is not None:
             graph = update_retrieval_graph(folder, data, written, document_signatures(self.state), extraction_signature(self.state),
-                                           points, embedder=embedder, chunk_ids=state_chunk_ids(self.state), signature=signature)
-        if graph is None:
-            payloads = {str(p["chunk_id"]): p for p in stores.vectors.export().points.values() if p.get("chunk_id")}
+                                           points, embedder=embedder, chunk_ids=state_chunk_ids(self.state), signature=signature,
+                                           rows_folder=rows_staging(folder))
+        if graph is None:  # the payloads a page at a time, written out as read (kgbuild.retrieve.chunk_rows)
             graph = build_retrieval_graph(data, embedder=embedder, chunk_ids=state_chunk_ids(self.state), signature=signature,
-                                          reuse_from=folder, payloads=payloads)
+                                          reuse_from=folder, payload_pages=stores.vectors.payload_pages(),
+                                          rows_folder=rows_staging(folder))
         graph.save(folder, state=self.state)  # with the chunk table and the BM25 index
         return graph
 

@@ -32,7 +32,8 @@ from kgbuild.errors import ConfigError, DocumentError
 from kgbuild.extract.base import Extractor, aggregate_classifications
 from kgbuild.extract.cache import ExtractionCache
 from kgbuild.extract.runner import extract_chunks
-from kgbuild.extract.runtime import build_embedder, build_extractor, release_heap
+from kgbuild.extract.runtime import build_embedder, build_extractor
+from kgbuild.memory import release_heap
 from kgbuild.hooks import reached
 from kgbuild.index import Index
 from kgbuild.inflight import DocumentInFlight, FilesInFlight
@@ -307,6 +308,7 @@ class IngestPipeline:
         if self.settings.prune:
             self._prune(root, plan.removed)
         self._link_across_documents()
+        release_heap()  # what the links pass held, before the end-of-run builds
         self._finish()
         return True
 
@@ -698,6 +700,7 @@ class IngestPipeline:
         stores_changed = report.documents_recovered or report.documents_read or report.documents_removed or self.relinked
         # the graph channel's matrix, where the state changed
         graph = self.index.refresh_retrieval_graph(self.stores, self.embedder, self.written)
+        release_heap()
         from kgbuild.communities import refresh_communities
 
         # where the retrieval graph changed, or the run wrote chunks again

@@ -9,7 +9,7 @@ included, so a backend that passes it works with every command.
 
 from __future__ import annotations
 
-from typing import Mapping, Protocol, Sequence
+from typing import Any, Iterator, Mapping, Protocol, Sequence
 
 from kgbuild.types import (
     ChunkPoint, CommunityRecord, Entity, EntityGraphData, GraphBatch, GraphExport, IndexStats, MentionRecord, VectorExport, VectorFilter,
@@ -113,6 +113,11 @@ class VectorSink(Protocol):
 
     def export(self) -> VectorExport:
         """Every point's payload by point id."""
+        ...
+
+    def payload_pages(self) -> Iterator[list[dict[str, Any]]]:
+        """Every point's payload, a page at a time, in the store's order: what reads the whole store without
+        holding it (the retrieval graph's build, ``kgbuild.retrieve.chunk_rows``)."""
         ...
 
     def chunk_communities(self) -> dict[str, list[str]]:

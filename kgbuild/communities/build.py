@@ -23,6 +23,7 @@ entity names and two terms that are not part of them.
 from __future__ import annotations
 
 import math
+from array import array
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -35,6 +36,7 @@ TOP_ENTITIES = 10
 TOP_TERMS = 8
 TOP_CHUNKS = 3
 SNIPPET = 300
+TEXTS_PER_PAGE = 512  # chunk texts tokenized at a time for the communities' terms
 # function words bm25s's English list lets through, which c-TF-IDF would otherwise offer as key terms
 EXTRA_STOPWORDS = frozenset(
     "about above across after again against also although among another any anyone became because become been before"
@@ -146,7 +148,7 @@ def _summarise(cluster: Any, j: int, graph: RetrievalGraph, weights: EntityWeigh
     chunks = []
     for k in np.lexsort((candidates, -score))[:TOP_CHUNKS]:  # chunk positions are in id order
         chunk = graph.chunk_ids[int(candidates[k])]
-        p = payloads.get(chunk) or {}
+        p = _payload(payloads, chunk)
         text = " ".join(str(p.get("text") or "").split())
         chunks.append(RepresentativeChunk(chunk, str(p.get("doc_id") or doc_of(chunk)), str(p.get("path") or ""),
                                           str(p.get("title") or ""), float(score[k]), text[:SNIPPET]))
@@ -161,7 +163,7 @@ def _summarise(cluster: Any, j: int, graph: RetrievalGraph, weights: EntityWeigh
     documents = []
     for k in np.lexsort((positions, -doc_weight)):  # doc positions are in id order
         position = int(positions[k])
-        p = payloads.get(first_chunk[position]) or {}
+        p = _payload(payloads, first_chunk[position])
         documents.append((doc_names[position], str(p.get("path") or "")))
         for task, values in sorted((p.get("doc_class") or {}).items()):
             for label in sorted(set(values or ())):
@@ -170,6 +172,14 @@ def _summarise(cluster: Any, j: int, graph: RetrievalGraph, weights: EntityWeigh
     labels = {task: dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))) for task, counts in sorted(labels.items())}
     return Community(cluster.id, cluster.level, _title(top, terms), cluster.parent, list(cluster.children),
                      sorted(entity_ids[m] for m in cluster.members), top, terms, chunks, documents, labels, int(len(own)))
+
+
+def _payload(payloads: Mapping[str, Mapping[str, Any]], chunk: str) -> Mapping[str, Any]:
+    """A chunk's payload, not kept where the payloads are the chunk table (``ChunkTable.read``); {} if absent."""
+    if chunk not in payloads:
+        return {}
+    read = getattr(payloads, "read", None)
+    return read(chunk) if read is not None else payloads[chunk]
 
 
 def _title(top: Sequence[CommunityEntity], terms: Sequence[str]) -> str:
@@ -189,21 +199,30 @@ class _TermCounts:
 
         from kgbuild.retrieve.vector import payload_text
 
-        texts = [payload_text(payloads[c]) if c in payloads else "" for c in chunk_ids]
+        # a page of texts at a time, read without keeping the payloads (``ChunkTable.read``): the tokens of every
+        # chunk as Python lists were most of what the communities' build held on a large index
+        read = getattr(payloads, "read", None) or payloads.__getitem__
+        vocabulary: dict[str, int] = {}
+        rows, cols = array("i"), array("i")
         self.vocab: list[str] = []
-        self.counts = sparse.csr_matrix((len(texts), 0))
-        if not any(texts):
-            return
-        import bm25s
+        self.counts = sparse.csr_matrix((len(chunk_ids), 0))
+        for start in range(0, len(chunk_ids), TEXTS_PER_PAGE):
+            texts = [payload_text(read(c)) if c in payloads else "" for c in chunk_ids[start:start + TEXTS_PER_PAGE]]
+            if not any(texts):
+                continue
+            import bm25s
 
-        tokens = bm25s.tokenize(texts, stopwords="en", show_progress=False, return_ids=True)
-        by_id = sorted(tokens.vocab.items(), key=lambda kv: kv[1])
-        words = [w for w, _ in by_id]
+            for offset, words in enumerate(bm25s.tokenize(texts, stopwords="en", show_progress=False, return_ids=False)):
+                for word in words:
+                    rows.append(start + offset)
+                    cols.append(vocabulary.setdefault(word, len(vocabulary)))
+        if not vocabulary:
+            return
+        words = list(vocabulary)
         keep = np.array([len(w) >= 3 and w.isalpha() and w not in EXTRA_STOPWORDS for w in words], dtype=bool)
-        rows = np.concatenate([np.full(len(t), i) for i, t in enumerate(tokens.ids)]) if tokens.ids else np.zeros(0)
-        cols = np.concatenate([np.asarray(t, dtype=np.int64) for t in tokens.ids]) if tokens.ids else np.zeros(0)
-        counts = sparse.csr_matrix((np.ones(len(rows)), (rows.astype(np.int64), cols.astype(np.int64))),
-                                   shape=(len(texts), len(words)))
+        counts = sparse.csr_matrix((np.ones(len(rows)), (np.frombuffer(rows, dtype=np.int32).astype(np.int64),
+                                                          np.frombuffer(cols, dtype=np.int32).astype(np.int64))),
+                                   shape=(len(chunk_ids), len(words)))
         # vocabulary in alphabetical order: the same terms tie the same way whatever order the tokenizer met them in
         alphabetical = sorted(np.flatnonzero(keep), key=lambda k: words[k])
         self.vocab = [words[k] for k in alphabetical]

@@ -44,6 +44,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+EDGES_PER_PAGE = 65_536  # entity-graph edges turned into Leiden's Python input at a time
+
 if TYPE_CHECKING:  # pragma: no cover
     from scipy import sparse
 
@@ -126,7 +128,12 @@ def detect_clusters(weights: EntityWeights, params: CommunityParams = CommunityP
 
     # node names are positions: entity order is id order, so the input is the same for the same graph
     names = [str(i) for i in range(weights.weights.shape[0])]
-    edges = [(names[i], names[j], w) for i, j, w in zip(upper[0].tolist(), upper[1].tolist(), upper[2].tolist())]
+    edges: list[tuple[str, str, float]] = []
+    for start in range(0, len(upper[0]), EDGES_PER_PAGE):  # no whole-graph Python lists beside the one Leiden takes
+        page = slice(start, start + EDGES_PER_PAGE)
+        edges.extend(zip(map(names.__getitem__, upper[0][page].tolist()), map(names.__getitem__, upper[1][page].tolist()),
+                         upper[2][page].tolist()))
+    del upper
     found = gn.hierarchical_leiden(edges, resolution=params.resolution, randomness=params.randomness, iterations=1,
                                    use_modularity=True, max_cluster_size=params.max_cluster_size, seed=params.seed)
     members: dict[tuple[int, int], list[int]] = {}

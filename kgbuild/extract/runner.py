@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 
 from kgbuild.errors import KgbuildError
 from kgbuild.extract.base import Extractor, RawExtraction, link_extraction, without_header
-from kgbuild.extract.runtime import release_heap
+from kgbuild.memory import release_heap
 from kgbuild.hooks import reached
 from kgbuild.schema import ExtractionSchema
 from kgbuild.timing import StageTimer

@@ -7,9 +7,7 @@ only inside the functions that need them.
 
 from __future__ import annotations
 
-import ctypes
 import os
-import sys
 from typing import TYPE_CHECKING, Any
 
 from kgbuild.errors import ConfigError
@@ -89,21 +87,3 @@ def bound_onednn_cache() -> None:
     os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", ONEDNN_CACHE_CAPACITY)
 
 
-def release_heap() -> None:
-    """Give freed memory back to the OS (glibc keeps it otherwise: measured 0.5 GB per write batch)."""
-    if _LIBC is not None:
-        _LIBC.malloc_trim(0)
-
-
-def _load_libc() -> Any:
-    if sys.platform != "linux":
-        return None
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.malloc_trim  # noqa: B018 - present in glibc only
-        return libc
-    except (OSError, AttributeError):
-        return None
-
-
-_LIBC = _load_libc()

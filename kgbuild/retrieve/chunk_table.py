@@ -77,6 +77,12 @@ class ChunkTable(Mapping[str, dict[str, Any]]):
     def __getitem__(self, chunk: str) -> dict[str, Any]:
         return self.at(self._index[chunk])
 
+    def read(self, chunk: str) -> dict[str, Any]:
+        """The payload of ``chunk``, parsed and not kept (a pass over every chunk holds one at a time)."""
+        i = self._index[chunk]
+        found = self._parsed.get(i)
+        return found if found is not None else json.loads(self._data[int(self._offsets[i]):int(self._offsets[i + 1])])
+
     def __contains__(self, chunk: object) -> bool:
         return chunk in self._index
 

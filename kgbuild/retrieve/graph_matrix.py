@@ -58,6 +58,10 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from kgbuild.folders import replace_folder, staging_folder
+from kgbuild.retrieve.chunk_rows import (
+    BM25_DIR, PLAIN_TEXTS, TOKENS, MentionPairs, Row, SpilledPayloads, WrittenRows, merge_rows, plain_words,
+    rows_from_payloads, write_rows,
+)
 from kgbuild.types import Entity, EntityGraphData
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -68,9 +72,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 FORMAT = 3  # 2: with the chunk table and the BM25 index; 3: title entities
 RETRIEVAL_DIR = "retrieval"
-BM25_DIR = "bm25"
-PLAIN_TEXTS = "plain.txt"  # per chunk, in chunk table order: its text's plain words (title links)
-TOKENS = "tokens.txt"  # per chunk, in chunk table order: its BM25 tokens
 DOCUMENTS = "documents.json"  # the documents' signatures and the chunks' titles (``update_retrieval_graph``)
 TITLE = "TITLE"  # the type of the entities that document titles make
 SYNONYM_THRESHOLD = 0.9
@@ -80,6 +81,11 @@ _PARTS = ("chunk_entity", "relations", "relation_labels", "cooccurrence", "synon
 
 def retrieval_dir(out_dir: str | Path) -> Path:
     return Path(out_dir) / RETRIEVAL_DIR
+
+
+def rows_staging(folder: Path) -> Path:
+    """Where a build writes the rows of the graph it will store in ``folder`` (moved in by ``RetrievalGraph.save``)."""
+    return staging_folder(Path(folder).with_name(Path(folder).name + ".rows"))
 
 
 def document_signatures(state: IngestState) -> dict[str, str]:
@@ -166,7 +172,7 @@ class RetrievalGraph:
     signature: str = ""
     built_s: float = 0.0
     folder: Path | None = None  # where it was loaded from (the seed automaton and default transition are there)
-    rows: ChunkRows | None = field(default=None, repr=False)  # the chunk rows it was built from (``save`` stores them)
+    rows: WrittenRows | None = field(default=None, repr=False)  # the chunk rows it was built from (``save`` stores them)
     updated: bool = False  # made by ``update_retrieval_graph`` (not a build over the stores)
     _chunk_index: dict[str, int] | None = field(default=None, repr=False)
 
@@ -188,25 +194,22 @@ class RetrievalGraph:
              state: IngestState | None = None) -> None:
         """Written to a sibling folder and renamed into place: a reader sees the old graph or the new one.
         The chunk rows (``rows``, else ``payloads``: chunk id -> vector-store payload) are stored with it: the chunk
-        table, their plain texts and BM25 tokens, and the BM25 index (``kgbuild.retrieve.chunk_table``,
-        ``lexical.save_index``); with the ``state`` it describes, the documents' signatures, which
-        ``update_retrieval_graph`` compares to find what changed."""
+        table, their plain texts and BM25 tokens, and the BM25 index (``kgbuild.retrieve.chunk_rows``); with the
+        ``state`` it describes, the documents' signatures, which ``update_retrieval_graph`` compares to find what
+        changed. Rows written to a folder are moved, not copied: a graph's rows are saved once."""
         folder = Path(folder)
         tmp = staging_folder(folder)
-        rows = self.rows if self.rows is not None else ChunkRows.from_payloads(payloads) if payloads is not None else None
+        rows = self.rows
+        if rows is None and payloads is not None:
+            rows = write_rows(rows_from_payloads(payloads))
         if rows is not None:
-            from kgbuild.retrieve.chunk_table import write_chunk_lines
-            from kgbuild.retrieve.lexical import save_index
-
-            write_chunk_lines(tmp, rows.ids, rows.lines)
-            (tmp / PLAIN_TEXTS).write_text("\n".join(rows.plain), encoding="utf-8")
-            tokens = rows.with_tokens()
-            (tmp / TOKENS).write_text("\n".join(tokens), encoding="utf-8")
-            save_index(tmp / BM25_DIR, [t.split() for t in tokens])
+            rows.move_into(tmp)
             if state is not None:
                 documents = {"extraction": extraction_signature(state), "signatures": document_signatures(state),
                              "titles": rows.titles}
                 (tmp / DOCUMENTS).write_text(json.dumps(documents, ensure_ascii=False, separators=(",", ":")), encoding="utf-8")
+            rows.close()
+            self.rows = None
         arrays: dict[str, np.ndarray] = {}
         for part in _PARTS:
             m = getattr(self, part)
@@ -220,6 +223,7 @@ class RetrievalGraph:
         SeedMatcher(self.entities).save(tmp)
         PPRGraph(self, GraphChannelSettings()).save(tmp)
         np.save(tmp / "name_vectors.npy", self.name_vectors.astype(np.float32, copy=False))
+        saved_vectors = folder / "name_vectors.npy"
         nodes = {"chunks": self.chunk_ids, "labels": self.labels,
                  "entities": [[e.id, e.key, e.type, e.name, list(e.aliases), e.df, e.confidence] for e in self.entities]}
         (tmp / "nodes.json").write_text(json.dumps(nodes, ensure_ascii=False, separators=(",", ":")), encoding="utf-8")
@@ -228,6 +232,10 @@ class RetrievalGraph:
                 "updated": self.updated}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
         replace_folder(tmp, folder)
+        # saved, the name vectors are read from the folder on demand (a large index's are tens of MiB, and what
+        # runs next, the communities, does not read them)
+        if self.name_vectors.size:
+            self.name_vectors = np.load(saved_vectors, mmap_mode="r")
 
     @classmethod
     def load(cls, folder: Path) -> RetrievalGraph | None:
@@ -311,7 +319,8 @@ def embed_names(names: Sequence[str], embedder: Embedder | None, known: Mapping[
 
 def synonym_pairs(vectors: np.ndarray, types: Sequence[str], threshold: float = SYNONYM_THRESHOLD,
                   block: int = 2048) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(i, j, cosine) for i < j of one type with cosine >= threshold, blockwise (memory: block x type size)."""
+    """(i, j, cosine) for i < j of one type with cosine >= threshold, blockwise on both sides (memory: two blocks of
+    vectors and a block x block of cosines, whatever the number of names of a type)."""
     rows, cols, sims = [], [], []
     if vectors.size == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
@@ -320,63 +329,27 @@ def synonym_pairs(vectors: np.ndarray, types: Sequence[str], threshold: float = 
         by_type.setdefault(t, []).append(i)
     for t in sorted(by_type):
         idx = np.array(by_type[t], dtype=np.int64)
-        sub = vectors[idx]
         for start in range(0, len(idx), block):
-            s = sub[start:start + block] @ sub.T
-            r, c = np.nonzero(s >= threshold)
-            keep = (c > r + start)
-            r, c = r[keep], c[keep]
-            rows.append(idx[r + start])
-            cols.append(idx[c])
-            sims.append(s[r, c].astype(np.float32))
+            left = idx[start:start + block]
+            a = np.asarray(vectors[left])
+            for col_start in range(start, len(idx), block):
+                right = idx[col_start:col_start + block]
+                s = a @ (a if col_start == start else np.asarray(vectors[right])).T
+                r, c = np.nonzero(s >= threshold)
+                keep = c + col_start > r + start
+                r, c = r[keep], c[keep]
+                rows.append(left[r])
+                cols.append(right[c])
+                sims.append(s[r, c].astype(np.float32))
     if not rows:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
     return np.concatenate(rows), np.concatenate(cols), np.concatenate(sims)
 
 
 _PARENTHETICAL = re.compile(r"\s*\([^)]*\)\s*$")  # "Kevin Smith (footballer)" -> "Kevin Smith"
-_NON_WORD = re.compile(r"[^\w]+")
 
 
-def _plain(text: str) -> str:
-    """Casefolded words joined by single spaces: what title links match on."""
-    return " ".join(_NON_WORD.sub(" ", text.casefold()).split())
-
-
-@dataclass(slots=True)
-class ChunkRows:
-    """The chunk payloads a retrieval graph describes, in chunk id order: each as the chunk table stores it (one
-    JSON line), with what a rebuild needs of it without parsing it again: its title and its text's plain words
-    (``_plain``, what title links match on; stored as ``plain.txt``). An update reuses the rows of the
-    documents it did not write (``update_retrieval_graph``)."""
-
-    ids: list[str]
-    lines: list[bytes]
-    titles: list[str]
-    plain: list[str]
-    tokens: list[str | None]  # the BM25 tokens of its indexed text (``lexical.tokenize``), joined by spaces; None
-    # until ``with_tokens`` (at save: a graph built only to be read, e.g. for communities, never tokenizes)
-
-    @classmethod
-    def from_payloads(cls, payloads: Mapping[str, Mapping[str, Any]]) -> ChunkRows:
-        from kgbuild.retrieve.chunk_table import payload_line
-
-        ids = sorted(payloads)
-        return cls(ids, [payload_line(payloads[c]) for c in ids], [str(payloads[c].get("title") or "") for c in ids],
-                   [_plain(str(payloads[c].get("text") or "")) for c in ids], [None] * len(ids))
-
-    def with_tokens(self) -> list[str]:
-        """Every row's BM25 tokens, tokenizing (once) the rows that have none yet."""
-        from kgbuild.retrieve.lexical import tokenize
-        from kgbuild.retrieve.vector import indexed_text
-
-        todo = [i for i, t in enumerate(self.tokens) if t is None]
-        for i, words in zip(todo, tokenize([indexed_text(json.loads(self.lines[i])) for i in todo])):
-            self.tokens[i] = " ".join(words)
-        return [t or "" for t in self.tokens]
-
-
-def title_links(rows: ChunkRows) -> tuple[dict[str, Entity], list[tuple[str, str]]]:
+def title_links(rows: WrittenRows) -> tuple[dict[str, Entity], list[tuple[str, str]]]:
     """Document titles as entities of type ``TITLE``, and the chunks that mention each: the chunks of its
     documents, and every chunk whose text holds a title of two words or more (word boundaries, casefolded;
     one Aho-Corasick automaton over the plain texts). On an encyclopaedia a title is the subject's name ("Norman
@@ -399,7 +372,7 @@ def title_links(rows: ChunkRows) -> tuple[dict[str, Entity], list[tuple[str, str
             entity_of_title[raw] = eid
             if eid is not None and eid not in entities:
                 entities[eid] = Entity(eid, TITLE, f"{TITLE}:{name}", title, [], 0, 1.0)
-                plain = _plain(title)
+                plain = plain_words(title)
                 if plain.count(" ") >= 1:
                     by_plain.setdefault(plain, eid)
         eid = entity_of_title[raw]
@@ -410,7 +383,7 @@ def title_links(rows: ChunkRows) -> tuple[dict[str, Entity], list[tuple[str, str
         for plain, eid in by_plain.items():
             automaton.add_word(f" {plain} ", eid)
         automaton.make_automaton()
-        for chunk, plain in zip(rows.ids, rows.plain):
+        for chunk, plain in zip(rows.ids, rows.plain()):
             for _, eid in automaton.iter(f" {plain} "):
                 mentions.add((chunk, eid))
     return entities, sorted(mentions)
@@ -418,33 +391,40 @@ def title_links(rows: ChunkRows) -> tuple[dict[str, Entity], list[tuple[str, str
 
 def title_entities(payloads: Mapping[str, Mapping[str, Any]]) -> tuple[dict[str, Entity], list[tuple[str, str]]]:
     """``title_links`` of chunk payloads (chunk id -> payload)."""
-    return title_links(ChunkRows.from_payloads(payloads))
-
-
-def payload_mentions(payloads: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str]]:
-    """(chunk id, entity id) for every entity a chunk payload names (``entity_ids``: one per entity the chunk
-    mentions, as the graph store's MENTIONS have it): the retrieval graph's mention pairs, read with the payloads
-    instead of as ~20 pairs per chunk from the graph store."""
-    return [(chunk, str(e)) for chunk, p in payloads.items() for e in (p.get("entity_ids") or ())]
+    return title_links(write_rows(rows_from_payloads(payloads)))
 
 
 def build_retrieval_graph(data: EntityGraphData, *, embedder: Embedder | None = None, chunk_ids: Iterable[str] = (),
                           signature: str = "", reuse_from: Path | None = None,
                           synonym_threshold: float = SYNONYM_THRESHOLD,
-                          payloads: Mapping[str, Mapping[str, Any]] | None = None) -> RetrievalGraph:
+                          payloads: Mapping[str, Mapping[str, Any]] | None = None,
+                          payload_pages: Iterable[Sequence[Mapping[str, Any]]] | None = None,
+                          rows_folder: Path | None = None) -> RetrievalGraph:
     """The retrieval graph of a store's entity graph (``GraphSink.entity_graph()``; its mention pairs may be left
-    out, ``mentions=False``, where ``payloads`` name them).
+    out, ``mentions=False``, where the payloads name them).
 
     ``chunk_ids``: chunks to include beyond those that mention an entity (the ingest state's, so that a
-    passage the dense channel seeds is a node even when it names nothing). ``payloads`` (chunk id -> the
-    vector store's payload): add the entities each chunk names (``payload_mentions``) and the documents'
-    titles as ``TITLE`` entities (``title_links``); the rows are kept on the graph (``rows``) for ``save``.
-    ``embedder``: embeds the entity names (synonym edges, embedding seeds); None leaves both out.
-    ``reuse_from``: a stored graph whose name vectors are reused where the embedder is the same.
+    passage the dense channel seeds is a node even when it names nothing). The chunk payloads, as ``payloads``
+    (chunk id -> the vector store's payload) or ``payload_pages`` (``VectorSink.payload_pages``: read once and
+    spilled to a file, never all in memory): add the entities each chunk names (its ``entity_ids``, one per entity
+    it mentions, as the graph store's MENTIONS have it) and the documents' titles as ``TITLE`` entities
+    (``title_links``); their rows are written to ``rows_folder`` (``rows_staging``; else a temporary folder) and
+    kept on the graph (``rows``) for ``save``. ``embedder``: embeds the entity names (synonym edges, embedding
+    seeds); None leaves both out. ``reuse_from``: a stored graph whose name vectors are reused where the embedder
+    is the same.
     """
     started = time.perf_counter()
-    rows = ChunkRows.from_payloads(payloads) if payloads else None
-    mentions = [*data.mentions, *payload_mentions(payloads)] if payloads else list(data.mentions)
+    mentions = MentionPairs()
+    mentions.add_all(data.mentions)
+    rows = None
+    if payload_pages is not None:
+        spilled = SpilledPayloads(payload_pages)
+        try:
+            rows = write_rows(spilled.rows(), rows_folder, mentions) if len(spilled) else None
+        finally:
+            spilled.close()
+    elif payloads:
+        rows = write_rows(rows_from_payloads(payloads), rows_folder, mentions)
     graph = _assemble(data.entities, data.relations, mentions, rows, embedder=embedder, chunk_ids=chunk_ids,
                       reuse_from=reuse_from, synonym_threshold=synonym_threshold)
     graph.signature, graph.built_s = signature, time.perf_counter() - started
@@ -454,17 +434,19 @@ def build_retrieval_graph(data: EntityGraphData, *, embedder: Embedder | None = 
 def update_retrieval_graph(folder: Path, data: EntityGraphData, written: Mapping[str, Sequence[Mapping[str, Any]]],
                            documents: Mapping[str, str], extraction: str, vector_points: int, *,
                            embedder: Embedder | None = None, chunk_ids: Iterable[str] = (), signature: str = "",
-                           synonym_threshold: float = SYNONYM_THRESHOLD) -> RetrievalGraph | None:
+                           synonym_threshold: float = SYNONYM_THRESHOLD,
+                           rows_folder: Path | None = None) -> RetrievalGraph | None:
     """The stored retrieval graph brought up to date with what one ingest wrote, or None where it cannot be.
 
     ``written``: the chunk payloads of every document the run wrote (doc id -> payloads); ``documents``: every
     document's signature now (``document_signatures``); ``data``: the graph store's entities and relations
     (``entity_graph(mentions=False)``: entity names, aliases and confidences are the store's). The chunks of the
-    documents neither written nor removed keep their rows (payload line, title, plain text) and their mention
-    pairs (their rows of the stored chunk x entity matrix); the written ones come from ``written``. Title links
-    and the matrices are then assembled as a fresh build assembles them (``_assemble``), so the result equals
-    ``build_retrieval_graph`` over the stores, with none of the per-chunk work (reading every payload and every
-    mention from the stores, normalising every text) for the chunks that did not change.
+    documents neither written nor removed keep their rows (payload line, title, plain text, tokens: streamed from
+    the stored folder into ``rows_folder``) and their mention pairs (their rows of the stored chunk x entity matrix);
+    the written ones come from ``written``. Title links and the matrices are then assembled as a fresh build
+    assembles them (``_assemble``), so the result equals ``build_retrieval_graph`` over the stores, with none of
+    the per-chunk work (reading every payload and every mention from the stores, normalising every text) for the
+    chunks that did not change.
 
     None (the caller builds from the stores) where nothing is stored, it was built under another extraction, a
     changed document is not in ``written`` (a run that crashed after writing it), or the vector store holds
@@ -472,7 +454,7 @@ def update_retrieval_graph(folder: Path, data: EntityGraphData, written: Mapping
     """
     from scipy import sparse
 
-    from kgbuild.retrieve.chunk_table import ChunkTable, raw_lines
+    from kgbuild.retrieve.chunk_table import ChunkTable
 
     started = time.perf_counter()
     stored = _stored_documents(folder)
@@ -480,11 +462,6 @@ def update_retrieval_graph(folder: Path, data: EntityGraphData, written: Mapping
         return None
     old = RetrievalGraph.load(folder)
     table = ChunkTable.open(folder)
-    try:
-        plain = (folder / PLAIN_TEXTS).read_text(encoding="utf-8").split("\n")
-        tokens = (folder / TOKENS).read_text(encoding="utf-8").split("\n")
-    except OSError:
-        return None
     if old is None or table is None:
         return None
     before: dict[str, str] = stored["signatures"]
@@ -492,45 +469,50 @@ def update_retrieval_graph(folder: Path, data: EntityGraphData, written: Mapping
     if not changed <= set(written):
         return None
     gone = changed | set(written) | (set(before) - set(documents))
-    keep = [i for i, c in enumerate(table.ids) if doc_of(c) not in gone]
-    new_rows = ChunkRows.from_payloads({str(p["chunk_id"]): p for ps in written.values() for p in ps
-                                        if doc_of(str(p["chunk_id"])) in documents})
-    if len(keep) + len(new_rows.ids) != vector_points:
+    kept = [c for c in table.ids if doc_of(c) not in gone]
+    new_payloads = {str(p["chunk_id"]): p for ps in written.values() for p in ps if doc_of(str(p["chunk_id"])) in documents}
+    if len(kept) + len(new_payloads) != vector_points:
         return None
-    if not table.ids:
-        plain, tokens = [], []
     titles: list[str] = stored["titles"]
-    if not len(plain) == len(tokens) == len(titles) == len(table.ids):
+    rows_in_files = [_line_count(folder / name) if table.ids else 0 for name in (PLAIN_TEXTS, TOKENS)]
+    if not rows_in_files[0] == rows_in_files[1] == len(titles) == len(table.ids):
         return None
-    lines = raw_lines(table)
-    kept = ChunkRows([table.ids[i] for i in keep], [lines[i] for i in keep], [titles[i] for i in keep], [plain[i] for i in keep],
-                     [tokens[i] for i in keep])
-    rows = _merge_rows(kept, new_rows)
 
     # the mention pairs of the kept chunks: their rows of the stored matrix, without the title links (made again)
-    old_rows = np.array([old.chunk_index[c] for c in kept.ids if c in old.chunk_index], dtype=np.int64)
-    mentions: list[tuple[str, str]] = []
+    mentions = MentionPairs()
+    old_rows = np.array([old.chunk_index[c] for c in kept if c in old.chunk_index], dtype=np.int64)
     if old_rows.size:
-        part = sparse.csr_matrix(old.chunk_entity[old_rows])
-        coo = part.tocoo()
+        coo = sparse.csr_matrix(old.chunk_entity[old_rows]).tocoo()
         not_title = np.array([e.type != TITLE for e in old.entities], dtype=bool)
         keep_pair = not_title[coo.col]
-        chunk_names = [old.chunk_ids[i] for i in old_rows]
-        mentions = [(chunk_names[r], old.entities[c].id) for r, c in zip(coo.row[keep_pair], coo.col[keep_pair])]
-    mentions += payload_mentions({str(p["chunk_id"]): p for ps in written.values() for p in ps})
-    graph = _assemble(data.entities, data.relations, mentions, rows, embedder=embedder, chunk_ids=chunk_ids,
-                      reuse_from=folder, synonym_threshold=synonym_threshold)
+        for r, c in zip(coo.row[keep_pair].tolist(), coo.col[keep_pair].tolist()):
+            mentions.add(old.chunk_ids[int(old_rows[r])], old.entities[c].id)
+    del old, old_rows
+
+    def kept_rows() -> Iterable[Row]:
+        offsets = table._offsets
+        with open(folder / PLAIN_TEXTS, encoding="utf-8") as plain, open(folder / TOKENS, encoding="utf-8") as tokens:
+            for i, (chunk, words, tokenized) in enumerate(zip(table.ids, plain, tokens)):
+                if doc_of(chunk) not in gone:
+                    line = bytes(table._data[int(offsets[i]):int(offsets[i + 1])])
+                    yield Row(chunk, line, titles[i], words.rstrip("\n"), tokenized.rstrip("\n"))
+
+    rows = write_rows(merge_rows(kept_rows(), rows_from_payloads(new_payloads)), rows_folder, mentions)
+    graph = _assemble(data.entities, data.relations, mentions, rows if rows.ids else None, embedder=embedder,
+                      chunk_ids=chunk_ids, reuse_from=folder, synonym_threshold=synonym_threshold)
+    graph.rows = rows
     graph.signature, graph.built_s = signature, time.perf_counter() - started
     graph.updated = True
     return graph
 
 
-def _merge_rows(a: ChunkRows, b: ChunkRows) -> ChunkRows:
-    """Two sets of rows (no chunk in both) as one, in chunk id order."""
-    order = sorted(range(len(a.ids) + len(b.ids)), key=lambda i: a.ids[i] if i < len(a.ids) else b.ids[i - len(a.ids)])
-    pick = [(a, i) if i < len(a.ids) else (b, i - len(a.ids)) for i in order]
-    return ChunkRows([r.ids[i] for r, i in pick], [r.lines[i] for r, i in pick], [r.titles[i] for r, i in pick],
-                     [r.plain[i] for r, i in pick], [r.tokens[i] for r, i in pick])
+def _line_count(path: Path) -> int:
+    """Lines of a file whose lines are joined by newlines without one at the end (``plain.txt``, ``tokens.txt``)."""
+    count = 1
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            count += block.count(b"\n")
+    return count
 
 
 def _stored_documents(folder: Path) -> dict[str, Any] | None:
@@ -541,32 +523,39 @@ def _stored_documents(folder: Path) -> dict[str, Any] | None:
 
 
 def _assemble(entities_by_id: Mapping[str, Entity], relation_triples: Iterable[tuple[str, str, str]],
-              mention_pairs: Iterable[tuple[str, str]], rows: ChunkRows | None, *, embedder: Embedder | None,
+              mentions: MentionPairs, rows: WrittenRows | None, *, embedder: Embedder | None,
               chunk_ids: Iterable[str], reuse_from: Path | None, synonym_threshold: float) -> RetrievalGraph:
     """The graph of the entities, relations and (chunk, entity) pairs, with the title links of ``rows``."""
     all_entities = dict(entities_by_id)
-    pairs_in: set[tuple[str, str]] = set(mention_pairs)
     if rows is not None:
         titles, title_mentions = title_links(rows)
         all_entities.update(titles)
-        pairs_in.update(title_mentions)
+        mentions.add_all(title_mentions)
     entity_ids = sorted(all_entities)
     e_index = {e: i for i, e in enumerate(entity_ids)}
-    pairs = sorted((c, e) for c, e in pairs_in if e in e_index)
-    chunks = sorted({c for c, _ in pairs} | set(chunk_ids))
+    chunk_names, entity_names, pair_chunks, pair_entities = mentions.arrays()
+    entity_of_slot = np.array([e_index.get(e, -1) for e in entity_names], dtype=np.int64)
+    named = entity_of_slot[pair_entities] >= 0
+    pair_chunks, pair_entities = pair_chunks[named], entity_of_slot[pair_entities[named]]
+    chunks = sorted({chunk_names[i] for i in np.unique(pair_chunks).tolist()} | set(chunk_ids))
     c_index = {c: i for i, c in enumerate(chunks)}
-    docs_of_entity: list[set[str]] = [set() for _ in entity_ids]
-    for c, e in pairs:
-        docs_of_entity[e_index[e]].add(doc_of(c))
-    documents = len({doc_of(c) for c in chunks})
+    chunk_of_slot = np.array([c_index.get(c, -1) for c in chunk_names], dtype=np.int64)
+    n_e, n_c = len(entity_ids), len(chunks)
+    # the distinct pairs, sorted by (chunk, entity): indices follow the sorted ids
+    pairs = np.unique(chunk_of_slot[pair_chunks] * max(n_e, 1) + pair_entities)
+    pair_c, pair_e = pairs // max(n_e, 1), pairs % max(n_e, 1)
+    doc_slots: dict[str, int] = {}
+    doc_of_chunk = np.array([doc_slots.setdefault(doc_of(c), len(doc_slots)) for c in chunks], dtype=np.int64)
+    documents = len(doc_slots)
+    entity_documents = np.unique(pair_e * max(documents, 1) + doc_of_chunk[pair_c]) if pairs.size else pairs
+    df = np.bincount(entity_documents // max(documents, 1), minlength=n_e) if n_e else np.zeros(0, np.int64)
     entities: list[EntityNode] = []
     for i, eid in enumerate(entity_ids):
         ent: Entity = all_entities[eid]
-        entities.append(EntityNode(eid, ent.key, ent.type, ent.name, tuple(sorted(set(ent.aliases))), len(docs_of_entity[i]),
+        entities.append(EntityNode(eid, ent.key, ent.type, ent.name, tuple(sorted(set(ent.aliases))), int(df[i]),
                                    round(float(ent.confidence or 1.0), 6)))
-    n_e, n_c = len(entities), len(chunks)
-    ce = _csr([c_index[c] for c, _ in pairs], [e_index[e] for _, e in pairs],
-              [entities[e_index[e]].confidence for _, e in pairs], (n_c, n_e))
+    confidence = np.array([e.confidence for e in entities], dtype=np.float64)
+    ce = _csr(pair_c, pair_e, confidence[pair_e] if n_e else np.zeros(0), (n_c, n_e))
 
     triples = sorted(set(relation_triples))
     labels = sorted({label for _, label, _ in triples})

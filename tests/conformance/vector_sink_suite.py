@@ -200,7 +200,7 @@ class VectorSinkConformance:
 
     def test_implements_the_protocol(self, shared):
         sink, _ = shared
-        for method in ("open", "upsert", "delete_documents", "search", "count", "export", "flush", "close"):
+        for method in ("open", "upsert", "delete_documents", "search", "count", "export", "payload_pages", "flush", "close"):
             assert callable(getattr(sink, method, None)), method
 
     def test_export_returns_every_point_by_id(self, shared):
@@ -210,6 +210,17 @@ class VectorSinkConformance:
         assert exported.points == {p.id: p.payload for p in points}
         assert len(exported) == sink.count() == len(points)
         assert sink.export(batch_size=4).points == exported.points
+
+    def test_payload_pages_give_every_payload_once_a_page_at_a_time(self, shared):
+        sink, points = shared
+        pages = list(sink.payload_pages(batch_size=3))
+        assert all(0 < len(page) <= 3 for page in pages), [len(page) for page in pages]
+        read = sorted((p["chunk_id"] for page in pages for p in page))
+        assert read == sorted(p.payload["chunk_id"] for p in points)
+        assert {p["chunk_id"]: p for page in pages for p in page} == {p.payload["chunk_id"]: p.payload for p in points}
+
+    def test_payload_pages_of_an_empty_index(self, open_sink):
+        assert [p for page in open_sink().payload_pages() for p in page] == []
 
     def test_export_after_deleting_a_document(self, loaded):
         sink, points = loaded
