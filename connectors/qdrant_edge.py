@@ -187,6 +187,7 @@ class QdrantEdgeVectorSink:
             records, offset = self._s().scroll(q.ScrollRequest(offset=offset, limit=batch_size, with_payload=fields))
             add_chunk_communities(records, out)
             if offset is None:
+                release_mapped_pages(self.path)
                 return out
 
     def _records(self, batch_size: int) -> Iterator[list[Any]]:
@@ -196,6 +197,7 @@ class QdrantEdgeVectorSink:
             records, offset = self._s().scroll(q.ScrollRequest(offset=offset, limit=batch_size, with_payload=True))
             yield records
             if offset is None:
+                release_mapped_pages(self.path)  # a whole pass read every page of the segments: see flush()
                 return
 
     def payload_pages(self, batch_size: int = 1000) -> Iterator[list[dict[str, Any]]]:

@@ -39,15 +39,17 @@ from kgbuild.resolution import CrossLink, DocumentResolution, NameBook, Resoluti
 Links = dict[tuple[str, str], CrossLink]
 
 
-def index_links(summaries: Mapping[str, list | None], rules: ResolutionRules | None = None) -> dict[str, Links]:
+def index_links(summaries: Mapping[str, list | None] | Iterable[tuple[str, list | None]],
+                rules: ResolutionRules | None = None) -> dict[str, Links]:
     """Doc id -> the links across documents of its names, from every document's summary (None: a document
-    without mentions, which does not count, as in ``reconcile_mentions``)."""
+    without mentions, which does not count, as in ``reconcile_mentions``); a mapping, or (doc id, summary) pairs
+    read one at a time (``ExtractionCache.iter_summaries``)."""
     rules = rules or ResolutionRules()
     if not rules.cross_document:
         return {}
     book = NameBook(rules)
-    docs = {doc_id: DocumentResolution.from_summary(summary, book) for doc_id, summary in summaries.items()
-            if summary is not None}
+    pairs = summaries.items() if isinstance(summaries, Mapping) else summaries
+    docs = {doc_id: DocumentResolution.from_summary(summary, book) for doc_id, summary in pairs if summary is not None}
     return cross_document_links(docs, rules, book) if len(docs) > 1 else {}
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from itertools import chain
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Protocol
@@ -593,18 +594,22 @@ class IngestPipeline:
         if state.cross_document == digest:
             return
         with self.timer("link documents"):
-            summaries = self.cache.summaries(wanted)
-        missing = [doc_id for doc_id in sorted(where) if doc_id not in summaries]
+            kept = self.cache.summary_ids(wanted)
+        missing = [doc_id for doc_id in sorted(where) if doc_id not in kept]
+        again: dict[str, list | None] = {}
         if missing:  # an index built before the cache: its documents go through the model once more
-            self._extract_again(missing, where, summaries)
-            again = sum(doc_id in summaries for doc_id in missing)
+            self._extract_again(missing, where, again)
             if again:
                 self.report.warnings.append(
-                    f"{again} indexed document(s) had no kept extraction (an index built by an earlier kgbuild, or an"
-                    " interrupted run): extracted again, once, to link their names across documents")
+                    f"{len(again)} indexed document(s) had no kept extraction (an index built by an earlier kgbuild, or"
+                    " an interrupted run): extracted again, once, to link their names across documents")
         with self.timer("link documents"):
+            # the summaries read one at a time from the cache: what stays is each document's names, not its summary
+            summaries = chain(((doc_id, summary) for doc_id, summary in self.cache.iter_summaries(wanted)
+                               if doc_id not in again), again.items())
             links = index_links(summaries)
-            stale = [doc_id for doc_id in sorted(summaries) if links_record(links.get(doc_id)) != where[doc_id][3].cross_links]
+            stale = [doc_id for doc_id in sorted(kept | set(again))
+                     if links_record(links.get(doc_id)) != where[doc_id][3].cross_links]
         batch: list[str] = []
         chunks = 0
         for doc_id in stale:

@@ -111,8 +111,15 @@ def entity_weights(graph: RetrievalGraph, params: CommunityParams = CommunityPar
     co.setdiag(0)
     co.eliminate_zeros()
     relations = graph.relations[keep][:, keep].tocsr().astype(np.float64) * params.relation_weight
-    s = sparse.diags(spec.astype(np.float64) ** params.specificity_power)
-    weights = (s @ (co + relations) @ s).tocsr()
+    weights = (co + relations).tocsr()
+    del co, relations
+    # s @ weights @ s with s diagonal, in place: each entry times its row's and its column's specificity (the
+    # products in the order the matrix products make them, so the floats are theirs)
+    s = spec.astype(np.float64) ** params.specificity_power
+    rows = np.repeat(np.arange(n), np.diff(weights.indptr))
+    weights.data = s[rows] * weights.data
+    weights.data *= s[weights.indices]
+    del rows
     weights.setdiag(0)
     weights.eliminate_zeros()
     weights.sort_indices()

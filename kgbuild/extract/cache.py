@@ -24,7 +24,7 @@ import json
 import sqlite3
 import zlib
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from kgbuild.types import (
     Chunk, ChunkExtraction, Document, ExtractedDocument, LabelScore, Mention, RelationMention, StructureInstance,
@@ -77,14 +77,23 @@ class ExtractionCache:
     def summaries(self, wanted: Mapping[str, tuple[str, str]]) -> dict[str, list | None]:
         """Doc id -> summary (None: the document has no mentions), for the documents of ``wanted`` (doc id ->
         (content hash, fingerprint)) that have a row made under those; the others are missing."""
+        return dict(self.iter_summaries(wanted))
+
+    def iter_summaries(self, wanted: Mapping[str, tuple[str, str]]) -> Iterator[tuple[str, list | None]]:
+        """``summaries`` one at a time, as the rows are read (the links pass holds the names, not every summary)."""
         if not wanted or not self.path.exists():
-            return {}
-        found: dict[str, list | None] = {}
+            return
         for doc_id, content_hash, fingerprint, summary in self._conn().execute(
                 "SELECT doc_id, content_hash, fingerprint, summary FROM documents"):
             if wanted.get(doc_id) == (content_hash, fingerprint):
-                found[doc_id] = json.loads(summary)
-        return found
+                yield doc_id, json.loads(summary)
+
+    def summary_ids(self, wanted: Mapping[str, tuple[str, str]]) -> set[str]:
+        """The documents of ``wanted`` that have a summary made under their content and fingerprint."""
+        if not wanted or not self.path.exists():
+            return set()
+        return {doc_id for doc_id, content_hash, fingerprint in self._conn().execute(
+                "SELECT doc_id, content_hash, fingerprint FROM documents") if wanted.get(doc_id) == (content_hash, fingerprint)}
 
     def extracted(self, doc_id: str, content_hash: str, fingerprint: str) -> ExtractedDocument | None:
         """The document as the model extracted it, if its row was made under this content and fingerprint."""

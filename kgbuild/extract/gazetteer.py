@@ -43,7 +43,9 @@ class GazetteerExtractor:
         self._patterns = [
             (label, _names_pattern(surfaces)) for label, surfaces in entities.items() if surfaces
         ]
-        self._relations = [(_names_pattern([h]), label, _names_pattern([t])) for h, label, t in relations]
+        # one pattern per name, searched once per text whatever the relations that name it
+        by_name = {name: _names_pattern([name]) for h, _, t in relations for name in (h, t)}
+        self._relations = [(by_name[h], label, by_name[t]) for h, label, t in relations]
         self._classes = {
             task: {label: [k.casefold() for k in keywords] for label, keywords in labels.items()}
             for task, labels in (classes or {}).items()
@@ -68,8 +70,16 @@ class GazetteerExtractor:
         for label, pattern in self._patterns:
             for match in pattern.finditer(text):
                 raw.entities.append(RawSpan(label, match.group(), match.start(), match.end(), self.confidence))
+        found: dict[re.Pattern[str], re.Match[str] | None] = {}
+
+        def search(pattern: re.Pattern[str]) -> re.Match[str] | None:
+            if pattern not in found:
+                found[pattern] = pattern.search(text)
+            return found[pattern]
+
         for head_pattern, label, tail_pattern in self._relations:
-            head, tail = head_pattern.search(text), tail_pattern.search(text)
+            head = search(head_pattern)
+            tail = search(tail_pattern) if head else None
             if head and tail:
                 raw.relations.append(
                     RawRelation(

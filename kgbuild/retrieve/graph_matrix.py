@@ -291,7 +291,7 @@ def _stored_name_vectors(folder: Path | None, embedding_model: str) -> dict[str,
         if meta.get("format") != FORMAT or meta.get("embedding_model") != embedding_model:
             return {}
         nodes = json.loads((folder / "nodes.json").read_text(encoding="utf-8"))
-        vectors = np.load(folder / "name_vectors.npy")
+        vectors = np.load(folder / "name_vectors.npy", mmap_mode="r")  # rows read as they are reused
     except (OSError, ValueError):
         return {}
     if len(vectors) != len(nodes["entities"]):
@@ -302,23 +302,44 @@ def _stored_name_vectors(folder: Path | None, embedding_model: str) -> dict[str,
 def embed_names(names: Sequence[str], embedder: Embedder | None, known: Mapping[str, np.ndarray] | None = None,
                 batch: int = 256) -> tuple[np.ndarray, int]:
     """Normalised float32 vectors of ``names`` (rows in order); names in ``known`` are not embedded again.
-    Returns the matrix and how many names were embedded now."""
-    known = dict(known or {})
+    Returns the matrix and how many names were embedded now. The vectors go straight into the one matrix
+    returned (a dict of per-name vectors, stacked and cast, held the names' vectors three times over)."""
+    known = known or {}
     if embedder is None or not names:
         return np.zeros((0, 0), np.float32), 0
-    todo = sorted({n for n in names if n not in known})
+    first: dict[str, int] = {}
+    for i, name in enumerate(names):
+        first.setdefault(name, i)
+    todo = sorted(n for n in first if n not in known)
+    reused = [n for n in first if n in known]
+    out: np.ndarray | None = None
+
+    def put(part: Sequence[str], vectors: Any) -> None:
+        nonlocal out
+        block = np.asarray(vectors, dtype=np.float32)
+        if out is None:
+            out = np.empty((len(names), block.shape[1]), dtype=np.float32)
+        out[[first[n] for n in part]] = block
+
     for start in range(0, len(todo), batch):
-        chunk = todo[start:start + batch]
-        for name, vector in zip(chunk, embedder.embed(chunk)):
-            known[name] = np.asarray(vector, dtype=np.float32)
-    out = np.stack([known[n] for n in names]).astype(np.float32)
-    norms = np.linalg.norm(out, axis=1, keepdims=True)
-    out /= np.where(norms == 0, 1.0, norms)
+        part = todo[start:start + batch]
+        put(part, embedder.embed(part))
+    for start in range(0, len(reused), 4096):
+        part = reused[start:start + 4096]
+        put(part, np.stack([np.asarray(known[n], dtype=np.float32) for n in part]))
+    assert out is not None
+    repeated = np.array([i for i, name in enumerate(names) if first[name] != i], dtype=np.int64)
+    if repeated.size:
+        out[repeated] = out[[first[names[i]] for i in repeated.tolist()]]
+    for start in range(0, len(out), 4096):
+        rows = out[start:start + 4096]
+        norms = np.linalg.norm(rows, axis=1, keepdims=True)
+        rows /= np.where(norms == 0, 1.0, norms)
     return out, len(todo)
 
 
 def synonym_pairs(vectors: np.ndarray, types: Sequence[str], threshold: float = SYNONYM_THRESHOLD,
-                  block: int = 2048) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  block: int = 1024) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(i, j, cosine) for i < j of one type with cosine >= threshold, blockwise on both sides (memory: two blocks of
     vectors and a block x block of cosines, whatever the number of names of a type)."""
     rows, cols, sims = [], [], []
