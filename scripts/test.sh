@@ -22,4 +22,6 @@ trap stop_neo4j EXIT
 
 # .venv/bin/pytest (not `python -m pytest`) keeps the repository root off sys.path, so the tests
 # import kgbuild as installed: connectors/ is reachable only as kgbuild.connectors.
-.venv/bin/pytest "$@"
+# Two pytest-xdist workers; the tests of shared services (Neo4j, a local Ray, the repository's scripts) stay in
+# one of them, in order (tests/conftest.py). KGBUILD_TEST_WORKERS=0 runs everything in this process.
+.venv/bin/pytest -n "${KGBUILD_TEST_WORKERS:-2}" --dist loadgroup "$@"

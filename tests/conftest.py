@@ -127,3 +127,19 @@ def neo4j_server() -> dict:
         "password": os.environ.get("NEO4J_PASSWORD", NEO4J_DEV_PASSWORD),
         "database": os.environ.get("NEO4J_DATABASE", "neo4j"),
     }
+
+
+# Files whose tests share something machine-wide beyond the Neo4j server: a local Ray (its default ports),
+# README's blocks and the notebooks (which run the repository's scripts and start Ray or Neo4j themselves).
+SHARED_SERVICE_FILES = {"test_ray_engine.py", "test_readme.py", "test_readme_llamaindex.py", "test_notebooks.py"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``scripts/test.sh`` runs the suite on two pytest-xdist workers with ``--dist loadgroup``: the tests that use a
+    shared service (the Neo4j server, whose database they clear; a local Ray; the repository's own scripts) are one
+    group, run one after another in one worker, while the other worker takes the rest."""
+    for item in items:
+        shared = ("neo4j_server" in getattr(item, "fixturenames", ()) or item.get_closest_marker("neo4j") is not None
+                  or item.get_closest_marker("browser") is not None or item.path.name in SHARED_SERVICE_FILES)
+        if shared:
+            item.add_marker(pytest.mark.xdist_group("shared-services"))

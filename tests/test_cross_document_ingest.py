@@ -265,6 +265,7 @@ def test_index_links_depend_on_the_summaries_alone():
     assert {d: {k: tuple(v) for k, v in found.items()} for d, found in links.items()} == {
         "b": {("PERSON", "blair"): ("tony blair", "Tony Blair")}}
     assert index_links(dict(reversed(list(summaries.items())))) == links
+    assert index_links(iter(summaries.items())) == links  # pairs read one at a time, as the links pass does
     assert json.loads(json.dumps(summaries)) == summaries
     assert index_links({"b": summaries["b"], "c": None}) == {}
 
@@ -396,6 +397,9 @@ def test_the_cache_keeps_what_the_model_found_exactly(tmp_path, business_schema)
     wanted = {document.id: (document.content_hash, "fp"), odd.document.id: (odd.document.content_hash, "fp"),
               "doc_gone": ("h", "fp")}
     assert cache.summaries(wanted) == {document.id: [["PERSON", "tim cook"]], odd.document.id: None}
+    assert dict(cache.iter_summaries(wanted)) == cache.summaries(wanted)
+    assert cache.summary_ids(wanted) == {document.id, odd.document.id}
+    assert cache.summary_ids({document.id: (document.content_hash, "other")}) == set()
     assert cache.prune({document.id}) == 1
     assert cache.summaries(wanted) == {document.id: [["PERSON", "tim cook"]]}
     cache.close()

@@ -174,6 +174,38 @@ def test_document_titles_are_entities_linked_from_the_chunks_that_name_them():
                             "MENTIONED_IN", "b:00000")
 
 
+def test_a_build_from_the_stores_pages_equals_one_from_payloads_in_memory_and_stores_the_same_files(tmp_path):
+    """The ingest builds from ``VectorSink.payload_pages`` (spilled to disk, in the store's order), never holding every
+    payload: the graph and every stored file must be those of a build over the payloads as one dict."""
+    import random
+
+    entities = [make("COMPANY", "Acme Corp"), make("PERSON", "Mara Lindqvist"), make("PRODUCT", "Rocket Skates")]
+    payloads = {}
+    for d in range(30):
+        for position in range(3):
+            chunk = f"doc_{d:03d}:{position:05d}"
+            named = [e.id for e in entities if (d + position) % (1 + entities.index(e)) == 0]
+            payloads[chunk] = {"chunk_id": chunk, "doc_id": f"doc_{d:03d}", "title": f"Report {d % 7} of Acme Corp",
+                               "text": f"Mara Lindqvist said Acme Corp sells Rocket Skates, part {position}.",
+                               "entity_ids": named}
+    data = EntityGraphData({e.id: e for e in entities}, [], [])
+    in_memory = build_retrieval_graph(data, chunk_ids=sorted(payloads), payloads=payloads)
+    shuffled = list(payloads.values())
+    random.Random(7).shuffle(shuffled)
+    pages = [shuffled[i:i + 8] for i in range(0, len(shuffled), 8)]
+    streamed = build_retrieval_graph(data, chunk_ids=sorted(payloads), payload_pages=iter(pages),
+                                     rows_folder=tmp_path / "rows")
+    assert streamed.equals(in_memory)
+    assert [n.df for n in streamed.entities] == [n.df for n in in_memory.entities]
+    in_memory.save(tmp_path / "a")
+    streamed.save(tmp_path / "b")
+    assert not (tmp_path / "rows").exists()  # the rows were moved into the saved folder
+    for name in ("payloads.jsonl", "payload_offsets.npy", "payload_ids.json", "plain.txt", "tokens.txt", "nodes.json",
+                 "matrices.npz", "name_vectors.npy"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    assert RetrievalGraph.load(tmp_path / "b").equals(in_memory)
+
+
 # -- the stored graph through ingest ----------------------------------------------------------------
 
 

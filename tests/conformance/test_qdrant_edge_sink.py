@@ -17,6 +17,8 @@ from vector_sink_suite import DIM, VectorSinkConformance  # noqa: E402
 
 from kgbuild.connectors.qdrant_edge import QdrantEdgeVectorSink  # noqa: E402
 from kgbuild.errors import SinkError  # noqa: E402
+from kgbuild.ids import point_id  # noqa: E402
+from kgbuild.types import ChunkPoint  # noqa: E402
 
 
 class TestQdrantEdgeVectorSink(VectorSinkConformance):
@@ -76,3 +78,34 @@ class TestQdrantEdgeVectorSink(VectorSinkConformance):
         schema = set(sink._shard.info().payload_schema)
         for field in ("doc_id", "path", "source_path", "entity_keys", "entity_types", "class.document_type", "doc_class.document_type"):
             assert field in schema
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc/self/smaps")
+def test_written_pages_of_the_shard_do_not_stay_in_the_process(tmp_path):
+    """The engine keeps every page it wrote through its memory-mapped files resident until the shard closes; the sink
+    lets go of them after each write (kgbuild.memory.release_mapped_pages), so a long ingest does not grow by them."""
+    sink = QdrantEdgeVectorSink(tmp_path / "vectors")
+    sink.open(DIM)
+    chunks = [f"doc_{i // 4}:{i % 4:05d}" for i in range(3000)]
+    points = [ChunkPoint(point_id(c), c, b.fake_vector(c, DIM), {"chunk_id": c, "doc_id": c.split(":")[0], "text": "word " * 200})
+              for c in chunks]
+    def resident_kib() -> int:
+        total, inside = 0, False
+        prefix = str((tmp_path / "vectors").resolve())
+        with open("/proc/self/smaps") as fh:
+            for line in fh:
+                fields = line.split()
+                if "-" in fields[0] and len(fields) >= 5 and ":" in fields[3]:  # a mapping's first line
+                    inside = len(fields) >= 6 and fields[5].startswith(prefix)
+                elif inside and fields[0] == "Rss:":
+                    total += int(fields[1])
+        return total
+
+    for start in range(0, len(points), 500):
+        sink.upsert(points[start:start + 500])
+    assert resident_kib() < 1024, resident_kib()  # after the writes, before any flush
+    sink.flush()
+    assert resident_kib() < 1024, resident_kib()
+    assert sink.count() == 3000
+    assert len(sink.export().points) == 3000  # read back from the files
+    sink.close()
