@@ -414,10 +414,11 @@ def _ingest_figures(p7: Section, p8: Section, runs: list[dict[str, Any]]) -> Non
     p7.notes.append(
         "What grows is the index held in the process, not the pipeline's batches (one write batch of"
         f" {settings['write_batch_chunks']} chunks at a time): the embedded NetworkX graph lives in memory (about"
-        " 30 MiB per 1,000 chunks here), and qdrant-edge keeps its appendable segment (vectors and payloads) on the"
-        " heap (about 5 MiB per 1,000 chunks). `python -m bench.scale --graph neo4j` moves the graph to the server:"
-        " then only qdrant-edge's share grows. Neither store streams to disk during a run: an on-disk embedded graph"
-        " and a periodic qdrant-edge segment flush to memory-mapped storage are what would make the process flat."
+        " 30 MiB per 1,000 chunks here); qdrant-edge's payload index (the keyword fields filtered queries use) is in"
+        " memory, while the pages it writes through its mapped files are let go of after each write; and the end of"
+        " a run holds per chunk its id, mention pairs and BM25 token ids, streaming the payloads from the vector"
+        " store to disk. `python -m bench.scale --graph neo4j` moves the graph to the server;"
+        " `python -m bench.memory_phases N` breaks a run down by phase (BENCHMARKS.md, scale-out)."
     )
 
     # P8

@@ -134,6 +134,7 @@ def neo4j_server() -> dict:
 SHARED_SERVICE_FILES = {"test_ray_engine.py", "test_readme.py", "test_readme_llamaindex.py", "test_notebooks.py"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups off the items
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """``scripts/test.sh`` runs the suite on two pytest-xdist workers with ``--dist loadgroup``: the tests that use a
     shared service (the Neo4j server, whose database they clear; a local Ray; the repository's own scripts) are one
