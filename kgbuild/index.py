@@ -22,6 +22,7 @@ open it read-only and reach the stores through the Protocols of ``kgbuild.sinks`
 from __future__ import annotations
 
 import contextlib
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
@@ -301,15 +302,19 @@ class Index:
             return None
         data = stores.graph.entity_graph(mentions=False)  # the mention pairs come with the chunk payloads
         graph = None
-        if written is not None:
-            graph = update_retrieval_graph(folder, data, written, document_signatures(self.state), extraction_signature(self.state),
-                                           points, embedder=embedder, chunk_ids=state_chunk_ids(self.state), signature=signature,
-                                           rows_folder=rows_staging(folder))
-        if graph is None:  # the payloads a page at a time, written out as read (kgbuild.retrieve.chunk_rows)
-            graph = build_retrieval_graph(data, embedder=embedder, chunk_ids=state_chunk_ids(self.state), signature=signature,
-                                          reuse_from=folder, payload_pages=stores.vectors.payload_pages(),
-                                          rows_folder=rows_staging(folder))
-        graph.save(folder, state=self.state)  # with the chunk table and the BM25 index
+        rows = rows_staging(folder)  # the chunk rows are written here as they are read, then moved in by save()
+        try:
+            if written is not None:
+                graph = update_retrieval_graph(folder, data, written, document_signatures(self.state),
+                                               extraction_signature(self.state), points, embedder=embedder,
+                                               chunk_ids=state_chunk_ids(self.state), signature=signature, rows_folder=rows)
+            if graph is None:  # the payloads a page at a time (kgbuild.retrieve.chunk_rows)
+                graph = build_retrieval_graph(data, embedder=embedder, chunk_ids=state_chunk_ids(self.state),
+                                              signature=signature, reuse_from=folder,
+                                              payload_pages=stores.vectors.payload_pages(), rows_folder=rows_staging(folder))
+            graph.save(folder, state=self.state)  # with the chunk table and the BM25 index
+        finally:
+            shutil.rmtree(rows, ignore_errors=True)
         return graph
 
     # -- the commands ------------------------------------------------------------------------------

@@ -88,6 +88,9 @@ def test_updates_equal_a_fresh_ingest_of_the_final_folder(tmp_path, gazetteer, e
     names = {e["name"] for e in after["graph"]["entities"].values()}
     assert "Jane Park" not in names and "Rocket Skates" in names and "Initech GmbH" in names
     assert verify_index(updated).ok and verify_index(fresh).ok
+    # the staged folders of the retrieval graph (its rows are streamed into one, then moved) are gone
+    for out in (updated.out_dir, fresh.out_dir):
+        assert not [p.name for p in Path(out).iterdir() if p.name.endswith((".tmp", ".old"))]
 
 
 def test_remove_a_file_and_a_folder(tmp_path, gazetteer, embedder):

@@ -41,6 +41,11 @@ TOKENS = "tokens.txt"  # per chunk, in chunk table order: its BM25 tokens
 BM25_DIR = "bm25"
 ROW_FILES = (PAYLOADS, OFFSETS, IDS, PLAIN_TEXTS, TOKENS, BM25_DIR)
 PAGE = 512  # rows tokenized and written at a time
+SPILL = "payloads.spill"  # the store's payloads as read, before they are taken in id order
+
+
+def _unlink(path: Path) -> None:
+    path.unlink(missing_ok=True)
 
 _NON_WORD = re.compile(r"[^\w]+")
 
@@ -82,12 +87,19 @@ class SpilledPayloads:
     """Payloads read a page at a time (from a store, in its order) and written to a file as read, then given back in
     chunk id order: memory holds the ids and offsets, not the payloads."""
 
-    def __init__(self, pages: Iterable[Sequence[Mapping[str, Any]]]):
-        self._dir = tempfile.mkdtemp(prefix="kgbuild-rows-")
-        self._cleanup = weakref.finalize(self, shutil.rmtree, self._dir, True)
+    def __init__(self, pages: Iterable[Sequence[Mapping[str, Any]]], folder: Path | None = None):
+        """``folder``: where the spill file goes (beside the index, not in a small /tmp), else a temporary folder."""
+        if folder is None:
+            spill_dir = tempfile.mkdtemp(prefix="kgbuild-rows-")
+            self._cleanup = weakref.finalize(self, shutil.rmtree, spill_dir, True)
+        else:
+            spill_dir = str(folder)
+            Path(spill_dir).mkdir(parents=True, exist_ok=True)
+            self._cleanup = weakref.finalize(self, _unlink, Path(spill_dir) / SPILL)
+        self._path = Path(spill_dir) / SPILL
         self.ids: list[str] = []
         offsets = array("q", [0])
-        with open(Path(self._dir) / "spill.jsonl", "wb") as fh:
+        with open(self._path, "wb") as fh:
             for page in pages:
                 for payload in page:
                     if not payload.get("chunk_id"):
@@ -109,10 +121,9 @@ class SpilledPayloads:
             last[chunk] = i
         order = sorted(last.items())
         del last
-        path = Path(self._dir) / "spill.jsonl"
         if not order:
             return
-        with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        with open(self._path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
             for chunk, i in order:
                 yield payload_row(chunk, json.loads(data[int(self._offsets[i]):int(self._offsets[i + 1])]))
 

@@ -439,7 +439,7 @@ def build_retrieval_graph(data: EntityGraphData, *, embedder: Embedder | None = 
     mentions.add_all(data.mentions)
     rows = None
     if payload_pages is not None:
-        spilled = SpilledPayloads(payload_pages)
+        spilled = SpilledPayloads(payload_pages, rows_folder)
         try:
             rows = write_rows(spilled.rows(), rows_folder, mentions) if len(spilled) else None
         finally:
