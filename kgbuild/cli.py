@@ -369,12 +369,13 @@ def query(
     if not hits:
         out.print("no matching chunks")
         return
+    chunk_names = _ChunkNames(settings) if any(r.path for h in hits for r in h.reasons) else None
     for rank, hit in enumerate(hits, 1):
         out.print(Text.assemble((f"{rank}. {hit.path}", "bold"), f" [{hit.start}:{hit.end}] score {hit.score:.3f}"))
         for reason in hit.reasons:
             why = f"   via {reason.channel} #{reason.rank} ({reason.score:.3f})"
-            if reason.path:  # the hit's own chunk by its document's name (--json keeps the chunk id)
-                why += ": " + " -> ".join(hit.path if step == hit.chunk_id else step for step in reason.path)
+            if reason.path and chunk_names is not None:  # chunks by their document's name (--json keeps the ids)
+                why += ": " + " -> ".join(hit.path if step == hit.chunk_id else chunk_names.name(step) for step in reason.path)
             out.print(why, highlight=False, markup=False)
         if hit.matched_entities:
             out.print(f"   matched: {', '.join(hit.matched_entities)}", highlight=False, markup=False)
@@ -963,6 +964,24 @@ def labels_validate(
               f" {relations} relations, {classes} classifications", highlight=False, markup=False, soft_wrap=True)
 
 
+class _ChunkNames:
+    """A chunk on a graph path by its document's path (the retrieval folder's chunk table), else as given."""
+
+    def __init__(self, settings: Any):
+        from kgbuild.retrieve.chunk_table import ChunkTable
+        from kgbuild.retrieve.graph_matrix import retrieval_dir
+
+        try:
+            self._table = ChunkTable.open(retrieval_dir(settings.out_dir))
+        except (OSError, ValueError):
+            self._table = None
+
+    def name(self, step: str) -> str:
+        if self._table is None or step not in self._table:
+            return step
+        return str(self._table.read(step).get("path") or step)
+
+
 def main() -> None:
     # the library's own progress bar is the only one: silence the model loaders' bars
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -974,3 +993,4 @@ def main() -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from multihop import corpus_folder, gazetteer, passage, questions
@@ -173,6 +174,24 @@ def test_cli_query_hybrid_prints_reasons(multihop_index, business_schema, monkey
                                                            " runs?", "--out", out, "--hybrid", "--channels", "graph",
                                                            "-k", "1", "--json"]).stdout)[0]["path"] in table.output
     assert "MENTIONED_IN -> doc_" not in table.output
+    # every chunk on a path, not only the hit, goes by its document's path: a hit reached through another chunk
+    import dataclasses
+
+    from kgbuild.retrieve import hybrid as hybrid_module
+    from kgbuild.types import RetrievalReason
+
+    real = hybrid_module.hybrid_query
+    hits = real("What snack comes from the business that Tobias Reyes runs?", multihop_index, k=2)
+    via, end = hits[1], hits[0]
+    through = RetrievalReason("graph", 1, 0.5, path=("PERSON:tobias reyes", "MENTIONED_IN", via.chunk_id, "MENTIONS",
+                                                     "COMPANY:halden foods", "MENTIONED_IN", end.chunk_id))
+    monkeypatch.setattr(hybrid_module, "hybrid_query",
+                        lambda *args, **kwargs: [dataclasses.replace(end, reasons=[through])])
+    deeper = runner.invoke(app, ["query", "anything", "--out", out, "--hybrid", "-k", "1"])
+    assert deeper.exit_code == 0, deeper.output
+    flat = " ".join(deeper.output.split())  # the console wraps long lines at spaces
+    assert f"MENTIONED_IN -> {via.path} -> MENTIONS" in flat, deeper.output
+    assert f"MENTIONED_IN -> {end.path}" in flat and via.chunk_id not in flat
     none = runner.invoke(app, ["query", "x", "--out", out, "--hybrid", "--channels", ""])
     assert none.exit_code == 1 and "at least one channel" in none.output
 
