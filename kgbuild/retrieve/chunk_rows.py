@@ -160,7 +160,7 @@ class MentionPairs:
         return len(self._chunks)
 
 
-@dataclass(slots=True, weakref_slot=True)
+@dataclass  # no slots: weakref.finalize holds it (weakref_slot needs Python 3.11)
 class WrittenRows:
     """Rows written to ``folder`` (the files of ``ROW_FILES``): their ids and titles in id order; the plain texts are
     read back from the folder (``plain``). A temporary folder (``write_rows`` without one) goes with this object."""
