@@ -311,7 +311,7 @@ class Index:
             if graph is None:  # the payloads a page at a time (kgbuild.retrieve.chunk_rows)
                 graph = build_retrieval_graph(data, embedder=embedder, chunk_ids=state_chunk_ids(self.state),
                                               signature=signature, reuse_from=folder,
-                                              payload_pages=stores.vectors.payload_pages(), rows_folder=rows_staging(folder))
+                                              payload_pages=stores.vectors.payload_pages(), rows_folder=rows)
             graph.save(folder, state=self.state)  # with the chunk table and the BM25 index
         finally:
             shutil.rmtree(rows, ignore_errors=True)

@@ -201,13 +201,12 @@ class _TermCounts:
 
         # a page of texts at a time, read without keeping the payloads (``ChunkTable.read``): the tokens of every
         # chunk as Python lists were most of what the communities' build held on a large index
-        read = getattr(payloads, "read", None) or payloads.__getitem__
         vocabulary: dict[str, int] = {}
         rows, cols = array("i"), array("i")
         self.vocab: list[str] = []
         self.counts = sparse.csr_matrix((len(chunk_ids), 0))
         for start in range(0, len(chunk_ids), TEXTS_PER_PAGE):
-            texts = [payload_text(read(c)) if c in payloads else "" for c in chunk_ids[start:start + TEXTS_PER_PAGE]]
+            texts = [payload_text(_payload(payloads, c)) for c in chunk_ids[start:start + TEXTS_PER_PAGE]]
             if not any(texts):
                 continue
             import bm25s

@@ -69,10 +69,11 @@ class Row:
     entity_ids: Sequence[str] = ()
 
 
-def payload_row(chunk: str, payload: Mapping[str, Any]) -> Row:
+def payload_row(chunk: str, payload: Mapping[str, Any], line: bytes | None = None) -> Row:
+    """``line``: the payload's ``payload_line`` where it is at hand (a spilled payload was read from it)."""
     from kgbuild.retrieve.vector import indexed_text
 
-    return Row(chunk, payload_line(payload), str(payload.get("title") or ""),
+    return Row(chunk, line if line is not None else payload_line(payload), str(payload.get("title") or ""),
                plain_words(str(payload.get("text") or "")), None, indexed_text(payload),
                [str(e) for e in (payload.get("entity_ids") or ())])
 
@@ -125,7 +126,8 @@ class SpilledPayloads:
             return
         with open(self._path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
             for chunk, i in order:
-                yield payload_row(chunk, json.loads(data[int(self._offsets[i]):int(self._offsets[i + 1])]))
+                line = data[int(self._offsets[i]):int(self._offsets[i + 1])]
+                yield payload_row(chunk, json.loads(line), line)
 
     def close(self) -> None:
         self._cleanup()

@@ -71,8 +71,11 @@ class ChunkTable(Mapping[str, dict[str, Any]]):
     def at(self, i: int) -> dict[str, Any]:
         found = self._parsed.get(i)
         if found is None:
-            found = self._parsed[i] = json.loads(self._data[int(self._offsets[i]):int(self._offsets[i + 1])])
+            found = self._parsed[i] = self._parse(i)
         return found
+
+    def _parse(self, i: int) -> dict[str, Any]:
+        return json.loads(self._data[int(self._offsets[i]):int(self._offsets[i + 1])])
 
     def __getitem__(self, chunk: str) -> dict[str, Any]:
         return self.at(self._index[chunk])
@@ -81,7 +84,7 @@ class ChunkTable(Mapping[str, dict[str, Any]]):
         """The payload of ``chunk``, parsed and not kept (a pass over every chunk holds one at a time)."""
         i = self._index[chunk]
         found = self._parsed.get(i)
-        return found if found is not None else json.loads(self._data[int(self._offsets[i]):int(self._offsets[i + 1])])
+        return found if found is not None else self._parse(i)
 
     def __contains__(self, chunk: object) -> bool:
         return chunk in self._index
