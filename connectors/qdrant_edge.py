@@ -20,7 +20,7 @@ from kgbuild.connectors.qdrant_filter import (
 from kgbuild.ids import point_id
 from kgbuild.memory import release_mapped_pages
 from kgbuild.types import COMMUNITIES_FIELD, ChunkPoint, VectorExport, VectorFilter, VectorHit
-from kgbuild.write import keyword_fields
+from kgbuild.write import FILTERED_FIELDS, keyword_fields
 
 UPSERT_BATCH = 5000
 
@@ -95,9 +95,11 @@ class QdrantEdgeVectorSink:
             raise SinkError(f"cannot open the vector index at {self.path}: {exc}") from None
 
     def _ensure_indexes(self) -> None:
+        """Keyword indexes on the fields kgbuild filters on (``FILTERED_FIELDS``), not on every keyword field as on a
+        server: the engine holds them in memory. Filtering on another field still works, by reading payloads."""
         q = _edge()
         existing = set(self._shard.info().payload_schema)
-        for field in [*keyword_fields(self.classification_tasks), COMMUNITIES_FIELD]:
+        for field in [*keyword_fields(self.classification_tasks, FILTERED_FIELDS), COMMUNITIES_FIELD]:
             if field not in existing:
                 self._shard.update(q.UpdateOperation.create_field_index(field, q.PayloadSchemaType.Keyword))
 

@@ -10,12 +10,17 @@ from typing import Sequence
 from kgbuild.ids import point_id
 from kgbuild.types import ChunkPoint, GraphBatch
 
-# Payload fields that get a keyword index (class.<task> and doc_class.<task> are added per schema).
+# Payload fields that get a keyword index on a Qdrant server (class.<task> and doc_class.<task> are added per
+# schema): every keyword field, since other applications may filter a server's collection on any of them.
 KEYWORD_FIELDS = ("doc_id", "path", "source_path", "chunk_id", "entity_ids", "entity_keys", "entity_types", "relation_types")
+# The ones kgbuild's own filters use (``qdrant_filter.to_qdrant_filter``, removal by doc_id): all the embedded store,
+# which only kgbuild reads, indexes. Its keyword indexes are held in memory and grow with the corpus; chunk_id,
+# entity_ids and relation_types were 18 of its 39 MiB at 10,000 chunks (BENCHMARKS.md, scale-out).
+FILTERED_FIELDS = ("doc_id", "path", "source_path", "entity_keys", "entity_types")
 
 
-def keyword_fields(classification_tasks: Sequence[str]) -> list[str]:
-    return [*KEYWORD_FIELDS, *(f"class.{t}" for t in classification_tasks), *(f"doc_class.{t}" for t in classification_tasks)]
+def keyword_fields(classification_tasks: Sequence[str], fields: Sequence[str] = KEYWORD_FIELDS) -> list[str]:
+    return [*fields, *(f"class.{t}" for t in classification_tasks), *(f"doc_class.{t}" for t in classification_tasks)]
 
 
 def build_chunk_points(batch: GraphBatch, vectors: Sequence[Sequence[float]]) -> list[ChunkPoint]:

@@ -79,6 +79,28 @@ class TestQdrantEdgeVectorSink(VectorSinkConformance):
         for field in ("doc_id", "path", "source_path", "entity_keys", "entity_types", "class.document_type", "doc_class.document_type"):
             assert field in schema
 
+    def test_every_field_kgbuild_filters_on_is_indexed_and_no_other(self, shared):
+        """The engine holds keyword indexes in memory: the embedded store indexes what kgbuild's filters name (a
+        filter naming every condition kgbuild has, and removal by doc_id), not chunk_id or entity_ids."""
+        import qdrant_edge
+
+        from kgbuild.connectors.qdrant_filter import to_qdrant_filter
+        from kgbuild.types import VectorFilter
+
+        every = VectorFilter(entity_keys=("PERSON:a",), entity_types=("PERSON",), classes=(("document_type", "x"),),
+                             paths=("a.md",), doc_ids=("doc_1",), entity_any=(("PERSON:b",),), communities=("c0-1",))
+        named: set[str] = set()
+
+        def walk(condition):
+            for part in [*(condition.must or []), *(condition.should or [])]:
+                walk(part) if isinstance(part, qdrant_edge.Filter) else named.add(part.key)
+
+        walk(to_qdrant_filter(qdrant_edge, every))
+        sink, _ = shared
+        schema = set(sink._shard.info().payload_schema)
+        assert named <= schema
+        assert schema == named | {"doc_id"}
+
 
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc/self/smaps")
 def test_written_pages_of_the_shard_do_not_stay_in_the_process(tmp_path):
