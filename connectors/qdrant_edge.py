@@ -163,6 +163,7 @@ class QdrantEdgeVectorSink:
                 held = [r.id for r in shard.retrieve(ids, with_payload=False, with_vector=False)]
                 if held:
                     shard.update(q.UpdateOperation.set_payload(held, {COMMUNITIES_FIELD: list(value)}))
+        release_mapped_pages(self.path)  # each payload rewritten went through the mapped segments: see flush()
 
     # -- reading -----------------------------------------------------------------------
 

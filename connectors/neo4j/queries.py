@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence, TypeVar
+from itertools import islice
+from typing import Any, Iterable, Iterator, Sequence, TypeVar
 
 from kgbuild.connectors.graph_records import evidence_record, merge_evidence, scores_record
 from kgbuild.connectors.neo4j.values import (
@@ -57,9 +58,15 @@ def write_entities(label: str) -> str:
     return f"UNWIND $rows AS r MERGE (e:Entity {{id: r.id}}) ON CREATE SET e += r.props SET e:{label}"
 
 
-def batches(rows: Sequence[T], size: int) -> Iterator[Sequence[T]]:
-    for i in range(0, len(rows), size):
-        yield rows[i : i + size]
+def batches(rows: Iterable[T], size: int) -> Iterator[Sequence[T]]:
+    """``rows`` in lists of ``size``; a generator's rows are made one batch at a time."""
+    if isinstance(rows, Sequence):
+        for i in range(0, len(rows), size):
+            yield rows[i : i + size]
+        return
+    it = iter(rows)
+    while part := list(islice(it, size)):
+        yield part
 
 
 # -- transaction functions ---------------------------------------------------------------------
@@ -204,7 +211,7 @@ def create_constraints(session: Any) -> None:
         session.execute_write(run_tx, statement)
 
 
-def run_batched(session: Any, query: str, rows: Sequence[Any], batch_size: int) -> None:
+def run_batched(session: Any, query: str, rows: Iterable[Any], batch_size: int) -> None:
     for part in batches(rows, batch_size):
         session.execute_write(consume_tx, query, part)
 
@@ -363,11 +370,12 @@ def replace_communities(session: Any, communities: Sequence[CommunityRecord], ba
     changed = [c for cid, c in sorted(wanted.items()) if stored.get(cid) != c]
     for part in batches(gone, batch_size):
         session.execute_write(lambda tx, ids: tx.run(DELETE_COMMUNITIES, ids=list(ids)).consume(), part)
-    run_batched(session, WRITE_COMMUNITIES, [{"id": c.id, "props": encode_properties(community_properties(c))} for c in changed],
+    # rows made a batch at a time: every community's properties and every membership at once were tens of MiB
+    run_batched(session, WRITE_COMMUNITIES, ({"id": c.id, "props": encode_properties(community_properties(c))} for c in changed),
                 batch_size)
     run_batched(session, WRITE_COMMUNITY_MEMBERS,
-                [{"id": c.id, "entity": e, "level": c.level} for c in changed for e in c.members], batch_size)
-    run_batched(session, WRITE_COMMUNITY_PARENTS, [{"id": c.id, "parent": c.parent} for c in changed if c.parent], batch_size)
+                ({"id": c.id, "entity": e, "level": c.level} for c in changed for e in c.members), batch_size)
+    run_batched(session, WRITE_COMMUNITY_PARENTS, ({"id": c.id, "parent": c.parent} for c in changed if c.parent), batch_size)
 
 
 def read_communities(session: Any) -> list[CommunityRecord]:

@@ -30,6 +30,7 @@ import numpy as np
 
 from kgbuild.communities.detect import CommunityParams, EntityWeights, community_ids, detect_clusters, entity_weights
 from kgbuild.communities.model import Community, CommunityEntity, CommunityIndex, RepresentativeChunk
+from kgbuild.memory import release_heap
 from kgbuild.retrieve.graph_matrix import RetrievalGraph, doc_of
 
 TOP_ENTITIES = 10
@@ -55,9 +56,13 @@ def build_communities(graph: RetrievalGraph, payloads: Mapping[str, Mapping[str,
     """The communities of a retrieval graph, summarised; ``payloads``: chunk id -> vector payload (the chunk table)."""
     from scipy import sparse
 
+    # each step's temporaries are handed back to the OS before the next (``release_heap``): glibc keeps them
+    # otherwise, and on a large index each step's peak would stack on the last one's leftovers
     weights = entity_weights(graph, params)
+    release_heap()
     entity_ids = [graph.entities[i].id for i in weights.entities]
     clusters = detect_clusters(weights, params)
+    release_heap()
     community_ids(clusters, weights, entity_ids)
     n_chunks = len(graph.chunk_ids)
     # chunk x kept-entity weights: confidence x specificity
@@ -69,6 +74,7 @@ def build_communities(graph: RetrievalGraph, payloads: Mapping[str, Mapping[str,
     to_doc = sparse.csr_matrix((np.ones(n_chunks), (chunk_doc, np.arange(n_chunks))), shape=(len(doc_index), n_chunks))
     doc_names = list(doc_index)  # by position
     terms = _TermCounts(graph.chunk_ids, payloads)
+    release_heap()
 
     assigned: dict[str, list[str]] = {}
     communities: list[Community] = []

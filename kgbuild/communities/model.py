@@ -182,9 +182,18 @@ class CommunityIndex:
     def save(self, folder: Path) -> None:
         folder = Path(folder)
         tmp = staging_folder(folder)
-        communities = [c.to_dict() for c in self.communities]
-        _write_json(tmp / "communities.json", {"communities": communities})
-        _write_json(tmp / "chunks.json", {c: self.chunk_communities[c] for c in sorted(self.chunk_communities)})
+        # written a community (a chunk) at a time, the same bytes as json.dumps of the whole: that string and the
+        # dicts it is made from were the largest things an ingest's last step held
+        with open(tmp / "communities.json", "w", encoding="utf-8") as fh:
+            fh.write('{"communities":[')
+            for i, c in enumerate(self.communities):
+                fh.write(("," if i else "") + _dumps(c.to_dict()))
+            fh.write("]}")
+        with open(tmp / "chunks.json", "w", encoding="utf-8") as fh:
+            fh.write("{")
+            for i, chunk in enumerate(sorted(self.chunk_communities)):
+                fh.write(("," if i else "") + _dumps(chunk) + ":" + _dumps(self.chunk_communities[chunk]))
+            fh.write("}")
         if self.vectors is not None and len(self.vectors):
             np.save(tmp / "vectors.npy", self.vectors.astype(np.float32, copy=False))
         meta = {"format": FORMAT, "signature": self.signature, "params": self.params, "communities": len(self.communities),
@@ -221,6 +230,10 @@ def stored_meta(folder: Path) -> dict[str, Any] | None:
 def _write_json(path: Path, value: Any, indent: int | None = None) -> None:
     separators = (",", ": ") if indent else (",", ":")
     path.write_text(json.dumps(value, ensure_ascii=False, sort_keys=True, indent=indent, separators=separators), encoding="utf-8")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
 def _read_json(path: Path) -> Any:

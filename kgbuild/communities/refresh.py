@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from kgbuild.communities.build import build_communities, summary_vectors
 from kgbuild.communities.detect import CommunityParams
 from kgbuild.communities.model import CommunityIndex, communities_dir, stored_meta
+from kgbuild.memory import release_heap
 
 if TYPE_CHECKING:  # pragma: no cover
     from kgbuild.index import Index, Stores
@@ -66,13 +67,19 @@ def refresh_communities(index: Index, stores: Stores, graph: RetrievalGraph | No
 
         payloads = ChunkTable.open(source) or {}
     built = build_communities(graph, payloads, params)
+    release_heap()  # see build_communities
     previous = CommunityIndex.load(folder)
     summary_vectors(built, embedder, previous)
+    del previous
+    release_heap()
     stores.open()
     stores.graph.replace_communities([c.record() for c in built.communities])
+    release_heap()
     changed = _set_payloads(stores, built)
+    release_heap()
     stores.flush()
     built.save(folder)
+    release_heap()
     log.info("%s: %d communities on %d levels, %d chunk payloads updated, in %.1f s", index.out_dir, len(built),
              len(built.levels), len(changed), time.perf_counter() - started)
     return built
