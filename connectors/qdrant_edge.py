@@ -189,8 +189,8 @@ class QdrantEdgeVectorSink:
         while True:
             records, offset = self._s().scroll(q.ScrollRequest(offset=offset, limit=batch_size, with_payload=fields))
             add_chunk_communities(records, out)
+            release_mapped_pages(self.path)  # each page read went through the mapped segments: see flush()
             if offset is None:
-                release_mapped_pages(self.path)
                 return out
 
     def _records(self, batch_size: int) -> Iterator[list[Any]]:
@@ -198,9 +198,9 @@ class QdrantEdgeVectorSink:
         offset = None
         while True:
             records, offset = self._s().scroll(q.ScrollRequest(offset=offset, limit=batch_size, with_payload=True))
+            release_mapped_pages(self.path)  # each page read went through the mapped segments: see flush()
             yield records
             if offset is None:
-                release_mapped_pages(self.path)  # a whole pass read every page of the segments: see flush()
                 return
 
     def payload_pages(self, batch_size: int = 1000) -> Iterator[list[dict[str, Any]]]:

@@ -126,3 +126,27 @@ def test_payload_lines_are_json_of_the_payload():
     payloads = _payloads(2)
     for row in rows_from_payloads(payloads):
         assert json.loads(row.line) == payloads[row.id]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc/self/status")
+def test_a_chunk_table_lets_go_of_the_pages_it_has_read(tmp_path):
+    """The communities' term counts read every payload: the table's file must not stay resident in the process."""
+    payloads = {f"doc_{i:05d}:00000": {"chunk_id": f"doc_{i:05d}:00000", "text": f"text {i} " + "word " * 400,
+                                       "entity_ids": []} for i in range(3000)}
+    write_rows(rows_from_payloads(payloads), tmp_path / "rows", MentionPairs())
+    table = ChunkTable.open(tmp_path / "rows")
+    assert table is not None
+
+    def resident_file_kib() -> int:
+        for line in open("/proc/self/status"):
+            if line.startswith("RssFile"):
+                return int(line.split()[1])
+        return 0
+
+    before = resident_file_kib()
+    assert all(table.read(c)["text"].startswith("text ") for c in table.ids)  # ~6 MiB of payloads mapped in
+    read = resident_file_kib()
+    assert read - before >= 4 << 10
+    table.release_pages()
+    assert read - resident_file_kib() >= 4 << 10
+    assert table.read(table.ids[-1]) == payloads[table.ids[-1]]  # read again from the page cache

@@ -357,6 +357,9 @@ def community_record(props: dict[str, Any], members: Sequence[str]) -> Community
                            props.get("summary") or "")
 
 
+COMMUNITY_ROWS_PER_BATCH = 500
+
+
 def replace_communities(session: Any, communities: Sequence[CommunityRecord], batch_size: int) -> None:
     """Rewrite only the communities that differ from the stored ones (properties, members or parent), delete
     those that are gone: after an ingest that changes a few documents most communities are unchanged."""
@@ -370,9 +373,10 @@ def replace_communities(session: Any, communities: Sequence[CommunityRecord], ba
     changed = [c for cid, c in sorted(wanted.items()) if stored.get(cid) != c]
     for part in batches(gone, batch_size):
         session.execute_write(lambda tx, ids: tx.run(DELETE_COMMUNITIES, ids=list(ids)).consume(), part)
-    # rows made a batch at a time: every community's properties and every membership at once were tens of MiB
+    # rows made a batch at a time: every community's properties and every membership at once were tens of MiB;
+    # a community's row carries its summary (kilobytes of representative text), so those go in smaller batches
     run_batched(session, WRITE_COMMUNITIES, ({"id": c.id, "props": encode_properties(community_properties(c))} for c in changed),
-                batch_size)
+                min(batch_size, COMMUNITY_ROWS_PER_BATCH))
     run_batched(session, WRITE_COMMUNITY_MEMBERS,
                 ({"id": c.id, "entity": e, "level": c.level} for c in changed for e in c.members), batch_size)
     run_batched(session, WRITE_COMMUNITY_PARENTS, ({"id": c.id, "parent": c.parent} for c in changed if c.parent), batch_size)

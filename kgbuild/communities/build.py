@@ -31,6 +31,7 @@ import numpy as np
 from kgbuild.communities.detect import CommunityParams, EntityWeights, community_ids, detect_clusters, entity_weights
 from kgbuild.communities.model import Community, CommunityEntity, CommunityIndex, RepresentativeChunk
 from kgbuild.memory import release_heap
+from kgbuild.retrieve.chunk_table import ChunkTable
 from kgbuild.retrieve.graph_matrix import RetrievalGraph, doc_of
 
 TOP_ENTITIES = 10
@@ -221,6 +222,8 @@ class _TermCounts:
                 for word in words:
                     rows.append(start + offset)
                     cols.append(vocabulary.setdefault(word, len(vocabulary)))
+            if isinstance(payloads, ChunkTable):
+                payloads.release_pages()
         if not vocabulary:
             return
         words = list(vocabulary)

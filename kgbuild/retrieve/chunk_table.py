@@ -68,6 +68,13 @@ class ChunkTable(Mapping[str, dict[str, Any]]):
     def open(cls, folder: Path) -> ChunkTable | None:
         return cls(folder) if (folder / IDS).exists() else None
 
+    def release_pages(self) -> None:
+        """Let go of the table's pages read so far (they stay in the page cache; a later read maps them again):
+        a pass over every payload, as the communities' term counts make, would otherwise keep the whole file
+        resident in the process."""
+        if isinstance(self._data, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
+            self._data.madvise(mmap.MADV_DONTNEED)
+
     def at(self, i: int) -> dict[str, Any]:
         found = self._parsed.get(i)
         if found is None:
