@@ -157,13 +157,18 @@ class QdrantEdgeVectorSink:
         q = _edge()
         shard = self._s()
         by_value = group_by_communities(communities)
+        since_release = 0
         for value, chunks in sorted(by_value.items()):
             for i in range(0, len(chunks), UPSERT_BATCH):
                 ids = [point_id(c) for c in chunks[i : i + UPSERT_BATCH]]
                 held = [r.id for r in shard.retrieve(ids, with_payload=False, with_vector=False)]
                 if held:
                     shard.update(q.UpdateOperation.set_payload(held, {COMMUNITIES_FIELD: list(value)}))
-        release_mapped_pages(self.path)  # each payload rewritten went through the mapped segments: see flush()
+                since_release += len(ids)
+                if since_release >= UPSERT_BATCH:  # each payload rewritten went through the mapped files: see flush()
+                    release_mapped_pages(self.path)
+                    since_release = 0
+        release_mapped_pages(self.path)
 
     # -- reading -----------------------------------------------------------------------
 
