@@ -322,6 +322,23 @@ def test_ids_stay_when_a_few_documents_are_added(tmp_path, extractor):
 # -- Neo4j ---------------------------------------------------------------------------------------------
 
 
+def test_neo4j_rows_from_a_generator_are_made_a_batch_at_a_time():
+    """The communities' rows (each with its summary) go to Neo4j from generators: one batch in memory at a time."""
+    from kgbuild.connectors.neo4j.queries import batches
+
+    made: list[int] = []
+
+    def rows():
+        for i in range(7):
+            made.append(i)
+            yield i
+
+    parts = batches(rows(), 3)
+    assert next(parts) == [0, 1, 2] and made == [0, 1, 2]
+    assert list(parts) == [[3, 4, 5], [6]]
+    assert list(batches([1, 2, 3, 4], 3)) == [[1, 2, 3], [4]]
+
+
 @pytest.mark.neo4j
 def test_communities_on_neo4j_equal_networkx(tmp_path, extractor, embedder, built, neo4j_server, monkeypatch):
     from kgbuild.connectors.neo4j.sink import Neo4jGraphSink
