@@ -99,6 +99,14 @@ def test_a_temporary_rows_folder_goes_with_its_rows():
     assert not folder.exists()
 
 
+def resident_file_kib() -> int:
+    """KiB of mapped files resident in this process (Linux)."""
+    for line in open("/proc/self/status"):
+        if line.startswith("RssFile"):
+            return int(line.split()[1])
+    return 0
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc/self/maps")
 def test_released_pages_of_a_shared_mapping_keep_their_written_content(tmp_path):
     path = tmp_path / "store" / "segment.bin"
@@ -107,12 +115,6 @@ def test_released_pages_of_a_shared_mapping_keep_their_written_content(tmp_path)
     path.write_bytes(b"\0" * size)
     with open(path, "r+b") as fh, mmap.mmap(fh.fileno(), size) as mapped:
         mapped[:] = b"\x07" * size  # every page written through the mapping, none flushed
-
-        def resident_file_kib() -> int:
-            for line in open("/proc/self/status"):
-                if line.startswith("RssFile"):
-                    return int(line.split()[1])
-            return 0
 
         before = resident_file_kib()
         assert release_mapped_pages(tmp_path / "store") == 1
@@ -136,12 +138,6 @@ def test_a_chunk_table_lets_go_of_the_pages_it_has_read(tmp_path):
     write_rows(rows_from_payloads(payloads), tmp_path / "rows", MentionPairs())
     table = ChunkTable.open(tmp_path / "rows")
     assert table is not None
-
-    def resident_file_kib() -> int:
-        for line in open("/proc/self/status"):
-            if line.startswith("RssFile"):
-                return int(line.split()[1])
-        return 0
 
     before = resident_file_kib()
     assert all(table.read(c)["text"].startswith("text ") for c in table.ids)  # ~6 MiB of payloads mapped in

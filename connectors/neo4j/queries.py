@@ -58,12 +58,8 @@ def write_entities(label: str) -> str:
     return f"UNWIND $rows AS r MERGE (e:Entity {{id: r.id}}) ON CREATE SET e += r.props SET e:{label}"
 
 
-def batches(rows: Iterable[T], size: int) -> Iterator[Sequence[T]]:
+def batches(rows: Iterable[T], size: int) -> Iterator[list[T]]:
     """``rows`` in lists of ``size``; a generator's rows are made one batch at a time."""
-    if isinstance(rows, Sequence):
-        for i in range(0, len(rows), size):
-            yield rows[i : i + size]
-        return
     it = iter(rows)
     while part := list(islice(it, size)):
         yield part

@@ -43,10 +43,6 @@ ROW_FILES = (PAYLOADS, OFFSETS, IDS, PLAIN_TEXTS, TOKENS, BM25_DIR)
 PAGE = 512  # rows tokenized and written at a time
 SPILL = "payloads.spill"  # the store's payloads as read, before they are taken in id order
 
-
-def _unlink(path: Path) -> None:
-    path.unlink(missing_ok=True)
-
 _NON_WORD = re.compile(r"[^\w]+")
 
 
@@ -96,7 +92,7 @@ class SpilledPayloads:
         else:
             spill_dir = str(folder)
             Path(spill_dir).mkdir(parents=True, exist_ok=True)
-            self._cleanup = weakref.finalize(self, _unlink, Path(spill_dir) / SPILL)
+            self._cleanup = weakref.finalize(self, (Path(spill_dir) / SPILL).unlink, missing_ok=True)
         self._path = Path(spill_dir) / SPILL
         self.ids: list[str] = []
         offsets = array("q", [0])
