@@ -94,7 +94,7 @@ def main() -> None:
         def counted(self: Any, *args: Any, **kwargs: Any) -> None:
             commit(self, *args, **kwargs)
             batches[0] += 1
-            if batches[0] % 8 == 0:
+            if batches[0] % int(os.environ.get("KGBUILD_PHASE_EVERY", "8")) == 0:
                 _show(f"write batch {batches[0]}")
 
         pipeline.IngestPipeline._commit = counted  # type: ignore[method-assign]

@@ -116,17 +116,22 @@ def clear_neo4j(settings: Any) -> None:
             session.run("MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS").consume()
 
 
-def run_worker(target_chunks: int, workdir: Path, graph: str = "networkx") -> dict[str, Any]:
-    """Build a corpus of ``target_chunks`` chunks under ``workdir`` and ingest it, timed."""
+def run_worker(target_chunks: int, workdir: Path, graph: str = "networkx", models: str = "fake") -> dict[str, Any]:
+    """Build a corpus of ``target_chunks`` chunks under ``workdir`` and ingest it, timed. ``models``: "fake"
+    (``PatternExtractor``, ``HashEmbedder``) or "demo" (bench.scale_out's: the demo checkpoint and MiniLM, on CPU)."""
     from bench.fakes import HashEmbedder, PatternExtractor
     from kgbuild.chunk import TokenChunker
     from kgbuild.pipeline import ingest
     from kgbuild.schema import load_schema
     from kgbuild.settings import Settings
 
-    schema = load_schema("business-news")
-    extractor, embedder = PatternExtractor(schema), HashEmbedder()
     settings = Settings(out_dir=workdir / "index", graph=graph)
+    if models == "demo":
+        from bench.scale_out import _models
+
+        extractor, embedder = _models(settings)
+    else:
+        extractor, embedder = PatternExtractor(load_schema("business-news")), HashEmbedder()
     # the pipeline's chunker: the extractor's window, the overlap capped at half of it
     budget = min(settings.chunk_size, extractor.max_text_tokens())
     chunker = TokenChunker(extractor.token_counter(), budget, min(settings.chunk_overlap, budget // 2),
@@ -179,14 +184,15 @@ def run_worker(target_chunks: int, workdir: Path, graph: str = "networkx") -> di
         "settings": {k: getattr(settings, k) for k in ("chunk_size", "chunk_overlap", "write_batch_chunks", "batch_size")},
         "chunk_tokens": budget,
         "graph": graph,
+        "models": models,
     }
 
 
-def measure_ingest(target_chunks: int, graph: str = "networkx") -> dict[str, Any]:
+def measure_ingest(target_chunks: int, graph: str = "networkx", models: str = "fake") -> dict[str, Any]:
     """One worker process: its figures, or RuntimeError with its stderr."""
     with tempfile.TemporaryDirectory(prefix="kgbuild-scale-") as work:
         done = subprocess.run(
-            [sys.executable, "-m", "bench.scale", "--worker", str(target_chunks), work, "--graph", graph],
+            [sys.executable, "-m", "bench.scale", "--worker", str(target_chunks), work, "--graph", graph, "--models", models],
             cwd=REPO,
             capture_output=True,
             text=True,
@@ -482,9 +488,10 @@ def main() -> None:
     parser.add_argument("--graph", choices=["networkx", "neo4j"], default="networkx",
                         help="graph store (neo4j: the server from scripts/neo4j-dev.sh or NEO4J_*; its database is cleared)")
     parser.add_argument("--worker", nargs=2, metavar=("CHUNKS", "WORKDIR"), help=argparse.SUPPRESS)
+    parser.add_argument("--models", choices=["fake", "demo"], default="fake", help=argparse.SUPPRESS)
     opts = parser.parse_args()
     if opts.worker:
-        print(json.dumps(run_worker(int(opts.worker[0]), Path(opts.worker[1]), opts.graph)))
+        print(json.dumps(run_worker(int(opts.worker[0]), Path(opts.worker[1]), opts.graph, opts.models)))
         return
     for section in run(opts.quick, tuple(opts.sizes) if opts.sizes else None, opts.graph):
         print(section.markdown())
