@@ -1,7 +1,7 @@
 """P7 memory and P8 scaling: ingests of 1k, 3k and 10k chunks with fake models, and reconciling 1M mentions.
 
     python -m bench.scale [--quick] [--sizes N ...]   # prints the sections' Markdown (--quick: 1k and 3k only)
-    python -m bench.scale --worker N WORKDIR           # one measured ingest in this process; prints JSON
+    python -m bench.scale --worker N WORKDIR [--graph neo4j] [--models demo]   # one measured ingest; prints JSON
 
 Each size runs in a fresh process, so its peak RSS is that ingest's alone. The process builds a
 folder of JSONL files (500 documents each, a document being 4 to 12 Wikipedia passages of
@@ -488,7 +488,8 @@ def main() -> None:
     parser.add_argument("--graph", choices=["networkx", "neo4j"], default="networkx",
                         help="graph store (neo4j: the server from scripts/neo4j-dev.sh or NEO4J_*; its database is cleared)")
     parser.add_argument("--worker", nargs=2, metavar=("CHUNKS", "WORKDIR"), help=argparse.SUPPRESS)
-    parser.add_argument("--models", choices=["fake", "demo"], default="fake", help=argparse.SUPPRESS)
+    parser.add_argument("--models", choices=["fake", "demo"], default="fake",
+                        help="with --worker: the fake models (default) or the demo checkpoint and MiniLM, on CPU")
     opts = parser.parse_args()
     if opts.worker:
         print(json.dumps(run_worker(int(opts.worker[0]), Path(opts.worker[1]), opts.graph, opts.models)))

@@ -72,6 +72,20 @@ def test_the_scale_worker_ingests_exactly_the_chunks_it_counted(tmp_path):
     assert 50 < figures["peak_rss_mib"] < 2000 and figures["ingest_s"] > 0
 
 
+DEMO_MODEL = REPO.parent / "shared" / "models" / "gliner2-minilm-demo"
+
+
+@pytest.mark.skipif(not (CORPUS.exists() and DEMO_MODEL.exists()), reason="the passage corpus or the demo checkpoint is absent")
+def test_the_scale_worker_measures_an_ingest_with_the_real_models(tmp_path):
+    done = _bench("bench.scale", "--worker", "12", str(tmp_path), "--models", "demo")
+    assert done.returncode == 0, done.stderr[-2000:]
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert figures["models"] == "demo" and figures["chunks"] == figures["counted_chunks"] >= 12
+    assert figures["entities"] > 0 and figures["vector_points"] == figures["chunks"]
+    # the encoders are loaded before the clock: the process holds them, which the fake models' run does not
+    assert figures["rss_before_ingest_mib"] > 500
+
+
 def test_scale_out_tells_a_moved_confidence_from_another_graph():
     from bench.scale_out import _largest_difference, same_index
 
