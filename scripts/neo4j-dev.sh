@@ -145,6 +145,8 @@ server.directories.import=$NEO4J_HOME_DIR/import
 server.memory.heap.initial_size=$HEAP
 server.memory.heap.max_size=$HEAP
 server.memory.pagecache.size=$PAGECACHE
+# a development and test server: keep 500 MiB of transaction logs, not Neo4j's default of 2 days (17 GB here)
+db.tx_log.rotation.retention_policy=500M size
 dbms.usage_report.enabled=false
 dbms.security.auth_enabled=true
 EOF
