@@ -153,6 +153,35 @@ def test_synonym_edges_join_close_names_of_one_type():
     assert hits[1].path == ("COMPANY:haldens food", "SYNONYM", "COMPANY:halden foods", "MENTIONED_IN", "x:00000")
 
 
+def test_saving_reads_the_name_vectors_from_their_file_before_the_transition_is_built(tmp_path, monkeypatch):
+    """The default transition's build and the name vectors in memory at once set the retrieval graph's peak on a
+    large index: the vectors are written first and read from the file from then on, with the same values."""
+    import kgbuild.retrieve.ppr as ppr
+
+    class Names:
+        name = "fake-names"
+
+        def embed(self, texts):
+            return [[1.0, float(len(t)), 0.5] for t in texts]
+
+    a, b = make("COMPANY", "Halden Foods"), make("PERSON", "Mara Lindqvist")
+    graph = build_retrieval_graph(EntityGraphData({e.id: e for e in (a, b)}, [("x:00000", a.id), ("x:00000", b.id)], []),
+                                  embedder=Names())
+    vectors = np.array(graph.name_vectors)
+    seen = []
+    build = ppr.PPRGraph.__init__
+
+    def observed(self, g, settings):
+        seen.append(isinstance(g.name_vectors, np.memmap))
+        build(self, g, settings)
+
+    monkeypatch.setattr(ppr.PPRGraph, "__init__", observed)
+    graph.save(tmp_path / "saved")
+    assert seen == [True]
+    assert isinstance(graph.name_vectors, np.memmap) and np.array_equal(graph.name_vectors, vectors)
+    assert np.array_equal(RetrievalGraph.load(tmp_path / "saved").name_vectors, vectors)
+
+
 def test_document_titles_are_entities_linked_from_the_chunks_that_name_them():
     payloads = {
         "a:00000": {"title": "The Toast of New Orleans", "text": "A 1950 musical film directed by Norman Taurog."},

@@ -216,14 +216,16 @@ class RetrievalGraph:
             arrays[f"{part}_data"], arrays[f"{part}_indices"], arrays[f"{part}_indptr"] = m.data, m.indices, m.indptr
             arrays[f"{part}_shape"] = np.array(m.shape, dtype=np.int64)
         np.savez(tmp / "matrices.npz", **arrays)
+        np.save(tmp / "name_vectors.npy", self.name_vectors.astype(np.float32, copy=False))
+        saved_vectors = folder / "name_vectors.npy"
+        if self.name_vectors.size:  # read from the file from here on: the default transition's build overlapped them
+            self.name_vectors = np.load(tmp / "name_vectors.npy", mmap_mode="r")
         # what opening would otherwise build: the seed automaton and the default transition
         from kgbuild.retrieve.ppr import GraphChannelSettings, PPRGraph
         from kgbuild.retrieve.seeds import SeedMatcher
 
         SeedMatcher(self.entities).save(tmp)
         PPRGraph(self, GraphChannelSettings()).save(tmp)
-        np.save(tmp / "name_vectors.npy", self.name_vectors.astype(np.float32, copy=False))
-        saved_vectors = folder / "name_vectors.npy"
         nodes = {"chunks": self.chunk_ids, "labels": self.labels,
                  "entities": [[e.id, e.key, e.type, e.name, list(e.aliases), e.df, e.confidence] for e in self.entities]}
         (tmp / "nodes.json").write_text(json.dumps(nodes, ensure_ascii=False, separators=(",", ":")), encoding="utf-8")
@@ -233,7 +235,7 @@ class RetrievalGraph:
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
         replace_folder(tmp, folder)
         # saved, the name vectors are read from the folder on demand (a large index's are tens of MiB, and what
-        # runs next, the communities, does not read them)
+        # runs next, the communities, does not read them; 27 MiB at 10,000 chunks, BENCHMARKS.md scale-out)
         if self.name_vectors.size:
             self.name_vectors = np.load(saved_vectors, mmap_mode="r")
 
