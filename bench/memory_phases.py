@@ -1,6 +1,6 @@
 """Where an ingest's memory goes, phase by phase: resident memory (heap and mapped files) and the peak of each phase.
 
-    python -m bench.memory_phases 10000 [--graph neo4j|networkx]
+    python -m bench.memory_phases 10000 [--graph neo4j|networkx]   # KGBUILD_PHASE_EVERY=1: a line per write batch (8)
 
 One measured ingest in this process (``bench.scale``'s corpus and fake models, after the same one-document warm-up),
 with the peak reset (``/proc/self/clear_refs``) at each phase: the write batches, the links across documents, the
