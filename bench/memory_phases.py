@@ -1,6 +1,6 @@
 """Where an ingest's memory goes, phase by phase: resident memory (heap and mapped files) and the peak of each phase.
 
-    python -m bench.memory_phases 10000 [--graph neo4j|networkx]   # KGBUILD_PHASE_EVERY=1: a line per write batch (8)
+    python -m bench.memory_phases 10000 [--graph neo4j|networkx] [--every 8]
 
 One measured ingest in this process (``bench.scale``'s corpus and fake models, after the same one-document warm-up),
 with the peak reset (``/proc/self/clear_refs``) at each phase: the write batches, the links across documents, the
@@ -57,6 +57,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("chunks", type=int)
     parser.add_argument("--graph", default="neo4j", choices=("neo4j", "networkx"))
+    parser.add_argument("--every", type=int, default=8, help="a line every this many write batches")
     opts = parser.parse_args()
     os.environ.setdefault("NEO4J_PASSWORD", "kgbuild-dev-password")
 
@@ -94,7 +95,7 @@ def main() -> None:
         def counted(self: Any, *args: Any, **kwargs: Any) -> None:
             commit(self, *args, **kwargs)
             batches[0] += 1
-            if batches[0] % int(os.environ.get("KGBUILD_PHASE_EVERY", "8")) == 0:
+            if batches[0] % max(opts.every, 1) == 0:
                 _show(f"write batch {batches[0]}")
 
         pipeline.IngestPipeline._commit = counted  # type: ignore[method-assign]
