@@ -20,7 +20,7 @@ A run reads top to bottom:
 from __future__ import annotations
 
 import time
-from collections import Counter
+from collections import Counter, deque
 from itertools import chain
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,8 +86,11 @@ class _Silent:
         pass
 
 
-# Chunk text kept in memory between counting and extracting; beyond it files are read a second time.
-PREPARED_TEXT_BUDGET = 64 * 1024 * 1024
+# Chunk text kept in memory between counting and extracting; beyond it files are read a second time. Small and fixed,
+# so that what a run holds does not grow with the corpus: at 64 MiB of text, a 10,000-chunk corpus stayed whole in
+# memory through the write loop (+43 MiB of documents and chunks against a 1,000-chunk one, BENCHMARKS.md scale-out),
+# while reading and chunking again costs a few per cent of an extraction.
+PREPARED_TEXT_BUDGET = 2 * 1024 * 1024
 WRITTEN_LIMIT = 20_000  # chunk payloads a run keeps to update the retrieval graph with (IngestPipeline.written)
 
 
@@ -110,7 +113,7 @@ class ReadDocument:
     vectors: list[Any] | None = None  # per chunk: its embedding
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, weakref_slot=True)
 class ReadFile:
     """A changed file read and chunked (ahead, to count its chunks), or only counted when too large to keep."""
 
@@ -386,9 +389,10 @@ class IngestPipeline:
 
     def _read_files(self, changed: list[ChangedFile], recovered: set[str]) -> Iterator[ReadFile]:
         """The changed files read and chunked, in order; a file only counted ahead is read again at its turn."""
-        read_ahead = self._read_ahead(changed, recovered) if changed else []
+        read_ahead = deque(self._read_ahead(changed, recovered) if changed else [])
         self._phase("extracting")
-        for item in read_ahead:
+        while read_ahead:
+            item = read_ahead.popleft()  # not held past its turn: its documents go once they are written
             yield self._read_and_chunk(item.changed, recovered) if item.documents is None else item
 
     def _read_ahead(self, changed: list[ChangedFile], recovered: set[str]) -> list[ReadFile]:

@@ -326,3 +326,44 @@ def test_a_vector_searcher_opens_the_store_once_for_many_queries(corpus, setting
     assert [h.path for h in other] == ["legal/suit.txt"]
     # closed: the next ingest into the same index may open the store again
     run(corpus, settings, gazetteer, embedder)
+
+
+def test_files_past_the_read_ahead_budget_are_read_again_and_none_is_held_past_its_turn(
+        corpus, settings, gazetteer, embedder, tmp_path, monkeypatch):
+    """What a run keeps between counting and extracting is bounded, not the corpus: files past the budget are read
+    a second time at their turn, each read-ahead file is let go once it has been handed on, and the index is the
+    same as with everything kept."""
+    import gc
+    import weakref
+
+    import kgbuild.pipeline as pipeline
+    from kgbuild.plan import plan_ingest
+    from index_snapshot import assert_same_index, snapshot
+
+    run(corpus, settings, gazetteer, embedder)
+    everything_kept = snapshot(settings)
+
+    reads: list[str] = []
+    read_and_chunk = pipeline.read_and_chunk
+
+    def counted(changed, *args, **kwargs):
+        reads.append(changed.file.rel_path)
+        return read_and_chunk(changed, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "read_and_chunk", counted)
+    monkeypatch.setattr(pipeline, "PREPARED_TEXT_BUDGET", len(DOCS["legal/suit.txt"]) + 10)
+    small = settings.model_copy(update={"out_dir": tmp_path / "small-budget"})
+    run(corpus, small, gazetteer, embedder)
+    assert sorted(reads[:4]) == sorted(DOCS), "every file is read once ahead, to count its chunks"
+    again = reads[4:]
+    assert again and len(again) < 4, "the files past the budget, and only those, are read again"
+    assert_same_index(snapshot(small), everything_kept)
+
+    reads.clear()
+    pipe = pipeline.IngestPipeline(settings.model_copy(update={"out_dir": tmp_path / "held"}), extractor=gazetteer,
+                                   embedder=embedder)
+    items = pipe._read_files(plan_ingest(corpus, {}, "fingerprint", exclude=[], on_file=lambda rel: None).changed, set())
+    first = weakref.ref(next(items))
+    next(items)
+    gc.collect()
+    assert first() is None, "a read-ahead file is not held once the next one is handed on"
