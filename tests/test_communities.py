@@ -392,3 +392,52 @@ def test_cli(built):
     assert wrong.exit_code == 1 and "--community c0-nothing" in wrong.output
     themes = runner.invoke(app, ["query", "coffee and dairy", *out, "--global", "-k", "1"], terminal_width=200)
     assert themes.exit_code == 0 and "1. c" in themes.stdout and "food/" in themes.stdout
+
+
+def test_entity_weights_are_those_of_the_matrix_products_with_the_diagonal_set_to_zero():
+    """The weights Leiden reads, entry for entry and bit for bit, as s (co-mention + relations) s with scipy's
+    setdiag(0): zeroing the diagonal in place (no COO round trip) changes no float and leaves no self-loop."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    from scipy import sparse
+
+    from kgbuild.communities.detect import entity_weights
+
+    rng = np.random.default_rng(7)
+    n_chunks, n_entities = 300, 120
+    chunk_entity = sparse.random(n_chunks, n_entities, density=0.05, random_state=rng, format="lil", dtype=np.float32)
+    chunk_entity[0, :] = 0
+    chunk_entity[0, 5] = 0.7  # a chunk that names one entity: its share is 0, its products explicit zeros
+    chunk_entity = chunk_entity.tocsr()
+    relations = sparse.random(n_entities, n_entities, density=0.02, random_state=rng, format="csr")
+    relations = ((relations + relations.T) > 0).astype(np.float32).tolil()
+    relations[3, 3] = 1.0  # a self-loop, which no weight may keep
+    relations = relations.tocsr()
+    types = ["TITLE" if i % 17 == 0 else "COMPANY" for i in range(n_entities)]
+    specificity = rng.uniform(0.2, 1.0, n_entities).astype(np.float32)
+    graph = SimpleNamespace(entities=[SimpleNamespace(type=t) for t in types], chunk_entity=chunk_entity,
+                            relations=relations, specificity=lambda: specificity)
+    params = CommunityParams()
+    got = entity_weights(graph, params)
+
+    keep = np.array([i for i, t in enumerate(types) if t != "TITLE"])
+    mentions = chunk_entity[:, keep].tocsr()
+    mentions.data[:] = 1.0
+    per_chunk = np.asarray(mentions.sum(axis=1)).ravel()
+    share = np.where(per_chunk > 1, 1.0 / np.maximum(per_chunk - 1, 1), 0.0)
+    co = (mentions.T @ sparse.diags(share) @ mentions).tocsr()
+    co.setdiag(0)
+    co.eliminate_zeros()
+    want = (co + relations[keep][:, keep].tocsr().astype(np.float64) * params.relation_weight).tocsr()
+    s = specificity[keep].astype(np.float64) ** params.specificity_power
+    want.data = s[np.repeat(np.arange(len(keep)), np.diff(want.indptr))] * want.data
+    want.data *= s[want.indices]
+    want.setdiag(0)
+    want.eliminate_zeros()
+    want.sort_indices()
+
+    w = got.weights
+    assert w.diagonal().tolist() == [0.0] * len(keep) and (w.data != 0).all()
+    assert np.array_equal(w.indptr, want.indptr) and np.array_equal(w.indices, want.indices)
+    assert np.array_equal(w.data, want.data), "the same floats, not merely close ones"

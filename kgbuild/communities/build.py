@@ -39,6 +39,7 @@ TOP_TERMS = 8
 TOP_CHUNKS = 3
 SNIPPET = 300
 TEXTS_PER_PAGE = 512  # chunk texts tokenized at a time for the communities' terms
+SUMMARIES_PER_RELEASE = 256  # communities summarised between two releases of the chunk table's pages
 # function words bm25s's English list lets through, which c-TF-IDF would otherwise offer as key terms
 EXTRA_STOPWORDS = frozenset(
     "about above across after again against also although among another any anyone became because become been before"
@@ -98,6 +99,9 @@ def build_communities(graph: RetrievalGraph, payloads: Mapping[str, Mapping[str,
         for j, cluster in enumerate(at):
             communities.append(_summarise(cluster, j, graph, weights, entity_ids, by_community, totals, assignment, chunk_doc,
                                           doc_names, payloads, level_terms[j]))
+            if j % SUMMARIES_PER_RELEASE == SUMMARIES_PER_RELEASE - 1:
+                _release_pages(payloads)
+        _release_pages(payloads)
     communities.sort(key=lambda c: (c.level, c.id))
     chunk_communities = {c: sorted(ids) for c, ids in sorted(assigned.items())}
     return CommunityIndex(communities, chunk_communities, graph.signature, params.to_dict())
@@ -181,6 +185,13 @@ def _summarise(cluster: Any, j: int, graph: RetrievalGraph, weights: EntityWeigh
                      sorted(entity_ids[m] for m in cluster.members), top, terms, chunks, documents, labels, int(len(own)))
 
 
+def _release_pages(payloads: Mapping[str, Mapping[str, Any]]) -> None:
+    """Let go of the chunk table's pages read so far: the representative chunks of every community touch most of
+    the file (24 MiB at 10,000 chunks, resident through the rest of the refresh otherwise)."""
+    if isinstance(payloads, ChunkTable):
+        payloads.release_pages()
+
+
 def _payload(payloads: Mapping[str, Mapping[str, Any]], chunk: str) -> Mapping[str, Any]:
     """A chunk's payload, not kept where the payloads are the chunk table (``ChunkTable.read``); {} if absent."""
     if chunk not in payloads:
@@ -222,8 +233,7 @@ class _TermCounts:
                 for word in words:
                     rows.append(start + offset)
                     cols.append(vocabulary.setdefault(word, len(vocabulary)))
-            if isinstance(payloads, ChunkTable):
-                payloads.release_pages()
+            _release_pages(payloads)
         if not vocabulary:
             return
         words = list(vocabulary)

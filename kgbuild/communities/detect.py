@@ -108,19 +108,19 @@ def entity_weights(graph: RetrievalGraph, params: CommunityParams = CommunityPar
     per_chunk = np.asarray(mentions.sum(axis=1)).ravel()
     share = np.where(per_chunk > 1, 1.0 / np.maximum(per_chunk - 1, 1), 0.0)
     co = (mentions.T @ sparse.diags(share) @ mentions).tocsr()
-    co.setdiag(0)
-    co.eliminate_zeros()
     relations = graph.relations[keep][:, keep].tocsr().astype(np.float64) * params.relation_weight
     weights = (co + relations).tocsr()
     del co, relations
     # s @ weights @ s with s diagonal, in place: each entry times its row's and its column's specificity (the
     # products in the order the matrix products make them, so the floats are theirs)
     s = spec.astype(np.float64) ** params.specificity_power
-    rows = np.repeat(np.arange(n), np.diff(weights.indptr))
+    rows = np.repeat(np.arange(n, dtype=np.int32), np.diff(weights.indptr))
     weights.data = s[rows] * weights.data
     weights.data *= s[weights.indices]
+    # no self-loops: the diagonal's entries zeroed where they are and dropped; scipy's setdiag(0) rebuilt the whole
+    # matrix through COO to do it (+34 MiB at 10,000 chunks, BENCHMARKS.md scale-out)
+    weights.data[weights.indices == rows] = 0
     del rows
-    weights.setdiag(0)
     weights.eliminate_zeros()
     weights.sort_indices()
     return EntityWeights(keep, weights, spec.astype(np.float64))

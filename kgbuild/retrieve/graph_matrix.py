@@ -49,15 +49,18 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import mmap
 import re
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from kgbuild.folders import replace_folder, staging_folder
+from kgbuild.memory import release_mapped_pages
 from kgbuild.retrieve.chunk_rows import (
     BM25_DIR, PLAIN_TEXTS, TOKENS, MentionPairs, Row, SpilledPayloads, WrittenRows, merge_rows, plain_words,
     rows_from_payloads, write_rows,
@@ -73,6 +76,7 @@ if TYPE_CHECKING:  # pragma: no cover
 FORMAT = 3  # 2: with the chunk table and the BM25 index; 3: title entities
 RETRIEVAL_DIR = "retrieval"
 DOCUMENTS = "documents.json"  # the documents' signatures and the chunks' titles (``update_retrieval_graph``)
+NAME_VECTORS = "name_vectors.npy"  # one normalised vector per entity name, in entity order
 TITLE = "TITLE"  # the type of the entities that document titles make
 SYNONYM_THRESHOLD = 0.9
 MIN_COOCCURRENCE = 2  # chunks two entities must share for a co-occurrence edge
@@ -199,6 +203,15 @@ class RetrievalGraph:
         changed. Rows written to a folder are moved, not copied: a graph's rows are saved once."""
         folder = Path(folder)
         tmp = staging_folder(folder)
+        # the vectors first: a build maps them from a file in its rows' folder, which moving the rows removes
+        saved_vectors = folder / NAME_VECTORS
+        mapped = _mapped_file(self.name_vectors)
+        if mapped is not None:  # the file as it is, not read through this process
+            shutil.copyfile(mapped, tmp / NAME_VECTORS)
+        else:
+            np.save(tmp / NAME_VECTORS, self.name_vectors.astype(np.float32, copy=False))
+        if self.name_vectors.size:  # read from the file from here on: the default transition's build overlapped them
+            self.name_vectors = np.load(tmp / NAME_VECTORS, mmap_mode="r")
         rows = self.rows
         if rows is None and payloads is not None:
             rows = write_rows(rows_from_payloads(payloads))
@@ -216,10 +229,6 @@ class RetrievalGraph:
             arrays[f"{part}_data"], arrays[f"{part}_indices"], arrays[f"{part}_indptr"] = m.data, m.indices, m.indptr
             arrays[f"{part}_shape"] = np.array(m.shape, dtype=np.int64)
         np.savez(tmp / "matrices.npz", **arrays)
-        np.save(tmp / "name_vectors.npy", self.name_vectors.astype(np.float32, copy=False))
-        saved_vectors = folder / "name_vectors.npy"
-        if self.name_vectors.size:  # read from the file from here on: the default transition's build overlapped them
-            self.name_vectors = np.load(tmp / "name_vectors.npy", mmap_mode="r")
         # what opening would otherwise build: the seed automaton and the default transition
         from kgbuild.retrieve.ppr import GraphChannelSettings, PPRGraph
         from kgbuild.retrieve.seeds import SeedMatcher
@@ -259,7 +268,7 @@ class RetrievalGraph:
                 parts[part] = sparse.csr_matrix((z[f"{part}_data"], z[f"{part}_indices"], z[f"{part}_indptr"]), shape=shape)
         entities = [EntityNode(i, k, t, n, tuple(a), int(df), float(c)) for i, k, t, n, a, df, c in nodes["entities"]]
         return cls(nodes["chunks"], entities, int(meta["documents"]), labels=nodes["labels"],
-                   name_vectors=np.load(folder / "name_vectors.npy"), embedding_model=meta.get("embedding_model", ""),
+                   name_vectors=np.load(folder / NAME_VECTORS), embedding_model=meta.get("embedding_model", ""),
                    signature=meta.get("signature", ""), built_s=float(meta.get("built_s", 0.0)), folder=folder,
                    updated=bool(meta.get("updated")), **parts)
 
@@ -284,6 +293,13 @@ class RetrievalGraph:
             np.allclose(self.name_vectors, other.name_vectors, atol=1e-5))
 
 
+def _mapped_file(vectors: np.ndarray) -> Path | None:
+    """The ``.npy`` file a matrix is, where it is one mapped whole (``np.load(mmap_mode=...)``, ``open_memmap``)."""
+    if isinstance(vectors, np.memmap) and isinstance(vectors.base, mmap.mmap) and vectors.filename:
+        return Path(vectors.filename)
+    return None
+
+
 def _stored_name_vectors(folder: Path | None, embedding_model: str) -> dict[str, np.ndarray]:
     """Name -> vector from a stored graph built with the same embedder (reused: only new names are embedded)."""
     if folder is None or not (folder / "nodes.json").exists():
@@ -293,7 +309,7 @@ def _stored_name_vectors(folder: Path | None, embedding_model: str) -> dict[str,
         if meta.get("format") != FORMAT or meta.get("embedding_model") != embedding_model:
             return {}
         nodes = json.loads((folder / "nodes.json").read_text(encoding="utf-8"))
-        vectors = np.load(folder / "name_vectors.npy", mmap_mode="r")  # rows read as they are reused
+        vectors = np.load(folder / NAME_VECTORS, mmap_mode="r")  # rows read as they are reused
     except (OSError, ValueError):
         return {}
     if len(vectors) != len(nodes["entities"]):
@@ -302,10 +318,13 @@ def _stored_name_vectors(folder: Path | None, embedding_model: str) -> dict[str,
 
 
 def embed_names(names: Sequence[str], embedder: Embedder | None, known: Mapping[str, np.ndarray] | None = None,
-                batch: int = 256) -> tuple[np.ndarray, int]:
+                batch: int = 256, out_file: Path | None = None,
+                after_block: Callable[[], Any] | None = None) -> tuple[np.ndarray, int]:
     """Normalised float32 vectors of ``names`` (rows in order); names in ``known`` are not embedded again.
     Returns the matrix and how many names were embedded now. The vectors go straight into the one matrix
-    returned (a dict of per-name vectors, stacked and cast, held the names' vectors three times over)."""
+    returned (a dict of per-name vectors, stacked and cast, held the names' vectors three times over); with
+    ``out_file``, a ``.npy`` file mapped into memory, whose pages ``after_block`` (called after each block written)
+    can let go of (``release_mapped_pages``): 27 MiB of names at 10,000 chunks then never sit in memory at once."""
     known = known or {}
     if embedder is None or not names:
         return np.zeros((0, 0), np.float32), 0
@@ -320,8 +339,12 @@ def embed_names(names: Sequence[str], embedder: Embedder | None, known: Mapping[
         nonlocal out
         block = np.asarray(vectors, dtype=np.float32)
         if out is None:
-            out = np.empty((len(names), block.shape[1]), dtype=np.float32)
+            shape = (len(names), block.shape[1])
+            out = np.empty(shape, dtype=np.float32) if out_file is None else \
+                np.lib.format.open_memmap(out_file, mode="w+", dtype=np.float32, shape=shape)
         out[[first[n] for n in part]] = block
+        if after_block is not None:
+            after_block()
 
     for start in range(0, len(todo), batch):
         part = todo[start:start + batch]
@@ -337,13 +360,18 @@ def embed_names(names: Sequence[str], embedder: Embedder | None, known: Mapping[
         rows = out[start:start + 4096]
         norms = np.linalg.norm(rows, axis=1, keepdims=True)
         rows /= np.where(norms == 0, 1.0, norms)
+        if after_block is not None:
+            after_block()
+    if isinstance(out, np.memmap):
+        out.flush()
     return out, len(todo)
 
 
 def synonym_pairs(vectors: np.ndarray, types: Sequence[str], threshold: float = SYNONYM_THRESHOLD,
-                  block: int = 1024) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  block: int = 1024, after_block: Callable[[], Any] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(i, j, cosine) for i < j of one type with cosine >= threshold, blockwise on both sides (memory: two blocks of
-    vectors and a block x block of cosines, whatever the number of names of a type)."""
+    vectors and a block x block of cosines, whatever the number of names of a type). ``after_block``: called after
+    each pair of blocks (vectors mapped from a file: to let go of the pages read)."""
     rows, cols, sims = [], [], []
     if vectors.size == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
@@ -364,6 +392,8 @@ def synonym_pairs(vectors: np.ndarray, types: Sequence[str], threshold: float = 
                 rows.append(left[r])
                 cols.append(right[c])
                 sims.append(s[r, c].astype(np.float32))
+                if after_block is not None:
+                    after_block()
     if not rows:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
     return np.concatenate(rows), np.concatenate(cols), np.concatenate(sims)
@@ -608,8 +638,12 @@ def _assemble(entities_by_id: Mapping[str, Entity], relation_triples: Iterable[t
 
     model = getattr(embedder, "name", "") if embedder is not None else ""
     known = _stored_name_vectors(reuse_from, model) if embedder is not None else {}
-    vectors, _ = embed_names([e.name for e in entities], embedder, known)
-    si, sj, ss = synonym_pairs(vectors, [e.type for e in entities], synonym_threshold)
+    # with rows, the vectors are mapped from a file in their folder, its pages let go of as they are written and read
+    folder = rows.folder if rows is not None else None
+    release = (lambda: release_mapped_pages(folder)) if folder is not None else None
+    vectors, _ = embed_names([e.name for e in entities], embedder, known,
+                             out_file=folder / NAME_VECTORS if folder is not None else None, after_block=release)
+    si, sj, ss = synonym_pairs(vectors, [e.type for e in entities], synonym_threshold, after_block=release)
     synonyms = _csr(np.concatenate([si, sj]), np.concatenate([sj, si]), np.concatenate([ss, ss]), (n_e, n_e))
     return RetrievalGraph(chunks, entities, documents, ce, relations, relation_labels, labels, cooc, synonyms, vectors,
                           embedding_model=model, rows=rows)
