@@ -4,6 +4,7 @@ change), personalised PageRank on a hand graph, explanations on hits, and an ind
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -180,6 +181,46 @@ def test_saving_reads_the_name_vectors_from_their_file_before_the_transition_is_
     assert seen == [True]
     assert isinstance(graph.name_vectors, np.memmap) and np.array_equal(graph.name_vectors, vectors)
     assert np.array_equal(RetrievalGraph.load(tmp_path / "saved").name_vectors, vectors)
+
+
+def test_name_vectors_are_built_into_a_mapped_file_whose_pages_are_let_go_of(tmp_path, monkeypatch):
+    """With chunk rows, the names' vectors are written into a file in the rows' folder (not the heap), its pages let go
+    of as blocks are written and read; the values, and the saved file, are those of a build in memory."""
+    import kgbuild.retrieve.graph_matrix as graph_matrix
+    from kgbuild.retrieve.graph_matrix import embed_names
+
+    class Names:
+        name = "fake-names"
+
+        def embed(self, texts):
+            return [[1.0, float(len(t)), float(sum(map(ord, t)) % 7)] for t in texts]
+
+    names = [f"Name {i % 700}" for i in range(1000)]  # repeated names are copied, not embedded again
+    calls = []
+    in_memory, embedded = embed_names(names, Names())
+    mapped, embedded_too = embed_names(names, Names(), out_file=tmp_path / "v.npy", after_block=lambda: calls.append(1))
+    assert isinstance(mapped, np.memmap) and not isinstance(in_memory, np.memmap)
+    assert embedded == embedded_too == 700 and np.array_equal(mapped, in_memory)
+    assert len(calls) >= 700 // 256 + 1
+    assert np.array_equal(np.load(tmp_path / "v.npy"), in_memory)
+
+    released = []
+    release = graph_matrix.release_mapped_pages
+    monkeypatch.setattr(graph_matrix, "release_mapped_pages", lambda folder: released.append(Path(folder)) or release(folder))
+    entities = [make("COMPANY", "Acme Corp"), make("PERSON", "Mara Lindqvist")]
+    payloads = {f"d{i}:00000": {"chunk_id": f"d{i}:00000", "doc_id": f"d{i}", "title": f"Report {i}",
+                                "text": "Mara Lindqvist runs Acme Corp.", "entity_ids": [e.id for e in entities]}
+                for i in range(3)}
+    graph = build_retrieval_graph(EntityGraphData({e.id: e for e in entities}, [], []), embedder=Names(),
+                                  payloads=payloads, rows_folder=tmp_path / "rows")
+    assert isinstance(graph.name_vectors, np.memmap) and Path(graph.name_vectors.filename).parent == tmp_path / "rows"
+    assert released and set(released) == {tmp_path / "rows"}
+    want, _ = embed_names([e.name for e in graph.entities], Names())
+    assert np.array_equal(graph.name_vectors, want)
+    graph.save(tmp_path / "saved")
+    assert not (tmp_path / "rows").exists()
+    assert np.array_equal(np.load(tmp_path / "saved" / "name_vectors.npy"), want)
+    assert np.array_equal(RetrievalGraph.load(tmp_path / "saved").name_vectors, want)
 
 
 def test_document_titles_are_entities_linked_from_the_chunks_that_name_them():
