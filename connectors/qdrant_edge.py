@@ -75,6 +75,7 @@ class QdrantEdgeVectorSink:
             if self.exists():
                 # with a config, the engine checks that the stored vectors have the same size
                 self._shard = q.EdgeShard.load(str(self.path), config) if config else q.EdgeShard.load(str(self.path))
+                release_mapped_pages(self.path)  # loading reads every segment through its mapping: see flush()
             else:
                 if config is None:
                     raise SinkError(f"no vector index at {self.path}: run `kgbuild ingest` first")
