@@ -113,7 +113,7 @@ class ReadDocument:
     vectors: list[Any] | None = None  # per chunk: its embedding
 
 
-@dataclass(slots=True, weakref_slot=True)
+@dataclass(slots=True)
 class ReadFile:
     """A changed file read and chunked (ahead, to count its chunks), or only counted when too large to keep."""
 
