@@ -95,15 +95,19 @@ class TestQdrantServerVectorSink(VectorSinkConformance):
 class _CountingClient:
     """Stands in for a server's client: records each upsert and how many overlapped."""
 
-    def __init__(self, fail_batch: int | None = None):
+    def __init__(self, fail_batch: int | None = None, together: int = 0):
         import threading
 
         self.lock = threading.Lock()
         self.in_flight = self.most_in_flight = 0
         self.batches: list[list] = []
         self.fail_batch = fail_batch
+        # the first ``together`` upserts wait for each other: in flight at once where the sink runs them in parallel,
+        # however loaded the machine (a sleep was not: CI once saw 3 of 4); a serial sink breaks the barrier instead
+        self.together = threading.Barrier(together) if together else None
 
     def upsert(self, collection, points, wait):
+        import threading
         import time
 
         assert wait is True
@@ -112,7 +116,13 @@ class _CountingClient:
             self.most_in_flight = max(self.most_in_flight, self.in_flight)
             number = len(self.batches)
             self.batches.append(points)
-        time.sleep(0.2)  # long enough for every stream to be in flight at once, even on a loaded machine
+        if self.together is not None and number < self.together.parties:
+            try:
+                self.together.wait(timeout=10)
+            except threading.BrokenBarrierError:
+                pass
+        else:
+            time.sleep(0.05)
         with self.lock:
             self.in_flight -= 1
         if number == self.fail_batch:
@@ -141,7 +151,7 @@ def _many_points(batches: int) -> list:
 def test_a_server_gets_batches_in_parallel_streams_each_point_once():
     from kgbuild.connectors.qdrant_server import UPSERT_BATCH, UPSERT_STREAMS
 
-    client = _CountingClient()
+    client = _CountingClient(together=UPSERT_STREAMS)
     points = _many_points(6)
     _server_sink(client).upsert(points)
     assert sorted(pt.id for batch in client.batches for pt in batch) == sorted(p.id for p in points)
