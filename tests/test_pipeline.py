@@ -356,10 +356,9 @@ def test_files_past_the_read_ahead_budget_are_read_again_and_none_is_held_past_i
     run(corpus, small, gazetteer, embedder)
     assert sorted(reads[:4]) == sorted(DOCS), "every file is read once ahead, to count its chunks"
     again = reads[4:]
-    assert again and len(again) < 4, "the files past the budget, and only those, are read again"
+    assert again and len(again) < 4, "the files past the budget are read again, the ones kept are not"
     assert_same_index(snapshot(small), everything_kept)
 
-    reads.clear()
     pipe = pipeline.IngestPipeline(settings.model_copy(update={"out_dir": tmp_path / "held"}), extractor=gazetteer,
                                    embedder=embedder)
     items = pipe._read_files(plan_ingest(corpus, {}, "fingerprint", exclude=[], on_file=lambda rel: None).changed, set())
