@@ -34,7 +34,7 @@ from kgbuild.extract.base import Extractor, aggregate_classifications
 from kgbuild.extract.cache import ExtractionCache
 from kgbuild.extract.runner import extract_chunks
 from kgbuild.extract.runtime import build_embedder, build_extractor
-from kgbuild.memory import release_heap
+from kgbuild.memory import release_heap, settled
 from kgbuild.hooks import reached
 from kgbuild.index import Index
 from kgbuild.inflight import DocumentInFlight, FilesInFlight
@@ -611,7 +611,7 @@ class IngestPipeline:
             # the summaries read one at a time from the cache: what stays is each document's names, not its summary
             summaries = chain(((doc_id, summary) for doc_id, summary in self.cache.iter_summaries(wanted)
                                if doc_id not in again), again.items())
-            links = index_links(summaries)
+            links = settled(lambda: index_links(summaries))  # not left scattered over the pass's arenas
             stale = [doc_id for doc_id in sorted(kept | set(again))
                      if links_record(links.get(doc_id)) != where[doc_id][3].cross_links]
         batch: list[str] = []
