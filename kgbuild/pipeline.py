@@ -295,7 +295,19 @@ class IngestPipeline:
             self.report.reextraction_reason = describe_fingerprint_change(previous_extraction, extraction.parts,
                                                                           (previous_model or "", extraction.model))
 
-        files = FilesInFlight(extraction.fingerprint)
+        self._write_batches(root, plan, recovered, extraction.fingerprint)
+        self._keep_unreadable(plan)
+        if self.settings.prune:
+            self._prune(root, plan.removed)
+        self._link_across_documents()
+        release_heap()  # what the links pass held, before the end-of-run builds
+        self._finish()
+        return True
+
+    def _write_batches(self, root: str, plan: IngestPlan, recovered: set[str], fingerprint: str) -> None:
+        """Read, extract, resolve and write the changed files a batch at a time, committing each. A method of its
+        own so that the last batch (its documents, chunks and mentions) is not held through the end-of-run builds."""
+        files = FilesInFlight(fingerprint)
         totals = _RunTotals(self.report)
         if self.settings.engine == "ray" and plan.changed:
             from kgbuild.ray_engine import RayExtraction
@@ -307,14 +319,6 @@ class IngestPipeline:
             result = self._process_batch(batch)
             totals.add(result)
             self._commit(root, files, result)
-
-        self._keep_unreadable(plan)
-        if self.settings.prune:
-            self._prune(root, plan.removed)
-        self._link_across_documents()
-        release_heap()  # what the links pass held, before the end-of-run builds
-        self._finish()
-        return True
 
     def _embedding_dimension(self) -> int:
         with self.timer("load models"):
