@@ -295,7 +295,7 @@ class IngestPipeline:
             self.report.reextraction_reason = describe_fingerprint_change(previous_extraction, extraction.parts,
                                                                           (previous_model or "", extraction.model))
 
-        self._write_batches(root, plan, recovered, extraction.fingerprint)
+        self._write_batches(root, plan, recovered)
         self._keep_unreadable(plan)
         if self.settings.prune:
             self._prune(root, plan.removed)
@@ -304,10 +304,10 @@ class IngestPipeline:
         self._finish()
         return True
 
-    def _write_batches(self, root: str, plan: IngestPlan, recovered: set[str], fingerprint: str) -> None:
+    def _write_batches(self, root: str, plan: IngestPlan, recovered: set[str]) -> None:
         """Read, extract, resolve and write the changed files a batch at a time, committing each. A method of its
         own so that the last batch (its documents, chunks and mentions) is not held through the end-of-run builds."""
-        files = FilesInFlight(fingerprint)
+        files = FilesInFlight(self.fingerprint)
         totals = _RunTotals(self.report)
         if self.settings.engine == "ray" and plan.changed:
             from kgbuild.ray_engine import RayExtraction

@@ -372,12 +372,12 @@ def test_files_past_the_read_ahead_budget_are_read_again_and_none_is_held_past_i
 def test_nothing_of_the_write_batches_is_held_through_the_end_of_run_builds(corpus, settings, gazetteer, embedder,
                                                                             monkeypatch):
     """The links pass and the corpus-wide builds start with no batch still alive: the last batch's documents,
-    chunks and mentions were once held through them by the write loop's variables."""
+    chunks and extractions were once held through them by the write loop's variables."""
     import gc
 
     import kgbuild.pipeline as pipeline
     from kgbuild.inflight import DocumentInFlight
-    from kgbuild.types import Mention
+    from kgbuild.types import Chunk
 
     alive: list[tuple[int, int]] = []
     link_across_documents = pipeline.IngestPipeline._link_across_documents
@@ -385,10 +385,10 @@ def test_nothing_of_the_write_batches_is_held_through_the_end_of_run_builds(corp
     def counted(self):
         gc.collect()
         objects = gc.get_objects()
-        alive.append((sum(isinstance(o, DocumentInFlight) for o in objects), sum(isinstance(o, Mention) for o in objects)))
+        alive.append((sum(isinstance(o, DocumentInFlight) for o in objects), sum(isinstance(o, Chunk) for o in objects)))
         return link_across_documents(self)
 
     monkeypatch.setattr(pipeline.IngestPipeline, "_link_across_documents", counted)
     report = run(corpus, settings, gazetteer, embedder)
     assert report.documents_read == 4 and report.totals.mentions > 0
-    assert alive == [(0, 0)], f"documents in flight and mentions still alive after the write loop: {alive}"
+    assert alive == [(0, 0)], f"documents in flight and chunks still alive after the write loop: {alive}"
