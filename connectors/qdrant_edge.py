@@ -23,6 +23,9 @@ from kgbuild.types import COMMUNITIES_FIELD, ChunkPoint, VectorExport, VectorFil
 from kgbuild.write import FILTERED_FIELDS, keyword_fields
 
 UPSERT_BATCH = 5000
+# payload updates between two releases of the shard's mapped pages (``set_chunk_communities``): one update rewrites a
+# few chunks, and 5,000 chunks' worth left ~30 MiB of written pages resident at the end of a 10,000-chunk ingest
+RELEASE_EVERY = 500
 
 # The engine locks a shard's folder against a second handle, even in the same process. Sinks on
 # the same folder in one process share one handle (two retrievers on one index, a retriever held
@@ -166,7 +169,7 @@ class QdrantEdgeVectorSink:
                 if held:
                     shard.update(q.UpdateOperation.set_payload(held, {COMMUNITIES_FIELD: list(value)}))
                 since_release += len(ids)
-                if since_release >= UPSERT_BATCH:  # each payload rewritten went through the mapped files: see flush()
+                if since_release >= RELEASE_EVERY:  # each payload rewritten went through the mapped files: see flush()
                     release_mapped_pages(self.path)
                     since_release = 0
         release_mapped_pages(self.path)

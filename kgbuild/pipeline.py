@@ -35,6 +35,7 @@ from kgbuild.extract.cache import ExtractionCache
 from kgbuild.extract.runner import extract_chunks
 from kgbuild.extract.runtime import build_embedder, build_extractor
 from kgbuild.memory import release_heap, settled
+from kgbuild.names import clear_caches as clear_name_caches
 from kgbuild.hooks import reached
 from kgbuild.index import Index
 from kgbuild.inflight import DocumentInFlight, FilesInFlight
@@ -300,6 +301,7 @@ class IngestPipeline:
         if self.settings.prune:
             self._prune(root, plan.removed)
         self._link_across_documents()
+        clear_name_caches()  # resolution is over
         release_heap()  # what the links pass held, before the end-of-run builds
         self._finish()
         return True
@@ -708,16 +710,20 @@ class IngestPipeline:
             self.index.checkpoint(self.stores, self.journal)
         self.checkpoints.restart()
 
+    def _refresh_retrieval_graph(self) -> Any:
+        graph = self.index.refresh_retrieval_graph(self.stores, self.embedder, self.written)
+        release_heap()
+        return graph
+
     def _finish(self) -> None:
         report = self.report
         stores_changed = report.documents_recovered or report.documents_read or report.documents_removed or self.relinked
-        # the graph channel's matrix, where the state changed
-        graph = self.index.refresh_retrieval_graph(self.stores, self.embedder, self.written)
-        release_heap()
         from kgbuild.communities import refresh_communities
 
-        # where the retrieval graph changed, or the run wrote chunks again
-        refresh_communities(self.index, self.stores, graph, embedder=self.embedder, rewritten=bool(stores_changed))
+        # the graph channel's matrix where the state changed, then the communities where it changed or the run wrote
+        # chunks again; the graph is handed over, not held here, so that they can let it go once built from it
+        refresh_communities(self.index, self.stores, self._refresh_retrieval_graph(), embedder=self.embedder,
+                            rewritten=bool(stores_changed))
         if stores_changed or not self.index.state.totals:
             self.index.record_totals(self.stores.counts())
         self._checkpoint()

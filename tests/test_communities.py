@@ -441,3 +441,114 @@ def test_entity_weights_are_those_of_the_matrix_products_with_the_diagonal_set_t
     assert w.diagonal().tolist() == [0.0] * len(keep) and (w.data != 0).all()
     assert np.array_equal(w.indptr, want.indptr) and np.array_equal(w.indices, want.indices)
     assert np.array_equal(w.data, want.data), "the same floats, not merely close ones"
+
+
+# -- what the build holds at once (BENCHMARKS.md, scale-out memory) ---------------------------------------------
+
+
+def test_term_counts_are_each_chunks_kept_words_with_the_vocabulary_in_alphabetical_order(monkeypatch):
+    """Counted a chunk at a time straight into the matrix's rows, across pages and past chunks without text."""
+    from collections import Counter
+
+    import bm25s
+    import numpy as np
+
+    import kgbuild.communities.build as build
+
+    monkeypatch.setattr(build, "TEXTS_PER_PAGE", 2)
+    texts = {"d#0": "Tesla builds electric cars; electric cars need charging stations.", "d#1": "",
+             "d#2": "The yogurt sales of Danone rose, and yogurt prices fell.", "e#0": "a an of 42 xx",
+             "e#1": "Coffee capsules, coffee farms and DAIRY farms of Vevey."}
+    ids = sorted(texts)
+    counts = build._TermCounts(ids, {c: {"text": t} for c, t in texts.items()})
+
+    want = [Counter(w for w in words if build._is_term(w))
+            for words in bm25s.tokenize([texts[c] for c in ids], stopwords="en", show_progress=False, return_ids=False)]
+    assert counts.vocab == sorted({w for c in want for w in c}) and "electric" in counts.vocab
+    dense = counts.counts.toarray()
+    assert dense.shape == (len(ids), len(counts.vocab)) and dense.dtype == np.float32
+    for row, chunk_counts in enumerate(want):
+        assert {counts.vocab[j]: dense[row, j] for j in np.flatnonzero(dense[row])} == dict(chunk_counts), ids[row]
+    assert counts.counts.has_sorted_indices
+
+
+def test_the_build_holds_neither_the_weights_beside_leiden_nor_the_term_counts_through_the_summaries(built,
+                                                                                                   monkeypatch):
+    """Leiden's own copy of the graph and the summaries are the build's two peaks: the entity weights are made
+    again after Leiden, and every level's key terms come before the summaries, so the term counts are gone."""
+    import gc
+
+    import kgbuild.communities.build as build
+    from kgbuild.communities.detect import EntityWeights
+
+    def alive(kind: type) -> int:
+        gc.collect()
+        return sum(isinstance(o, kind) for o in gc.get_objects())
+
+    seen: dict[str, list[int]] = {"weights during leiden": [], "term counts during summaries": []}
+    leiden, summarise = build.leiden_clusters, build._summarise
+
+    def counted_leiden(*args, **kwargs):
+        seen["weights during leiden"].append(alive(EntityWeights))
+        return leiden(*args, **kwargs)
+
+    def counted_summarise(*args, **kwargs):
+        seen["term counts during summaries"].append(alive(build._TermCounts))
+        return summarise(*args, **kwargs)
+
+    monkeypatch.setattr(build, "leiden_clusters", counted_leiden)
+    monkeypatch.setattr(build, "_summarise", counted_summarise)
+    source = retrieval_dir(built.out_dir)
+    got = build_communities(RetrievalGraph.load(source), ChunkTable.open(source))
+    assert got.communities == load_communities(built).communities  # what the ingest stored, from the same graph
+    assert seen["weights during leiden"] == [0]
+    assert seen["term counts during summaries"] and set(seen["term counts during summaries"]) == {0}
+
+
+def test_an_ingest_lets_go_of_the_name_caches_and_the_retrieval_graph_before_what_needs_them_no_more(
+        tmp_path, extractor, embedder, monkeypatch):
+    """Resolution's name caches are empty when the end-of-run builds start, and the retrieval graph and chunk
+    table the communities were built from are gone when the chunk payloads are updated (the ingest hands the
+    graph over rather than holding it)."""
+    import gc
+
+    import kgbuild.communities.refresh as refresh
+    from kgbuild.names import normalize_name
+
+    seen: dict[str, object] = {}
+    refresh_graph, set_payloads = Index.refresh_retrieval_graph, refresh._set_payloads
+
+    def at_retrieval_graph(self, *args, **kwargs):
+        seen["cached names"] = normalize_name.cache_info().currsize
+        return refresh_graph(self, *args, **kwargs)
+
+    def at_payloads(*args, **kwargs):
+        gc.collect()
+        objects = gc.get_objects()
+        seen["alive"] = (sum(isinstance(o, RetrievalGraph) for o in objects), sum(isinstance(o, ChunkTable) for o in objects))
+        return set_payloads(*args, **kwargs)
+
+    monkeypatch.setattr(Index, "refresh_retrieval_graph", at_retrieval_graph)
+    monkeypatch.setattr(refresh, "_set_payloads", at_payloads)
+    corpus = write(tmp_path / "corpus", corpus_files(2))
+    report = ingest(corpus, settings_for(tmp_path / "out"), extractor=extractor, embedder=embedder)
+    assert report.totals.entities > 0 and load_communities(settings_for(tmp_path / "out")).communities
+    assert seen == {"cached names": 0, "alive": (0, 0)}
+
+
+def test_community_payload_updates_let_go_of_the_written_pages_as_they_go(built, tmp_path, monkeypatch):
+    """A page release every ``RELEASE_EVERY`` chunks updated, not only at the end: the pages written by a whole
+    index's updates stayed resident until then (~30 MiB at 10,000 chunks)."""
+    import kgbuild.connectors.qdrant_edge as qdrant_edge
+
+    out = tmp_path / "copy"
+    shutil.copytree(built.out_dir, out)
+    releases: list[str] = []
+    monkeypatch.setattr(qdrant_edge, "release_mapped_pages", lambda folder: releases.append(str(folder)))
+    monkeypatch.setattr(qdrant_edge, "RELEASE_EVERY", 3)
+    with Index.open_existing(settings_for(out)).stores() as stores:
+        chunks = sorted(stores.vectors.chunk_communities())
+        releases.clear()
+        stores.vectors.set_chunk_communities({c: [f"c0-test{i}"] for i, c in enumerate(chunks)})
+        assert stores.vectors.chunk_communities() == {c: [f"c0-test{i}"] for i, c in enumerate(chunks)}
+    assert len(chunks) >= 9 and len(releases) >= len(chunks) // 3

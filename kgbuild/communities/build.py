@@ -28,7 +28,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from kgbuild.communities.detect import CommunityParams, EntityWeights, community_ids, detect_clusters, entity_weights
+from kgbuild.communities.detect import (
+    CommunityParams, EntityWeights, community_ids, entity_weights, leiden_clusters, upper_edges,
+)
 from kgbuild.communities.model import Community, CommunityEntity, CommunityIndex, RepresentativeChunk
 from kgbuild.memory import release_heap
 from kgbuild.retrieve.chunk_table import ChunkTable
@@ -61,10 +63,15 @@ def build_communities(graph: RetrievalGraph, payloads: Mapping[str, Mapping[str,
     # each step's temporaries are handed back to the OS before the next (``release_heap``): glibc keeps them
     # otherwise, and on a large index each step's peak would stack on the last one's leftovers
     weights = entity_weights(graph, params)
+    edges = upper_edges(weights)
+    del weights  # made again after Leiden: its own copy of the graph is the largest thing this build holds
+    release_heap()
+    clusters = leiden_clusters(edges, params)
+    del edges
+    release_heap()
+    weights = entity_weights(graph, params)
     release_heap()
     entity_ids = [graph.entities[i].id for i in weights.entities]
-    clusters = detect_clusters(weights, params)
-    release_heap()
     community_ids(clusters, weights, entity_ids)
     n_chunks = len(graph.chunk_ids)
     # chunk x kept-entity weights: confidence x specificity
@@ -78,30 +85,48 @@ def build_communities(graph: RetrievalGraph, payloads: Mapping[str, Mapping[str,
     terms = _TermCounts(graph.chunk_ids, payloads)
     release_heap()
 
-    assigned: dict[str, list[str]] = {}
-    communities: list[Community] = []
-    for level in sorted({c.level for c in clusters}):
-        at = [c for c in clusters if c.level == level]
+    levels = sorted({c.level for c in clusters})
+    clusters_at = {level: [c for c in clusters if c.level == level] for level in levels}
+
+    def level_scores(at: list[Any]) -> Any:
+        """Chunks x communities of a level (sparse: 100k x 10k)."""
         rows = np.concatenate([c.members for c in at])
         cols = np.concatenate([np.full(len(c.members), j) for j, c in enumerate(at)])
         membership = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(entity_ids), len(at)))
-        scores = (chunk_weights @ membership).tocsr()  # chunks x communities of the level (sparse: 100k x 10k)
-        chosen = _assign(scores, to_doc, chunk_doc)
-        by_community = scores.tocsc()
-        by_community.sort_indices()
+        return (chunk_weights @ membership).tocsr()
+
+    # every level's chunks and key terms first, so that the term counts are let go of before the summaries
+    assigned: dict[str, list[str]] = {}
+    assignments: dict[int, Any] = {}
+    key_terms: dict[int, list[list[str]]] = {}
+    for level in levels:
+        at = clusters_at[level]
+        chosen = _assign(level_scores(at), to_doc, chunk_doc)
         for chunk_pos, picks in enumerate(chosen):
             for j in picks:
                 assigned.setdefault(graph.chunk_ids[chunk_pos], []).append(at[j].id)
-        assignment = sparse.csr_matrix(
+        assignments[level] = sparse.csr_matrix(
             (np.ones(sum(len(p) for p in chosen)), ([j for p in chosen for j in p], [i for i, p in enumerate(chosen) for _ in p])),
             shape=(len(at), n_chunks))
-        level_terms = terms.top_terms(assignment)
+        key_terms[level] = terms.top_terms(assignments[level])
+        del chosen
+    del terms
+    release_heap()
+
+    communities: list[Community] = []
+    for level in levels:
+        at = clusters_at[level]
+        by_community = level_scores(at).tocsc()
+        by_community.sort_indices()
+        assignment, level_terms = assignments.pop(level), key_terms.pop(level)
         for j, cluster in enumerate(at):
             communities.append(_summarise(cluster, j, graph, weights, entity_ids, by_community, totals, assignment, chunk_doc,
                                           doc_names, payloads, level_terms[j]))
             if j % SUMMARIES_PER_RELEASE == SUMMARIES_PER_RELEASE - 1:
                 _release_pages(payloads)
         _release_pages(payloads)
+        del by_community, assignment, level_terms
+        release_heap()
     communities.sort(key=lambda c: (c.level, c.id))
     chunk_communities = {c: sorted(ids) for c, ids in sorted(assigned.items())}
     return CommunityIndex(communities, chunk_communities, graph.signature, params.to_dict())
@@ -209,6 +234,11 @@ def _title(top: Sequence[CommunityEntity], terms: Sequence[str]) -> str:
     return ", ".join(names) + (" · " + ", ".join(extra) if extra else "")
 
 
+def _is_term(word: str) -> bool:
+    """A word c-TF-IDF may offer as a key term: three letters or more, and not a function word."""
+    return len(word) >= 3 and word.isalpha() and word not in EXTRA_STOPWORDS
+
+
 class _TermCounts:
     """Chunk x term counts of the chunks' texts (bm25s's tokenizer, English stop words out), for c-TF-IDF."""
 
@@ -218,35 +248,41 @@ class _TermCounts:
         from kgbuild.retrieve.vector import payload_text
 
         # a page of texts at a time, read without keeping the payloads (``ChunkTable.read``): the tokens of every
-        # chunk as Python lists were most of what the communities' build held on a large index
+        # chunk as Python lists were most of what the communities' build held on a large index. Each chunk's counts
+        # go straight into the matrix's rows (one entry per distinct kept word, not one per token: a COO matrix of
+        # every token and its conversions peaked at +57 MiB at 10,000 chunks, BENCHMARKS.md scale-out)
+        from collections import Counter
+
         vocabulary: dict[str, int] = {}
-        rows, cols = array("i"), array("i")
+        indices, data, indptr = array("i"), array("f"), array("q", [0])
         self.vocab: list[str] = []
         self.counts = sparse.csr_matrix((len(chunk_ids), 0))
         for start in range(0, len(chunk_ids), TEXTS_PER_PAGE):
             texts = [payload_text(_payload(payloads, c)) for c in chunk_ids[start:start + TEXTS_PER_PAGE]]
-            if not any(texts):
-                continue
-            import bm25s
+            tokenized = [[]] * len(texts)
+            if any(texts):
+                import bm25s
 
-            for offset, words in enumerate(bm25s.tokenize(texts, stopwords="en", show_progress=False, return_ids=False)):
-                for word in words:
-                    rows.append(start + offset)
-                    cols.append(vocabulary.setdefault(word, len(vocabulary)))
+                tokenized = bm25s.tokenize(texts, stopwords="en", show_progress=False, return_ids=False)
+            for words in tokenized:
+                for word, count in sorted(Counter(w for w in words if _is_term(w)).items()):
+                    indices.append(vocabulary.setdefault(word, len(vocabulary)))
+                    data.append(count)
+                indptr.append(len(indices))
             _release_pages(payloads)
         if not vocabulary:
             return
-        words = list(vocabulary)
-        keep = np.array([len(w) >= 3 and w.isalpha() and w not in EXTRA_STOPWORDS for w in words], dtype=bool)
-        # counts are whole numbers: float32 holds them exactly, in half the memory
-        counts = sparse.csr_matrix((np.ones(len(rows), dtype=np.float32), (np.frombuffer(rows, dtype=np.int32),
-                                                                           np.frombuffer(cols, dtype=np.int32))),
-                                   shape=(len(chunk_ids), len(words)))
-        del rows, cols
         # vocabulary in alphabetical order: the same terms tie the same way whatever order the tokenizer met them in
-        alphabetical = sorted(np.flatnonzero(keep), key=lambda k: words[k])
-        self.vocab = [words[k] for k in alphabetical]
-        self.counts = counts[:, alphabetical].tocsr()
+        self.vocab = sorted(vocabulary)
+        rank = np.empty(len(self.vocab), dtype=np.int32)
+        rank[[vocabulary[w] for w in self.vocab]] = np.arange(len(self.vocab), dtype=np.int32)
+        del vocabulary
+        columns = rank[np.frombuffer(indices, dtype=np.int32)]
+        del indices
+        # counts are whole numbers: float32 holds them exactly, in half the memory
+        self.counts = sparse.csr_matrix((np.frombuffer(data, dtype=np.float32), columns, np.frombuffer(indptr, dtype=np.int64)),
+                                        shape=(len(chunk_ids), len(self.vocab)))
+        self.counts.sort_indices()
 
     def top_terms(self, assignment: Any, k: int = TOP_TERMS) -> list[list[str]]:
         """The ``k`` best terms of each community (rows of ``assignment``: communities x chunks) by c-TF-IDF."""

@@ -128,7 +128,17 @@ def entity_weights(graph: RetrievalGraph, params: CommunityParams = CommunityPar
 
 def detect_clusters(weights: EntityWeights, params: CommunityParams = CommunityParams()) -> list[Cluster]:
     """Hierarchical Leiden over the weighted entity graph; clusters sorted by (level, smallest member)."""
-    upper = _upper(weights.weights)
+    return leiden_clusters(upper_edges(weights), params)
+
+
+def upper_edges(weights: EntityWeights) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The edges Leiden reads (``leiden_clusters``): the upper triangle's rows, columns and weights, in row order."""
+    return _upper(weights.weights)
+
+
+def leiden_clusters(upper: tuple[np.ndarray, np.ndarray, np.ndarray],
+                    params: CommunityParams = CommunityParams()) -> list[Cluster]:
+    """``detect_clusters`` from the edges alone (``upper_edges``): the weights need not be held beside Leiden."""
     if not len(upper[0]):
         return []
     import graspologic_native as gn

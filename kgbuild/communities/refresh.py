@@ -67,6 +67,9 @@ def refresh_communities(index: Index, stores: Stores, graph: RetrievalGraph | No
 
         payloads = ChunkTable.open(source) or {}
     built = build_communities(graph, payloads, params)
+    # what the build read from is not needed to store what it made (the caller hands the graph over: see
+    # IngestPipeline._finish); kept, its matrices and the chunk table's pages sat under the payload updates' peak
+    del graph, payloads
     release_heap()  # see build_communities
     previous = CommunityIndex.load(folder)
     summary_vectors(built, embedder, previous)

@@ -34,6 +34,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from kgbuild.memory import release_heap
 from kgbuild.retrieve.chunk_table import IDS, OFFSETS, PAYLOADS, payload_line
 
 PLAIN_TEXTS = "plain.txt"  # per chunk, in chunk table order: its text's plain words (title links)
@@ -241,6 +242,7 @@ class RowsWriter:
             if self.mentions is not None:
                 for entity in row.entity_ids:
                     self.mentions.add(row.id, entity)
+        release_heap()  # a page's payloads, parsed and tokenized: glibc would keep each page's high-water mark
 
     def close(self) -> WrittenRows:
         self._write_page()
@@ -249,6 +251,7 @@ class RowsWriter:
         np.save(self.folder / OFFSETS, np.frombuffer(self._offsets, dtype=np.int64))
         (self.folder / IDS).write_text(json.dumps(self.ids), encoding="utf-8")
         self._save_bm25()
+        release_heap()  # bm25s's temporaries, before what the caller builds next
         return WrittenRows(self.folder, self.ids, self.titles)
 
     def _save_bm25(self) -> None:

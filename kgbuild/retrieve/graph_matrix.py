@@ -60,7 +60,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from kgbuild.folders import replace_folder, staging_folder
-from kgbuild.memory import release_mapped_pages
+from kgbuild.memory import release_heap, release_mapped_pages
 from kgbuild.retrieve.chunk_rows import (
     BM25_DIR, PLAIN_TEXTS, TOKENS, MentionPairs, Row, SpilledPayloads, WrittenRows, merge_rows, plain_words,
     rows_from_payloads, write_rows,
@@ -635,6 +635,7 @@ def _assemble(entities_by_id: Mapping[str, Entity], relation_triples: Iterable[t
     cooc.eliminate_zeros()
     cooc.sort_indices()
     cooc = cooc.astype(np.float32)
+    release_heap()  # the product of every pair sharing a chunk, before the names are embedded (20 MiB at 10,000 chunks)
 
     model = getattr(embedder, "name", "") if embedder is not None else ""
     known = _stored_name_vectors(reuse_from, model) if embedder is not None else {}
