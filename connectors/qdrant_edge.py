@@ -163,8 +163,9 @@ class QdrantEdgeVectorSink:
         by_value = group_by_communities(communities)
         since_release = 0
         for value, chunks in sorted(by_value.items()):
-            for i in range(0, len(chunks), UPSERT_BATCH):
-                ids = [point_id(c) for c in chunks[i : i + UPSERT_BATCH]]
+            step = min(UPSERT_BATCH, RELEASE_EVERY)
+            for i in range(0, len(chunks), step):
+                ids = [point_id(c) for c in chunks[i : i + step]]
                 held = [r.id for r in shard.retrieve(ids, with_payload=False, with_vector=False)]
                 if held:
                     shard.update(q.UpdateOperation.set_payload(held, {COMMUNITIES_FIELD: list(value)}))

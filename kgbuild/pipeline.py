@@ -721,8 +721,8 @@ class IngestPipeline:
         from kgbuild.communities import refresh_communities
 
         # the graph channel's matrix where the state changed, then the communities where it changed or the run wrote
-        # chunks again; the graph is handed over, not held here, so that they can let it go once built from it
-        refresh_communities(self.index, self.stores, self._refresh_retrieval_graph(), embedder=self.embedder,
+        # chunks again; the graph is made by them, not held here, so that they can let it go once built from it
+        refresh_communities(self.index, self.stores, self._refresh_retrieval_graph, embedder=self.embedder,
                             rewritten=bool(stores_changed))
         if stores_changed or not self.index.state.totals:
             self.index.record_totals(self.stores.counts())

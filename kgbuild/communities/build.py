@@ -63,11 +63,10 @@ def build_communities(graph: RetrievalGraph, payloads: Mapping[str, Mapping[str,
     # each step's temporaries are handed back to the OS before the next (``release_heap``): glibc keeps them
     # otherwise, and on a large index each step's peak would stack on the last one's leftovers
     weights = entity_weights(graph, params)
-    edges = upper_edges(weights)
+    edges = [upper_edges(weights)]  # handed over (popped): Leiden's caller lets them go as soon as it has read them
     del weights  # made again after Leiden: its own copy of the graph is the largest thing this build holds
     release_heap()
-    clusters = leiden_clusters(edges, params)
-    del edges
+    clusters = leiden_clusters(edges.pop(), params)
     release_heap()
     weights = entity_weights(graph, params)
     release_heap()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from kgbuild.communities.build import build_communities, summary_vectors
 from kgbuild.communities.detect import CommunityParams
@@ -27,13 +27,16 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger("kgbuild")
 
 
-def refresh_communities(index: Index, stores: Stores, graph: RetrievalGraph | None = None, *,
+def refresh_communities(index: Index, stores: Stores,
+                        graph: RetrievalGraph | Callable[[], RetrievalGraph | None] | None = None, *,
                         payloads: Mapping[str, Mapping[str, Any]] | None = None, embedder: Any = None,
                         params: CommunityParams = CommunityParams(), rewritten: bool = False) -> CommunityIndex | None:
     """Recompute and store the communities where the retrieval graph changed since they were built; returns them,
     or None when the stored ones still describe it (or there is no retrieval graph to build from).
 
-    ``graph``: the retrieval graph just built (else the stored one is loaded when needed); ``payloads``: the chunk
+    ``graph``: the retrieval graph just built, or a function that builds it (then this function holds the only
+    reference, and lets the graph go once the communities are built from it); else the stored one is loaded when
+    needed. ``payloads``: the chunk
     payloads it was built from (else its chunk table: texts, paths, labels for the summaries); ``embedder``: embeds
     the summaries that changed (None: reused vectors only, see ``summary_vectors``). Only the chunks whose
     ``communities`` field differs from what the vector store holds (``VectorSink.chunk_communities``) are updated.
@@ -43,6 +46,8 @@ def refresh_communities(index: Index, stores: Stores, graph: RetrievalGraph | No
     """
     from kgbuild.retrieve.graph_matrix import RetrievalGraph, retrieval_dir
 
+    if callable(graph):
+        graph = graph()
     folder = communities_dir(index.out_dir)
     source = retrieval_dir(index.out_dir)
     signature = graph.signature if graph is not None else RetrievalGraph.stored_signature(source)
@@ -67,8 +72,8 @@ def refresh_communities(index: Index, stores: Stores, graph: RetrievalGraph | No
 
         payloads = ChunkTable.open(source) or {}
     built = build_communities(graph, payloads, params)
-    # what the build read from is not needed to store what it made (the caller hands the graph over: see
-    # IngestPipeline._finish); kept, its matrices and the chunk table's pages sat under the payload updates' peak
+    # what the build read from is not needed to store what it made (where this function made the graph, as an
+    # ingest has it, nothing else holds it); kept, its matrices and the chunk table sat under the payload updates' peak
     del graph, payloads
     release_heap()  # see build_communities
     previous = CommunityIndex.load(folder)
