@@ -162,8 +162,8 @@ class QdrantEdgeVectorSink:
         shard = self._s()
         by_value = group_by_communities(communities)
         since_release = 0
+        step = min(UPSERT_BATCH, RELEASE_EVERY)
         for value, chunks in sorted(by_value.items()):
-            step = min(UPSERT_BATCH, RELEASE_EVERY)
             for i in range(0, len(chunks), step):
                 ids = [point_id(c) for c in chunks[i : i + step]]
                 held = [r.id for r in shard.retrieve(ids, with_payload=False, with_vector=False)]

@@ -481,26 +481,21 @@ def test_the_build_holds_neither_the_weights_beside_leiden_nor_the_term_counts_t
                                                                                                    monkeypatch):
     """Leiden's own copy of the graph and the summaries are the build's two peaks: the entity weights are made
     again after Leiden, and every level's key terms come before the summaries, so the term counts are gone."""
-    import gc
-
     import kgbuild.communities.build as build
+    from alive import alive
     from kgbuild.communities.detect import EntityWeights
 
-    def alive(kind: type) -> int:
-        gc.collect()
-        return sum(isinstance(o, kind) for o in gc.get_objects())
-
-    before = {kind: alive(kind) for kind in (EntityWeights, build._TermCounts)}  # what earlier tests left, if anything
+    (weights_before,), (counts_before,) = alive(EntityWeights), alive(build._TermCounts)  # what earlier tests left
     seen: dict[str, list[int]] = {"weights during leiden": [], "term counts during summaries": []}
     leiden, summarise = build.leiden_clusters, build._summarise
 
     def counted_leiden(*args, **kwargs):
-        seen["weights during leiden"].append(alive(EntityWeights) - before[EntityWeights])
+        seen["weights during leiden"].append(alive(EntityWeights)[0] - weights_before)
         return leiden(*args, **kwargs)
 
     def counted_summarise(*args, **kwargs):
         if not seen["term counts during summaries"]:  # once: a heap scan per community would be slow
-            seen["term counts during summaries"].append(alive(build._TermCounts) - before[build._TermCounts])
+            seen["term counts during summaries"].append(alive(build._TermCounts)[0] - counts_before)
         return summarise(*args, **kwargs)
 
     monkeypatch.setattr(build, "leiden_clusters", counted_leiden)
@@ -516,9 +511,8 @@ def test_an_ingest_lets_go_of_the_name_caches_and_the_retrieval_graph_before_wha
     """Resolution's name caches are empty when the end-of-run builds start, and the retrieval graph and chunk
     table the communities were built from are gone when the chunk payloads are updated (the ingest hands the
     graph over rather than holding it)."""
-    import gc
-
     import kgbuild.communities.refresh as refresh
+    from alive import alive
     from kgbuild.names import normalize_name
 
     seen: dict[str, object] = {}
@@ -528,15 +522,10 @@ def test_an_ingest_lets_go_of_the_name_caches_and_the_retrieval_graph_before_wha
         seen["cached names"] = normalize_name.cache_info().currsize
         return refresh_graph(self, *args, **kwargs)
 
-    def alive() -> tuple[int, int]:
-        gc.collect()
-        objects = gc.get_objects()
-        return sum(isinstance(o, RetrievalGraph) for o in objects), sum(isinstance(o, ChunkTable) for o in objects)
-
-    before = alive()  # what earlier tests left, if anything
+    before = alive(RetrievalGraph, ChunkTable)  # what earlier tests left, if anything
 
     def at_payloads(*args, **kwargs):
-        now = alive()
+        now = alive(RetrievalGraph, ChunkTable)
         seen["alive"] = (now[0] - before[0], now[1] - before[1])
         return set_payloads(*args, **kwargs)
 

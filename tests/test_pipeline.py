@@ -373,19 +373,16 @@ def test_nothing_of_the_write_batches_is_held_through_the_end_of_run_builds(corp
                                                                             monkeypatch):
     """The links pass and the corpus-wide builds start with no batch still alive: the last batch's documents,
     chunks and extractions were once held through them by the write loop's variables."""
-    import gc
-
     import kgbuild.pipeline as pipeline
+    from alive import alive as alive_now
     from kgbuild.inflight import DocumentInFlight
     from kgbuild.types import Chunk
 
-    alive: list[tuple[int, int]] = []
+    alive: list[tuple[int, ...]] = []
     link_across_documents = pipeline.IngestPipeline._link_across_documents
 
     def counted(self):
-        gc.collect()
-        objects = gc.get_objects()
-        alive.append((sum(isinstance(o, DocumentInFlight) for o in objects), sum(isinstance(o, Chunk) for o in objects)))
+        alive.append(alive_now(DocumentInFlight, Chunk))
         return link_across_documents(self)
 
     monkeypatch.setattr(pipeline.IngestPipeline, "_link_across_documents", counted)

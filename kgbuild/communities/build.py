@@ -258,13 +258,14 @@ class _TermCounts:
         self.counts = sparse.csr_matrix((len(chunk_ids), 0))
         for start in range(0, len(chunk_ids), TEXTS_PER_PAGE):
             texts = [payload_text(_payload(payloads, c)) for c in chunk_ids[start:start + TEXTS_PER_PAGE]]
-            tokenized = [[]] * len(texts)
             if any(texts):
                 import bm25s
 
                 tokenized = bm25s.tokenize(texts, stopwords="en", show_progress=False, return_ids=False)
+            else:
+                tokenized = [[] for _ in texts]
             for words in tokenized:
-                for word, count in sorted(Counter(w for w in words if _is_term(w)).items()):
+                for word, count in Counter(w for w in words if _is_term(w)).items():  # columns sorted once, below
                     indices.append(vocabulary.setdefault(word, len(vocabulary)))
                     data.append(count)
                 indptr.append(len(indices))
