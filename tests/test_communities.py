@@ -511,12 +511,13 @@ def test_an_ingest_lets_go_of_the_name_caches_and_the_retrieval_graph_before_wha
     """Resolution's name caches are empty when the end-of-run builds start, and the retrieval graph and chunk
     table the communities were built from are gone when the chunk payloads are updated (the ingest hands the
     graph over rather than holding it)."""
+    import kgbuild.communities.build as build
     import kgbuild.communities.refresh as refresh
     from alive import alive
     from kgbuild.names import normalize_name
 
     seen: dict[str, object] = {}
-    refresh_graph, set_payloads = Index.refresh_retrieval_graph, refresh._set_payloads
+    refresh_graph, set_payloads, leiden = Index.refresh_retrieval_graph, refresh._set_payloads, build.leiden_clusters
 
     def at_retrieval_graph(self, *args, **kwargs):
         seen["cached names"] = normalize_name.cache_info().currsize
@@ -529,12 +530,47 @@ def test_an_ingest_lets_go_of_the_name_caches_and_the_retrieval_graph_before_wha
         seen["alive"] = (now[0] - before[0], now[1] - before[1])
         return set_payloads(*args, **kwargs)
 
+    def at_leiden(*args, **kwargs):
+        seen["graphs during leiden"] = alive(RetrievalGraph)[0] - before[0]
+        return leiden(*args, **kwargs)
+
     monkeypatch.setattr(Index, "refresh_retrieval_graph", at_retrieval_graph)
     monkeypatch.setattr(refresh, "_set_payloads", at_payloads)
+    monkeypatch.setattr(build, "leiden_clusters", at_leiden)
     corpus = write(tmp_path / "corpus", corpus_files(2))
     report = ingest(corpus, settings_for(tmp_path / "out"), extractor=extractor, embedder=embedder)
-    assert report.totals.entities > 0 and load_communities(settings_for(tmp_path / "out")).communities
-    assert seen == {"cached names": 0, "alive": (0, 0)}
+    stored = load_communities(settings_for(tmp_path / "out"))
+    assert report.totals.entities > 0 and stored.communities
+    assert seen == {"cached names": 0, "graphs during leiden": 0, "alive": (0, 0)}
+    # the graph loaded again after Leiden is the one the clusters came from: the same as a build over the stored one
+    source = retrieval_dir(settings_for(tmp_path / "out").out_dir)
+    assert build_communities(RetrievalGraph.load(source), ChunkTable.open(source)).communities == stored.communities
+
+
+def test_communities_come_from_the_stored_graph_where_the_graph_handed_over_is_not_it(built, tmp_path):
+    """Leiden runs on the graph handed over, which is then let go of and loaded again from the index: where the
+    index holds another graph (another signature), the clusters are detected again on the one loaded, so the
+    communities stored always describe the stored graph."""
+    out = tmp_path / "copy"
+    shutil.copytree(built.out_dir, out)
+    shutil.rmtree(communities_dir(out))
+    source = retrieval_dir(out)
+    stored_graph = RetrievalGraph.load(source)
+    want = build_communities(stored_graph, ChunkTable.open(source))
+
+    def another_graph() -> RetrievalGraph:
+        graph = RetrievalGraph.load(source)
+        keep = graph.chunk_entity.copy()
+        keep.data[::2] = 0  # half the mentions gone: other communities
+        keep.eliminate_zeros()
+        graph.chunk_entity, graph.signature = keep, "another graph"
+        return graph
+
+    index = Index.open_existing(settings_for(out))
+    with index.stores() as stores:
+        got = refresh_communities(index, stores, another_graph)
+    assert got is not None and got.signature == stored_graph.signature != "another graph"
+    assert got.communities == want.communities
 
 
 def test_community_payload_updates_let_go_of_the_written_pages_as_they_go(built, tmp_path, monkeypatch):

@@ -181,6 +181,9 @@ def test_saving_reads_the_name_vectors_from_their_file_before_the_transition_is_
     assert seen == [True]
     assert isinstance(graph.name_vectors, np.memmap) and np.array_equal(graph.name_vectors, vectors)
     assert np.array_equal(RetrievalGraph.load(tmp_path / "saved").name_vectors, vectors)
+    mapped = RetrievalGraph.load(tmp_path / "saved", map_vectors=True)  # what the communities' build loads
+    assert isinstance(mapped.name_vectors, np.memmap) and np.array_equal(mapped.name_vectors, vectors)
+    assert mapped.equals(RetrievalGraph.load(tmp_path / "saved"))
 
 
 def test_name_vectors_are_built_into_a_mapped_file_whose_pages_are_let_go_of(tmp_path, monkeypatch):

@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import math
 from array import array
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from kgbuild.communities.detect import (
-    CommunityParams, EntityWeights, community_ids, entity_weights, leiden_clusters, upper_edges,
+    Cluster, CommunityParams, EntityWeights, community_ids, entity_weights, leiden_clusters, upper_edges,
 )
 from kgbuild.communities.model import Community, CommunityEntity, CommunityIndex, RepresentativeChunk
 from kgbuild.memory import release_heap
@@ -55,19 +55,33 @@ SECOND_BEST = 0.5  # a chunk joins every community scoring at least this share o
 MAX_PER_LEVEL = 3
 
 
+def graph_clusters(graph: RetrievalGraph | Callable[[], RetrievalGraph],
+                   params: CommunityParams = CommunityParams()) -> list[Cluster]:
+    """Hierarchical Leiden over the graph's entity weights (``detect_clusters``), without the weights held beside
+    Leiden: only the edges it reads are, and they are let go of as soon as it has read them. ``graph``: the graph,
+    or a function that hands it over (then this function holds the only reference, and lets the graph go before
+    Leiden runs: ``refresh_communities``)."""
+    if callable(graph):
+        graph = graph()
+    edges = [upper_edges(entity_weights(graph, params))]  # handed over (popped): Leiden's caller holds no reference
+    del graph
+    release_heap()
+    clusters = leiden_clusters(edges.pop(), params)
+    release_heap()
+    return clusters
+
+
 def build_communities(graph: RetrievalGraph, payloads: Mapping[str, Mapping[str, Any]],
-                      params: CommunityParams = CommunityParams()) -> CommunityIndex:
-    """The communities of a retrieval graph, summarised; ``payloads``: chunk id -> vector payload (the chunk table)."""
+                      params: CommunityParams = CommunityParams(), clusters: list[Cluster] | None = None) -> CommunityIndex:
+    """The communities of a retrieval graph, summarised; ``payloads``: chunk id -> vector payload (the chunk table).
+    ``clusters``: the graph's ``graph_clusters``, where the caller detected them already (with the graph let go of
+    while Leiden ran, ``kgbuild.communities.refresh``)."""
     from scipy import sparse
 
     # each step's temporaries are handed back to the OS before the next (``release_heap``): glibc keeps them
     # otherwise, and on a large index each step's peak would stack on the last one's leftovers
-    weights = entity_weights(graph, params)
-    edges = [upper_edges(weights)]  # handed over (popped): Leiden's caller lets them go as soon as it has read them
-    del weights  # made again after Leiden: its own copy of the graph is the largest thing this build holds
-    release_heap()
-    clusters = leiden_clusters(edges.pop(), params)
-    release_heap()
+    if clusters is None:
+        clusters = graph_clusters(graph, params)
     weights = entity_weights(graph, params)
     release_heap()
     entity_ids = [graph.entities[i].id for i in weights.entities]

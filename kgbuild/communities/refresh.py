@@ -15,7 +15,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from kgbuild.communities.build import build_communities, summary_vectors
+from kgbuild.communities.build import build_communities, graph_clusters, summary_vectors
 from kgbuild.communities.detect import CommunityParams
 from kgbuild.communities.model import CommunityIndex, communities_dir, stored_meta
 from kgbuild.memory import release_heap
@@ -46,6 +46,7 @@ def refresh_communities(index: Index, stores: Stores,
     """
     from kgbuild.retrieve.graph_matrix import RetrievalGraph, retrieval_dir
 
+    saved = graph is None or callable(graph)  # then the graph is (about to be) the one stored in the index
     if callable(graph):
         graph = graph()
     folder = communities_dir(index.out_dir)
@@ -64,14 +65,24 @@ def refresh_communities(index: Index, stores: Stores,
         return None
     started = time.perf_counter()
     if graph is None:
-        graph = RetrievalGraph.load(source)
+        graph = RetrievalGraph.load(source, map_vectors=True)
         if graph is None:
             return None
+    clusters = None
+    if saved:  # Leiden without the graph beside it (35 MiB at 10,000 chunks), which is then loaded again
+        handed = [graph]
+        del graph
+        clusters = graph_clusters(handed.pop, params)
+        graph = RetrievalGraph.load(source, map_vectors=True)
+        if graph is None:
+            return None
+        if graph.signature != signature:  # not the graph the clusters came from: detected again on the one stored
+            clusters = None
     if payloads is None:
         from kgbuild.retrieve.chunk_table import ChunkTable
 
         payloads = ChunkTable.open(source) or {}
-    built = build_communities(graph, payloads, params)
+    built = build_communities(graph, payloads, params, clusters)
     # what the build read from is not needed to store what it made (where this function made the graph, as an
     # ingest has it, nothing else holds it); kept, its matrices and the chunk table sat under the payload updates' peak
     del graph, payloads
